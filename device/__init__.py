@@ -1,0 +1,3 @@
+"""facecue device daemon: camera -> face -> expression -> voice."""
+
+__version__ = "0.1.0"

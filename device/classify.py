@@ -1,0 +1,162 @@
+"""Expression classification with the LiteRT interpreter on a shipped ``.tflite``.
+
+Each model file ``NAME.tflite`` has ``NAME.json`` beside it (labels, input
+spec, preprocessing parameters, version, sha256, accuracy). The same class
+serves the live loop, ``facecue eval``, the benchmark and the sync smoke
+check, so all of them run exactly the interpreter path the wearer gets.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device.frames import FaceBox, Prediction
+from device.preprocess import PIXEL_SCALE, preprocess_face
+
+REQUIRED_KEYS = ("version", "labels", "sha256", "input", "preprocessing")
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be served; the message is one line for the log."""
+
+
+def load_interpreter_class():
+    """LiteRT's interpreter, falling back to the older tflite-runtime wheel."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise ModelError("no TFLite runtime: pip install ai-edge-litert (or tflite-runtime)") from None
+    return Interpreter
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def metadata_path(model_path: Path) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the JSON beside a model says about it."""
+
+    path: Path
+    meta: dict[str, Any] = field(repr=False)
+
+    @property
+    def version(self) -> str:
+        return str(self.meta["version"])
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.meta["labels"])
+
+    @property
+    def preprocessing(self) -> dict[str, Any]:
+        p = self.meta["preprocessing"]
+        return {"size": int(p.get("size", 48)), "margin": float(p.get("margin", 0.1)),
+                "equalize": bool(p.get("equalize", True))}
+
+
+def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> ModelInfo:
+    """Read and check the JSON beside ``model_path`` (and the file's sha256)."""
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise ModelError(f"model file {model_path} not found")
+    meta_file = metadata_path(model_path)
+    try:
+        meta = json.loads(meta_file.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"model metadata {meta_file} not found") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model metadata {meta_file} is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ModelError(f"model metadata {meta_file} is not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ModelError(f"model metadata {meta_file} lacks {', '.join(missing)}")
+    if verify_checksum:
+        actual = sha256_file(model_path)
+        if actual != meta["sha256"]:
+            raise ModelError(f"model {model_path} sha256 {actual[:12]}... does not match its metadata")
+    return ModelInfo(model_path, meta)
+
+
+class Classifier:
+    """A loaded model: preprocessed 48x48 faces in, :class:`Prediction` out."""
+
+    def __init__(self, model_path: str | Path, num_threads: int = 1, verify_checksum: bool = True) -> None:
+        self.info = read_model_info(model_path, verify_checksum)
+        Interpreter = load_interpreter_class()
+        try:
+            self.interpreter = Interpreter(model_path=str(self.info.path), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except Exception as exc:  # the runtime raises ValueError/RuntimeError for bad files
+            raise ModelError(f"model {self.info.path} failed to load: {str(exc).splitlines()[0]}") from None
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        size = self.info.preprocessing["size"]
+        if tuple(self._input["shape"][1:3]) != (size, size):
+            raise ModelError(f"model input {list(self._input['shape'])} does not match preprocessing size {size}")
+        if int(self._output["shape"][-1]) != len(self.info.labels):
+            raise ModelError(f"model has {self._output['shape'][-1]} outputs but {len(self.info.labels)} labels")
+        self._batch = int(self._input["shape"][0])
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.info.labels
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._input["dtype"])
+
+    def preprocess(self, image: np.ndarray, box: FaceBox | None = None) -> np.ndarray:
+        """Frame (or face crop) -> the 48x48 uint8 face this model expects."""
+        return preprocess_face(image, box, **self.info.preprocessing)
+
+    def _to_input(self, faces: np.ndarray) -> np.ndarray:
+        x = faces.astype(np.float32) * np.float32(PIXEL_SCALE)
+        if self.input_dtype != np.float32:
+            scale, zero = self._input["quantization"]
+            info = np.iinfo(self.input_dtype)
+            x = np.clip(np.round(x / scale) + zero, info.min, info.max).astype(self.input_dtype)
+        return x[..., None]
+
+    def _from_output(self, y: np.ndarray) -> np.ndarray:
+        if y.dtype != np.float32:
+            scale, zero = self._output["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y
+
+    def probabilities(self, faces: np.ndarray) -> np.ndarray:
+        """(N, S, S) uint8 preprocessed faces -> (N, classes) float32 probabilities."""
+        faces = np.asarray(faces)
+        if faces.ndim == 2:
+            faces = faces[None]
+        n = len(faces)
+        if n != self._batch:
+            self.interpreter.resize_tensor_input(self._input["index"], [n, *self._input["shape"][1:]])
+            self.interpreter.allocate_tensors()
+            self._input = self.interpreter.get_input_details()[0]
+            self._output = self.interpreter.get_output_details()[0]
+            self._batch = n
+        self.interpreter.set_tensor(self._input["index"], self._to_input(faces))
+        self.interpreter.invoke()
+        return self._from_output(self.interpreter.get_tensor(self._output["index"]))
+
+    def classify(self, face: np.ndarray) -> Prediction:
+        """One preprocessed face -> probabilities over :attr:`labels`."""
+        return Prediction(self.probabilities(face)[0], self.labels)

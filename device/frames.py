@@ -1,0 +1,63 @@
+"""Plain data passed between the stages of the loop.
+
+Each stage takes and returns these small records so that capture, detection,
+classification and announcement can be tested, benchmarked and replaced one
+at a time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One picture from a source; ``t`` is seconds on the source's own clock."""
+
+    image: np.ndarray  # HxWx3 BGR uint8, or HxW grey uint8
+    t: float
+    index: int
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face in frame pixel coordinates."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+    @property
+    def area(self) -> int:
+        return self.w * self.h
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities for one face, in the model's label order."""
+
+    probs: np.ndarray
+    labels: tuple[str, ...]
+
+    @property
+    def best(self) -> tuple[str, float]:
+        i = int(np.argmax(self.probs))
+        return self.labels[i], float(self.probs[i])
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """Something worth telling the user, at frame time ``t``.
+
+    ``label`` is an expression name, or one of the event names in
+    ``EVENTS`` (face appeared/left, muted, ...).
+    """
+
+    label: str
+    confidence: float
+    t: float
+
+
+EVENTS = ("face", "noface", "muted", "unmuted", "error")

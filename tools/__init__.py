@@ -1,0 +1,1 @@
+"""facecue tooling: training, export, evaluation, benchmarks, model delivery."""

@@ -1,0 +1,341 @@
+"""Train the expression model on FER2013-format data, resumable epoch by epoch.
+
+    python -m tools.train --run runs/final --arch vgg_elu-small --epochs 40
+    python -m tools.train --run runs/final --resume          # after a stop
+    python -m tools.train --measure vgg_elu-tiny vgg_elu-small vgg_elu-base
+
+Every epoch ends with an atomic checkpoint (weights, optimizer slots, RNG
+position, history), so a session that is cut off loses at most the epoch in
+flight. Faces go through the device's own ``preprocess_face`` once, up front;
+augmentation is NumPy/OpenCV in a worker thread beside the TensorFlow step.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tools.augment import augment, to_input
+from tools.dataset import FaceSet, load_faces, shared_split
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "vgg_elu-small"
+    train: str = ""
+    valid: str = ""
+    epochs: int = 40
+    batch: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    class_weight: str = "sqrt"  # none | sqrt | balanced
+    limit: int = 0  # use only the first N training faces (smoke tests, search)
+    seed: int = 1
+    threads: int = 0  # 0: all cores
+
+    @classmethod
+    def from_json(cls, path: Path) -> "TrainConfig":
+        return cls(**json.loads(path.read_text()))
+
+
+def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
+    """Per-class loss weights, mean 1 over the training faces.
+
+    ``sqrt`` (inverse square-root frequency) lifts the rare ``disgust`` class
+    (436 of 28,709) without wrecking the common ones the way full inverse
+    frequency (``balanced``) does.
+    """
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    counts = np.maximum(counts, 1)
+    if mode == "none":
+        w = np.ones(n_classes)
+    elif mode == "sqrt":
+        w = 1.0 / np.sqrt(counts)
+    elif mode == "balanced":
+        w = 1.0 / counts
+    else:
+        raise ValueError(f"class_weight must be none, sqrt or balanced, not {mode!r}")
+    return (w / (w[labels].mean())).astype(np.float32)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Progress:
+    """One line per epoch: a live bar on a terminal, periodic lines in a log."""
+
+    def __init__(self, epoch: int, epochs: int, steps: int) -> None:
+        self.epoch, self.epochs, self.steps = epoch, epochs, steps
+        self.start = time.monotonic()
+        self.tty = sys.stdout.isatty()
+        self.last_print = 0.0
+
+    def update(self, step: int, loss: float, acc: float) -> None:
+        now = time.monotonic()
+        if step < self.steps and now - self.last_print < (0.5 if self.tty else 30.0):
+            return
+        self.last_print = now
+        elapsed = now - self.start
+        eta = elapsed / step * (self.steps - step)
+        filled = int(24 * step / self.steps)
+        bar = "#" * filled + "." * (24 - filled)
+        line = (f"epoch {self.epoch}/{self.epochs} [{bar}] {step}/{self.steps} "
+                f"loss {loss:.4f} acc {acc:.4f} {elapsed:.0f}s eta {eta:.0f}s")
+        print(("\r" + line) if self.tty else line, end="" if self.tty and step < self.steps else "\n", flush=True)
+
+
+class Trainer:
+    """Owns the model, optimizer and checkpoint of one run folder."""
+
+    def __init__(self, cfg: TrainConfig, run: Path, train: FaceSet, valid: FaceSet | None) -> None:
+        import keras
+        import tensorflow as tf
+
+        from models.architectures import build
+
+        if cfg.threads:
+            tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
+        self.tf, self.keras = tf, keras
+        self.cfg, self.run = cfg, run
+        self.classes = train.classes
+        self.train_x = train.preprocessed()
+        self.train_y = train.labels
+        if cfg.limit:
+            self.train_x, self.train_y = self.train_x[: cfg.limit], self.train_y[: cfg.limit]
+        self.valid_x = to_input(valid.preprocessed()) if valid is not None else None
+        self.valid_y = valid.labels if valid is not None else None
+        self.weights = class_weights(self.train_y, len(self.classes), cfg.class_weight)
+        self.steps = int(np.ceil(len(self.train_y) / cfg.batch))
+
+        keras.utils.set_random_seed(cfg.seed)
+        self.model = build(cfg.arch)
+        total = max(cfg.epochs * self.steps, 1)
+        warmup = min(int(cfg.warmup_epochs * self.steps), total - 1)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=cfg.lr * 0.1 if warmup else cfg.lr,
+            decay_steps=total - warmup, alpha=0.01,
+            warmup_target=cfg.lr if warmup else None, warmup_steps=warmup)
+        self.opt = keras.optimizers.SGD(schedule, momentum=cfg.momentum, nesterov=True,
+                                        weight_decay=cfg.weight_decay)
+        self.opt.build(self.model.trainable_variables)
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing, reduction=None)
+        n_classes = len(self.classes)
+        model, opt = self.model, self.opt
+
+        @tf.function(reduce_retracing=True)
+        def train_step(x, y, w):
+            with tf.GradientTape() as tape:
+                p = model(x, training=True)
+                per = loss(tf.one_hot(y, n_classes), p) * w
+                value = tf.reduce_mean(per)
+            grads = tape.gradient(value, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+            hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(p, 1, output_type=y.dtype), y), tf.float32))
+            return value, hits
+
+        @tf.function(reduce_retracing=True)
+        def predict_step(x):
+            return model(x, training=False)
+
+        self.train_step, self.predict_step = train_step, predict_step
+        self.state = {"epoch": 0, "history": [], "best_acc": -1.0, "best_epoch": 0}
+
+    # checkpoints -------------------------------------------------------------
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.run / "checkpoint"
+
+    def save(self) -> None:
+        """Write weights + optimizer slots, then the state file that points at them.
+
+        The state file is replaced last, so a kill at any moment leaves the
+        previous complete checkpoint in force.
+        """
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        epoch = self.state["epoch"]
+        weights = self.ckpt_dir / f"epoch{epoch:03d}.weights.h5"
+        slots = self.ckpt_dir / f"epoch{epoch:03d}.optimizer.npz"
+        self.model.save_weights(weights)
+        with open(slots, "wb") as f:
+            np.savez(f, *[v.numpy() for v in self.opt.variables])
+        state = dict(self.state, weights=weights.name, optimizer=slots.name)
+        write_atomic(self.ckpt_dir / "state.json", json.dumps(state, indent=1).encode())
+        for old in self.ckpt_dir.glob("epoch*"):
+            if not old.name.startswith(f"epoch{epoch:03d}."):
+                old.unlink()
+
+    def restore(self) -> bool:
+        state_file = self.ckpt_dir / "state.json"
+        if not state_file.is_file():
+            return False
+        state = json.loads(state_file.read_text())
+        self.model.load_weights(self.ckpt_dir / state.pop("weights"))
+        with np.load(self.ckpt_dir / state.pop("optimizer")) as slots:
+            values = [slots[f"arr_{i}"] for i in range(len(slots.files))]
+        if len(values) != len(self.opt.variables):
+            raise RuntimeError("checkpoint optimizer state does not match this model")
+        for var, value in zip(self.opt.variables, values):
+            var.assign(value)
+        self.state = state
+        return True
+
+    # training ----------------------------------------------------------------
+    def evaluate(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+        return np.concatenate([self.predict_step(x[i:i + batch]).numpy() for i in range(0, len(x), batch)])
+
+    def epoch_batches(self, epoch: int):
+        """Yield augmented batches for ``epoch``; the order depends only on (seed, epoch)."""
+        rng = np.random.default_rng([self.cfg.seed, epoch])
+        order = rng.permutation(len(self.train_y))
+        chunks = [order[i:i + self.cfg.batch] for i in range(0, len(order), self.cfg.batch)]
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            job = pool.submit(augment, self.train_x[chunks[0]], rng)
+            for k, idx in enumerate(chunks):
+                x = job.result()
+                if k + 1 < len(chunks):
+                    job = pool.submit(augment, self.train_x[chunks[k + 1]], rng)
+                yield x, self.train_y[idx], self.weights[self.train_y[idx]]
+
+    def fit(self, log=print) -> dict:
+        cfg = self.cfg
+        for epoch in range(self.state["epoch"] + 1, cfg.epochs + 1):
+            start = time.monotonic()
+            progress = Progress(epoch, cfg.epochs, self.steps)
+            loss_sum = acc_sum = 0.0
+            for step, (x, y, w) in enumerate(self.epoch_batches(epoch), start=1):
+                loss, acc = self.train_step(x, y, w)
+                loss_sum += float(loss)
+                acc_sum += float(acc)
+                progress.update(step, loss_sum / step, acc_sum / step)
+            row = {"epoch": epoch, "loss": loss_sum / self.steps, "acc": acc_sum / self.steps,
+                   "seconds": round(time.monotonic() - start, 1)}
+            if self.valid_x is not None:
+                probs = self.evaluate(self.valid_x)
+                row["val_loss"] = float(np.mean(-np.log(probs[np.arange(len(probs)), self.valid_y] + 1e-7)))
+                row["val_acc"] = float(np.mean(probs.argmax(1) == self.valid_y))
+                if row["val_acc"] > self.state["best_acc"]:
+                    self.state.update(best_acc=row["val_acc"], best_epoch=epoch)
+                    self.model.save_weights(self.run / "best.weights.h5")
+            self.state["epoch"] = epoch
+            self.state["history"].append(row)
+            self.save()
+            log("done " + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+        if self.valid_x is None:
+            self.model.save_weights(self.run / "best.weights.h5")
+        return self.state
+
+
+def prepare_run(run: Path, cfg: TrainConfig | None, resume: bool) -> TrainConfig:
+    """Create or reopen a run folder; the config is frozen at the first start."""
+    config_file = run / "config.json"
+    if resume:
+        if not config_file.is_file():
+            raise SystemExit(f"error: {run} has no run to resume (no config.json)")
+        return TrainConfig.from_json(config_file)
+    if (run / "checkpoint" / "state.json").exists():
+        raise SystemExit(f"error: {run} already holds a run; use --resume or another --run")
+    run.mkdir(parents=True, exist_ok=True)
+    write_atomic(config_file, json.dumps(dataclasses.asdict(cfg), indent=1).encode())
+    return cfg
+
+
+def run_training(cfg: TrainConfig, run: Path, resume: bool = False, log=print) -> "Trainer":
+    train = load_faces(cfg.train)
+    valid = load_faces(cfg.valid) if cfg.valid else None
+    if valid is not None and valid.classes != train.classes:
+        raise SystemExit(f"error: valid classes {valid.classes} differ from train {train.classes}")
+    trainer = Trainer(cfg, run, train, valid)
+    if resume and trainer.restore():
+        log(f"resumed {run} at epoch {trainer.state['epoch']} of {cfg.epochs}")
+    trainer.fit(log)
+    trainer.model.load_weights(run / "best.weights.h5")
+    return trainer
+
+
+def measure(archs: list[str], cfg: TrainConfig, steps: int = 20) -> None:
+    """Seconds per training epoch of each candidate, timed on ``steps`` real steps."""
+    import tensorflow as tf  # noqa: F401  (fail early if the train extra is missing)
+
+    from models.architectures import build, count_macs
+
+    train = load_faces(cfg.train)
+    n_train = len(train)
+    small = FaceSet(train.images[: cfg.batch * (steps + 3)], train.labels[: cfg.batch * (steps + 3)], train.classes)
+    for arch in archs:
+        c = dataclasses.replace(cfg, arch=arch, epochs=1)
+        t = Trainer(c, Path("/nonexistent"), small, None)
+        batches = t.epoch_batches(1)
+        for _ in range(3):
+            t.train_step(*next(batches))
+        start = time.monotonic()
+        for _ in range(steps):
+            t.train_step(*next(batches))
+        per_step = (time.monotonic() - start) / steps
+        model = build(arch)
+        print(f"measure {arch} params {model.count_params()} macs {count_macs(model)} "
+              f"s/step {per_step:.3f} s/epoch {per_step * n_train / cfg.batch:.0f}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="facecue-train", description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, default=Path("runs/final"), help="run folder (checkpoints, report)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run from its last epoch")
+    p.add_argument("--measure", nargs="+", metavar="ARCH", help="time training steps of these archs and exit")
+    p.add_argument("--arch", default=d.arch)
+    p.add_argument("--train", default=str(shared_split("train") or ""), help="training npz")
+    p.add_argument("--valid", default=str(shared_split("valid") or ""), help="validation npz")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default=d.class_weight)
+    p.add_argument("--limit", type=int, default=0, help="train on the first N faces only")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-report", action="store_true", help="skip curves/confusion/report files")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = TrainConfig(arch=args.arch, train=args.train, valid=args.valid, epochs=args.epochs,
+                      batch=args.batch, lr=args.lr, momentum=args.momentum,
+                      weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                      class_weight=args.class_weight, limit=args.limit, seed=args.seed,
+                      threads=args.threads)
+    if not cfg.train:
+        raise SystemExit("error: no training data; pass --train FILE.npz")
+    if args.measure:
+        measure(args.measure, cfg)
+        return 0
+    cfg = prepare_run(args.run, cfg, args.resume)
+    trainer = run_training(cfg, args.run, args.resume)
+    if not args.no_report:
+        from tools.report import write_training_report
+
+        write_training_report(trainer, args.run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
