@@ -1,0 +1,199 @@
+"""The daemon's TOML configuration: every key defaulted, typed and validated.
+
+A wrong key or value is reported at start, in one line naming the section
+and key, instead of surfacing as a crash an hour into wearing the device.
+The dataclasses below are the single source of the defaults; the default
+file that ``install.sh`` writes is rendered from them
+(``facecue config --print-default``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+DEFAULT_CONFIG_PATH = Path("/etc/facecue/config.toml")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, phrased as one line for the person setting up."""
+
+
+def _opt(default: Any, help: str, *, choices: tuple = (), min: float | None = None,
+         max: float | None = None) -> Any:
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    if callable(default):  # a mutable default (list) needs a factory
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    source: str = _opt("auto", "auto (Pi camera, then /dev/video0), picamera, a camera index or "
+                       "/dev/videoN, a video file, or a folder of images")
+    width: int = _opt(640, "capture width in pixels", min=64, max=4096)
+    height: int = _opt(480, "capture height in pixels", min=48, max=4096)
+    fps: float = _opt(15.0, "camera frame rate; also the pace of an image folder", min=0.5, max=120)
+    realtime: bool = _opt(False, "pace video files and image folders at their own frame rate")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    scale: float = _opt(0.5, "downscale factor of the frame the Haar cascade runs on", min=0.1, max=1.0)
+    min_face: int = _opt(60, "smallest face side, in full-frame pixels", min=12, max=2000)
+    scale_factor: float = _opt(1.15, "Haar image pyramid step", min=1.01, max=2.0)
+    min_neighbors: int = _opt(5, "Haar detections needed to accept a face", min=1, max=50)
+    margin: float = _opt(0.1, "extra crop around the face box, as a fraction of its size", min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = _opt("", "a .tflite to use; empty: the synced model in store, else the shipped one")
+    store: str = _opt("/var/lib/facecue/models", "folder where `facecue sync` installs models")
+    threads: int = _opt(1, "interpreter threads", min=1, max=16)
+    check_every: float = _opt(5.0, "seconds between checks for a newly synced model", min=0.5, max=3600)
+
+
+@dataclass(frozen=True)
+class DecideConfig:
+    smoothing: float = _opt(0.4, "time constant (s) of the probability smoothing", min=0.0, max=10)
+    stable_for: float = _opt(0.8, "seconds an expression must hold before it is said", min=0.0, max=30)
+    min_confidence: float = _opt(0.5, "smoothed probability needed to say an expression", min=0.0, max=1.0)
+    cooldown: float = _opt(3.0, "minimum seconds between two announcements", min=0.0, max=600)
+    face_lost_after: float = _opt(1.5, "seconds without a face before it counts as gone", min=0.1, max=60)
+    face_earcons: bool = _opt(False, "soft tone when a face appears or leaves")
+    quiet_labels: list[str] = _opt(list, "expressions never announced, e.g. [\"neutral\"]")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    mode: str = _opt("speech", "speech (spoken words) or earcon (tones)", choices=("speech", "earcon"))
+    language: str = _opt("en", "language of the spoken clips (en, id)")
+    volume: float = _opt(0.8, "playback volume, 0 to 1", min=0.0, max=1.0)
+    device: str = _opt("", "output device: PyAudio index or part of its name; empty: default")
+    muted: bool = _opt(False, "start muted")
+
+
+@dataclass(frozen=True)
+class ButtonsConfig:
+    repeat_pin: str = _opt("", "GPIO of the main button (e.g. \"GPIO17\"); empty: no buttons")
+    mute_pin: str = _opt("", "GPIO of a second, mute button; empty: one-button mode")
+    long_press: float = _opt(1.0, "seconds held for mute/unmute", min=0.2, max=10)
+    status_hold: float = _opt(3.0, "seconds held to hear the status", min=0.5, max=30)
+    bounce_time: float = _opt(0.05, "debounce seconds", min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class HapticsConfig:
+    pin: str = _opt("", "GPIO of a vibration motor (e.g. \"GPIO18\"); empty: none")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    stats_every: float = _opt(30.0, "seconds between frame-rate/latency lines", min=1, max=3600)
+    level: str = _opt("info", "log level", choices=("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class Config:
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    decide: DecideConfig = field(default_factory=DecideConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
+    haptics: HapticsConfig = field(default_factory=HapticsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
+    where = f"[{section}] {f.name}"
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif hint is str:
+        ok = isinstance(value, str)
+    else:  # list[str]
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if not ok:
+        raise ConfigError(f"{where} must be {getattr(hint, '__name__', str(hint))}, got {value!r}")
+    meta = f.metadata
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"{where} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if meta["min"] is not None and value < meta["min"]:
+        raise ConfigError(f"{where} must be >= {meta['min']}, got {value!r}")
+    if meta["max"] is not None and value > meta["max"]:
+        raise ConfigError(f"{where} must be <= {meta['max']}, got {value!r}")
+    return value
+
+
+def _section(name: str, cls: type, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = get_type_hints(cls)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key [{name}] {unknown[0]}; known: {', '.join(fields)}")
+    return cls(**{k: _check_value(name, fields[k], hints[k], v) for k, v in data.items()})
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Validate a parsed TOML document into a :class:`Config`."""
+    sections = {f.name: f.default_factory for f in dataclasses.fields(Config)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"unknown section [{unknown[0]}]; known: {', '.join(sections)}")
+    return Config(**{name: _section(name, sections[name], value) for name, value in data.items()})
+
+
+def load(path: Path | None) -> Config:
+    """Read ``path``; ``None`` or a missing default file means all defaults."""
+    if path is None:
+        return Config()
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        if Path(path) == DEFAULT_CONFIG_PATH:
+            return Config()
+        raise ConfigError(f"config file {path} not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} unreadable: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        return from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def render_default() -> str:
+    """The default config as commented TOML (what install.sh writes)."""
+    lines = ["# facecue configuration. Every key is optional; shown here with its default.", ""]
+    config = Config()
+    for section in dataclasses.fields(Config):
+        lines.append(f"[{section.name}]")
+        values = getattr(config, section.name)
+        for f in dataclasses.fields(values):
+            lines.append(f"# {f.metadata['help']}")
+            lines.append(f"{f.name} = {_toml_value(getattr(values, f.name))}")
+        lines.append("")
+    return "\n".join(lines)

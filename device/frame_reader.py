@@ -1,0 +1,74 @@
+"""Reads a frame source on its own thread.
+
+Keeping capture off the main thread means a camera stuck in a blocking read
+can never delay SIGTERM or the watchdog. A live camera keeps only the newest
+frame (stale ones are dropped and counted); a file keeps every frame, so a
+recording always gives the same announcements.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from device.capture import CaptureError, FrameSource
+from device.frames import Frame
+
+END = object()
+
+
+class FrameReader:
+    def __init__(self, source: FrameSource) -> None:
+        self.source = source
+        self.queue: queue.Queue = queue.Queue(maxsize=1 if source.live else 8)
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> None:
+        if self.source.live:
+            try:
+                self.queue.put_nowait(item)
+            except queue.Full:
+                try:
+                    self.queue.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+                self.queue.put_nowait(item)
+            return
+        while not self._stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        frames = self.source.frames()
+        try:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    self._put(END)
+                    return
+                self._put((frame, (time.perf_counter() - start) * 1e3))
+        except CaptureError as exc:
+            self._put(exc)
+        except Exception as exc:  # a driver's surprise must reach the loop as a camera fault
+            self._put(CaptureError(f"camera {self.source.name} failed: {exc}"))
+
+    def get(self, timeout: float) -> tuple[Frame, float] | CaptureError | object | None:
+        """A (frame, capture ms) pair, a CaptureError, END, or None on timeout."""
+        try:
+            return self.queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+        if not self._thread.is_alive():
+            self.source.close()

@@ -1,0 +1,100 @@
+"""Which model the daemon serves, and swapping in a newly synced one live.
+
+The configured ``[model] path`` wins; otherwise the model that ``facecue
+sync`` installed in the store, falling back to the shipped one. A new model
+is loaded on a background thread and swapped in between two frames, so an
+update never drops a frame; a model that fails to load leaves the old one
+serving.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from device.classify import Classifier, ModelError
+from device.config import ModelConfig
+from device import model_store
+from models import DEFAULT_MODEL
+
+log = logging.getLogger("facecue")
+
+
+class ModelSlot:
+    """Holds the serving :class:`Classifier` and replaces it when the store changes."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.cfg = cfg
+        self.store = Path(cfg.store)
+        self.classifier: Classifier | None = None
+        self.generation: str | None = None
+        self._next_check = 0.0
+        self._reload_requested = threading.Event()
+        self._loader: threading.Thread | None = None
+        self._loaded: Classifier | None = None
+        self._lock = threading.Lock()
+
+    def candidates(self) -> list[Path]:
+        """Model files to try, best first."""
+        if self.cfg.path:
+            return [Path(self.cfg.path)]
+        active = model_store.active_model(self.store, DEFAULT_MODEL)
+        return [active] if active == DEFAULT_MODEL else [active, DEFAULT_MODEL]
+
+    def load(self) -> Classifier:
+        """Load the best candidate now; raises ModelError naming every failure."""
+        errors = []
+        generation = None if self.cfg.path else model_store.model_generation(self.store)
+        for path in self.candidates():
+            try:
+                classifier = Classifier(path, num_threads=self.cfg.threads)
+            except ModelError as exc:
+                errors.append(str(exc))
+                log.error("model error: %s", exc)
+                continue
+            self.generation = generation
+            return classifier
+        raise ModelError("; ".join(errors))
+
+    def request_reload(self) -> None:
+        """SIGHUP: check the store at the next frame."""
+        self._reload_requested.set()
+
+    def poll(self) -> Classifier | None:
+        """Between frames: a newly loaded classifier to swap in, or None.
+
+        Cheap when nothing changed: one readlink every ``check_every`` seconds.
+        """
+        with self._lock:
+            ready, self._loaded = self._loaded, None
+        if ready is not None:
+            self.classifier = ready
+            log.info("model loaded version %s from %s", ready.info.version, ready.info.path)
+            return ready
+        if self.cfg.path or (self._loader and self._loader.is_alive()):
+            return None
+        now = time.monotonic()
+        if not self._reload_requested.is_set() and now < self._next_check:
+            return None
+        self._next_check = now + self.cfg.check_every
+        forced = self._reload_requested.is_set()
+        self._reload_requested.clear()
+        if not forced and model_store.model_generation(self.store) == self.generation:
+            return None
+        self._loader = threading.Thread(target=self._load_in_background, name="model-loader", daemon=True)
+        self._loader.start()
+        return None
+
+    def _load_in_background(self) -> None:
+        generation = model_store.model_generation(self.store)
+        try:
+            classifier = self.load()
+        except ModelError:
+            self.generation = generation  # do not retry a broken file every few seconds
+            return
+        if self.classifier is not None and classifier.info.path == self.classifier.info.path \
+                and classifier.info.meta.get("sha256") == self.classifier.info.meta.get("sha256"):
+            return
+        with self._lock:
+            self._loaded = classifier

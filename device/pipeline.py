@@ -1,0 +1,99 @@
+"""One frame through detect -> preprocess -> classify -> decide, with stage timings.
+
+The daemon, the benchmark and the tests all push frames through this one
+class, so the latency the benchmark reports is the latency the wearer gets.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from device.classify import Classifier
+from device.decide import Decider
+from device.detect import FaceDetector
+from device.frames import Announcement, FaceBox, Frame, Prediction
+
+STAGES = ("capture", "detect", "preprocess", "classify", "decide", "total")
+
+
+class BadFrame(ValueError):
+    """A frame the pipeline cannot use (empty, wrong shape or type)."""
+
+
+def check_frame(frame: Frame, min_side: int = 48) -> None:
+    """Reject garbage from a flaky camera before it reaches OpenCV."""
+    img = frame.image
+    if not hasattr(img, "dtype") or img.dtype.name != "uint8":
+        raise BadFrame(f"frame {frame.index}: expected uint8 pixels, got {getattr(img, 'dtype', type(img))}")
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3)):
+        raise BadFrame(f"frame {frame.index}: expected HxW or HxWx3, got shape {img.shape}")
+    if min(img.shape[:2]) < min_side:
+        raise BadFrame(f"frame {frame.index}: {img.shape[1]}x{img.shape[0]} is smaller than {min_side}px")
+
+
+@dataclass
+class StepResult:
+    box: FaceBox | None
+    prediction: Prediction | None
+    announcements: list[Announcement]
+    ms: dict[str, float]
+
+
+@dataclass
+class StageStats:
+    """Running sums of per-stage milliseconds, reset at each report."""
+
+    frames: int = 0
+    faces: int = 0
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    since: float = field(default_factory=time.monotonic)
+
+    def add(self, result: StepResult) -> None:
+        self.frames += 1
+        self.faces += result.box is not None
+        for k, v in result.ms.items():
+            self.sums[k] += v
+
+    def summary(self) -> dict[str, float]:
+        """Frames per second of wall time and mean ms per stage since the last reset."""
+        elapsed = max(time.monotonic() - self.since, 1e-9)
+        n = max(self.frames, 1)
+        out = {"fps": self.frames / elapsed, "frames": float(self.frames), "faces": float(self.faces)}
+        out.update({k: v / n for k, v in self.sums.items()})
+        return out
+
+    def line(self) -> str:
+        s = self.summary()
+        stages = " ".join(f"{k} {s[k]:.1f}ms" for k in STAGES)
+        return f"stats fps {s['fps']:.1f} frames {int(s['frames'])} faces {int(s['faces'])} {stages}"
+
+
+class Pipeline:
+    """The per-frame work of the device, minus capture and output."""
+
+    def __init__(self, detector: FaceDetector, classifier: Classifier, decider: Decider) -> None:
+        self.detector = detector
+        self.classifier = classifier
+        self.decider = decider
+
+    def step(self, frame: Frame, capture_ms: float = 0.0) -> StepResult:
+        check_frame(frame)
+        ms = {"capture": capture_ms}
+        t0 = time.perf_counter()
+        box = self.detector.detect(frame.image)
+        t1 = time.perf_counter()
+        prediction = None
+        classifier = self.classifier  # one reference per frame: a hot swap never splits a frame
+        if box is not None:
+            face = classifier.preprocess(frame.image, box)
+            t2 = time.perf_counter()
+            prediction = classifier.classify(face)
+        else:
+            t2 = t1
+        t3 = time.perf_counter()
+        announcements = self.decider.update(prediction, frame.t)
+        t4 = time.perf_counter()
+        ms.update(detect=(t1 - t0) * 1e3, preprocess=(t2 - t1) * 1e3, classify=(t3 - t2) * 1e3,
+                  decide=(t4 - t3) * 1e3)
+        ms["total"] = capture_ms + (t4 - t0) * 1e3
+        return StepResult(box, prediction, announcements, ms)
