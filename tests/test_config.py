@@ -1,0 +1,48 @@
+import tomllib
+
+import pytest
+
+from device import config
+
+
+def test_default_file_round_trips_to_defaults():
+    assert config.from_dict(tomllib.loads(config.render_default())) == config.Config()
+
+
+def test_missing_default_path_means_defaults(tmp_path, monkeypatch):
+    assert config.load(None) == config.Config()
+
+
+def test_values_are_read(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[camera]\nsource = "/dev/video2"\nfps = 10\n[decide]\nquiet_labels = ["neutral"]\n')
+    cfg = config.load(path)
+    assert cfg.camera.source == "/dev/video2"
+    assert cfg.camera.fps == 10.0 and isinstance(cfg.camera.fps, float)
+    assert cfg.decide.quiet_labels == ["neutral"]
+    assert cfg.audio == config.AudioConfig()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[camera]\nwidht = 3\n", "unknown key [camera] widht"),
+    ("[cam]\n", "unknown section [cam]"),
+    ("[camera]\nwidth = \"wide\"\n", "[camera] width must be int"),
+    ("[camera]\nrealtime = 1\n", "[camera] realtime must be bool"),
+    ("[audio]\nmode = \"loud\"\n", "[audio] mode must be one of speech, earcon"),
+    ("[audio]\nvolume = 2\n", "[audio] volume must be <= 1.0"),
+    ("[decide]\nquiet_labels = [1]\n", "[decide] quiet_labels must be list"),
+    ("[camera\n", "not valid TOML"),
+])
+def test_bad_config_is_one_clear_line(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(path)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path):
+    with pytest.raises(config.ConfigError, match="not found"):
+        config.load(tmp_path / "nope.toml")

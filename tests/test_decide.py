@@ -1,0 +1,85 @@
+import numpy as np
+
+from device.config import DecideConfig
+from device.decide import Decider
+from device.frames import Prediction
+
+LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+def pred(label: str, p: float = 0.9) -> Prediction:
+    probs = np.full(len(LABELS), (1 - p) / (len(LABELS) - 1))
+    probs[LABELS.index(label)] = p
+    return Prediction(probs, LABELS)
+
+
+def feed(decider, items, fps=15.0, start=0.0):
+    """items: (label or None, seconds); returns announcements with their times."""
+    out, t = [], start
+    for label, seconds in items:
+        for _ in range(int(seconds * fps)):
+            out += decider.update(pred(label) if label else None, t)
+            t += 1 / fps
+    return out, t
+
+
+def test_stable_expression_is_said_once():
+    out, _ = feed(Decider(DecideConfig()), [("happy", 30.0)])
+    assert [a.label for a in out] == ["happy"]
+    assert 0.8 <= out[0].t <= 1.5
+
+
+def test_flicker_is_not_said():
+    d = Decider(DecideConfig(stable_for=0.8, smoothing=0.0))
+    out, _ = feed(d, [("happy", 0.3), ("sad", 0.3)] * 10)
+    assert out == []
+
+
+def test_change_is_said_after_cooldown():
+    d = Decider(DecideConfig(cooldown=3.0))
+    out, _ = feed(d, [("happy", 1.5), ("sad", 1.0), ("surprise", 5.0)])
+    labels = [a.label for a in out]
+    assert labels[0] == "happy"
+    assert labels[-1] == "surprise"
+    assert all(b.t - a.t >= 3.0 for a, b in zip(out, out[1:]))
+
+
+def test_low_confidence_is_silent():
+    d = Decider(DecideConfig(min_confidence=0.6))
+    out = []
+    for i in range(100):
+        out += d.update(pred("fear", 0.4), i / 15)
+    assert out == []
+
+
+def test_no_face_is_silent_by_default_and_face_returns_fresh():
+    d = Decider(DecideConfig())
+    out, t = feed(d, [("happy", 2.0), (None, 5.0), ("happy", 2.0)])
+    assert [a.label for a in out] == ["happy", "happy"]
+
+
+def test_face_earcons_when_enabled():
+    d = Decider(DecideConfig(face_earcons=True))
+    out, _ = feed(d, [("happy", 2.0), (None, 3.0)])
+    assert [a.label for a in out] == ["face", "happy", "noface"]
+
+
+def test_quiet_labels_are_never_said():
+    d = Decider(DecideConfig(quiet_labels=["neutral"]))
+    out, _ = feed(d, [("neutral", 5.0)])
+    assert out == []
+
+
+def test_repeat_reports_last_or_noface():
+    d = Decider(DecideConfig())
+    assert d.current().label == "noface"
+    feed(d, [("sad", 2.0)])
+    assert d.current().label == "sad"
+    feed(d, [(None, 3.0)], start=2.0)
+    assert d.current().label == "noface"
+
+
+def test_an_hour_of_a_steady_face_says_one_word():
+    d = Decider(DecideConfig())
+    out, _ = feed(d, [("neutral", 3600.0)], fps=5)
+    assert len(out) == 1
