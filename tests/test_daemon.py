@@ -1,0 +1,114 @@
+"""The daemon as a real subprocess on a video of faces: what the wearer gets."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tools.face_video import Segment, write_video
+
+ROOT = Path(__file__).resolve().parents[1]
+ANNOUNCE = re.compile(r"announce (\w+) confidence ([0-9.]+) t ([0-9.]+)s")
+
+
+def facecue(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "device.cli", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})}, **kw)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory, clear_faces):
+    """happy 4 s, nobody 3 s, surprise 4 s, at 15 frames/s."""
+    if not {"happy", "surprise"} <= clear_faces.keys():
+        pytest.skip("no clear happy/surprise face found")
+    path = tmp_path_factory.mktemp("scene") / "scene.avi"
+    write_video(path, [Segment(clear_faces["happy"], 4.0), Segment(None, 3.0),
+                       Segment(clear_faces["surprise"], 4.0)], fps=15)
+    return path
+
+
+@pytest.fixture()
+def config(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("[log]\nstats_every = 1\n")
+    return path
+
+
+def test_announces_each_expression_once_and_writes_what_the_user_hears(scene, config, tmp_path):
+    out_wav = tmp_path / "heard.wav"
+    proc = facecue("run", "--config", str(config), "--source", str(scene), "--audio-out", str(out_wav))
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, log
+    said = [(m[1], float(m[2]), float(m[3])) for m in ANNOUNCE.finditer(log)]
+    assert [s[0] for s in said] == ["happy", "surprise"], log
+    assert 0.5 < said[0][2] < 4.0 and 7.0 < said[1][2] < 11.0
+    assert all(conf >= 0.5 for _, conf, _ in said)
+    assert re.search(r"stats fps [0-9.]+ frames \d+ faces \d+ capture [0-9.]+ms detect", log)
+    # the audio lands where the announcements were made, silence elsewhere
+    with wave.open(str(out_wav)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+    for _, _, t in said:
+        start = int(t * rate)
+        assert np.abs(pcm[start:start + rate // 2]).max() > 1000
+    assert np.abs(pcm[: int(said[0][2] * rate) - 10]).max() == 0
+
+
+def test_same_run_gives_the_same_announcements(scene, config, tmp_path):
+    logs = []
+    for i in range(2):
+        proc = facecue("run", "--config", str(config), "--source", str(scene),
+                       "--audio-out", str(tmp_path / f"{i}.wav"))
+        log, _ = proc.communicate(timeout=120)
+        logs.append(ANNOUNCE.findall(log))
+    assert logs[0] == logs[1] and logs[0]
+
+
+def test_sigterm_stops_within_two_seconds_and_notifies_systemd(scene, config, tmp_path):
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(60)
+    proc = facecue("run", "--config", str(config), "--source", str(scene), "--realtime",
+                   "--audio-out", str(tmp_path / "x.wav"),
+                   env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"})
+    try:
+        messages = []
+        while not any("WATCHDOG=1" in m for m in messages):
+            messages.append(sock.recv(4096).decode())
+        assert any("READY=1" in m for m in messages), messages
+        start = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+        assert time.monotonic() - start < 2.0
+        assert proc.returncode == 0
+    finally:
+        proc.kill()
+        sock.close()
+    assert (tmp_path / "x.wav").is_file()  # the audio written so far is kept
+
+
+def test_missing_source_is_one_line(config):
+    proc = facecue("run", "--config", str(config), "--source", "/nonexistent.mp4")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert out.strip().splitlines()[-1].startswith("facecue: error: source")
+
+
+def test_bad_config_is_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[camera]\nsorce = 1\n")
+    proc = facecue("run", "--config", str(bad))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert out.strip() == f"facecue: config error: {bad}: unknown key [camera] sorce; known: source, width, height, fps, realtime"
