@@ -84,6 +84,11 @@ class ButtonsConfig:
     status_hold: float = _opt(3.0, "seconds held to hear the status", min=0.5, max=30)
     bounce_time: float = _opt(0.05, "debounce seconds", min=0.0, max=1.0)
 
+    def __post_init__(self) -> None:
+        if self.long_press >= self.status_hold:
+            raise ConfigError(f"[buttons] long_press ({self.long_press}) must be shorter than "
+                              f"status_hold ({self.status_hold})")
+
 
 @dataclass(frozen=True)
 class HapticsConfig:

@@ -46,3 +46,10 @@ def test_bad_config_is_one_clear_line(tmp_path, text, message):
 def test_missing_explicit_file_is_an_error(tmp_path):
     with pytest.raises(config.ConfigError, match="not found"):
         config.load(tmp_path / "nope.toml")
+
+
+def test_button_timings_must_be_ordered(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[buttons]\nlong_press = 3.0\nstatus_hold = 2.0\n")
+    with pytest.raises(config.ConfigError, match="long_press .* must be shorter than status_hold"):
+        config.load(path)
