@@ -16,6 +16,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -213,8 +214,12 @@ class Trainer:
                     job = pool.submit(augment, self.train_x[chunks[k + 1]], rng)
                 yield x, self.train_y[idx], self.weights[self.train_y[idx]]
 
-    def fit(self, log=print) -> dict:
+    def fit(self, log=print, stop_after: int | None = None, deadline: float | None = None) -> dict:
+        """Train to ``cfg.epochs``, or stop early (resumably) after epoch ``stop_after``
+        or after the first epoch that ends past ``deadline`` (``time.monotonic()``);
+        the hyper-parameter search and the resume test use these stops."""
         cfg = self.cfg
+        self.state.setdefault("machine", describe_machine(self.tf))
         for epoch in range(self.state["epoch"] + 1, cfg.epochs + 1):
             start = time.monotonic()
             progress = Progress(epoch, cfg.epochs, self.steps)
@@ -237,9 +242,76 @@ class Trainer:
             self.state["history"].append(row)
             self.save()
             log("done " + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+            if epoch == stop_after or (deadline is not None and time.monotonic() > deadline):
+                break
         if self.valid_x is None:
             self.model.save_weights(self.run / "best.weights.h5")
         return self.state
+
+
+def describe_machine(tf=None) -> str:
+    """CPU model, core count and any GPU TensorFlow sees: recorded with a run so
+    its epoch times can be compared with others."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores"
+    gpus = tf.config.list_physical_devices("GPU") if tf is not None else []
+    return text + (f", {len(gpus)} GPU" if gpus else "")
+
+
+def recorded_machine(state: dict) -> str:
+    """The machine a run's state names; runs from before it was recorded get this one, marked so."""
+    return state.get("machine") or f"{describe_machine()} (where this was written; the run did not record one)"
+
+
+@dataclass
+class FinishedRun:
+    """A run folder read back for reports and export: what the trainer held at its end."""
+
+    run: Path
+    cfg: TrainConfig
+    state: dict
+    model: object  # keras.Model with the chosen weights loaded
+    classes: tuple[str, ...]
+    valid_x: np.ndarray | None  # (N, 48, 48, 1) float32, as the trainer scored it
+    valid_y: np.ndarray | None
+
+
+def load_run(run: Path, weights: str = "best", valid: str | None = None) -> FinishedRun:
+    """Rebuild a run's model from its folder without the optimizer or training set.
+
+    ``weights="best"`` loads ``best.weights.h5`` (the best valid epoch);
+    ``"last"`` loads the newest checkpoint, for exporting a run that is still
+    training while ``best.weights.h5`` might be mid-write. ``valid`` overrides
+    the validation npz named in the run's config; ``""`` skips validation data.
+    """
+    from models.architectures import build
+
+    config_file, state_file = run / "config.json", run / "checkpoint" / "state.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{run} is not a run folder (no config.json)")
+    cfg = TrainConfig.from_json(config_file)
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {"epoch": 0, "history": []}
+    if weights == "best":
+        weights_file = run / "best.weights.h5"
+    elif weights == "last" and "weights" in state:
+        weights_file = run / "checkpoint" / state["weights"]
+    else:
+        raise ValueError(f"weights must be best or last (last needs a checkpoint), not {weights!r}")
+    if not weights_file.is_file():
+        raise FileNotFoundError(f"{weights_file} not found")
+    model = build(cfg.arch)
+    model.load_weights(weights_file)
+    valid_file = valid if valid is not None else cfg.valid
+    valid_set = load_faces(valid_file) if valid_file else None
+    classes = valid_set.classes if valid_set is not None else load_faces(cfg.train).classes
+    return FinishedRun(run, cfg, state, model, classes,
+                       to_input(valid_set.preprocessed()) if valid_set is not None else None,
+                       valid_set.labels if valid_set is not None else None)
 
 
 def prepare_run(run: Path, cfg: TrainConfig | None, resume: bool) -> TrainConfig:
@@ -256,7 +328,8 @@ def prepare_run(run: Path, cfg: TrainConfig | None, resume: bool) -> TrainConfig
     return cfg
 
 
-def run_training(cfg: TrainConfig, run: Path, resume: bool = False, log=print) -> "Trainer":
+def run_training(cfg: TrainConfig, run: Path, resume: bool = False, log=print,
+                 stop_after: int | None = None, deadline: float | None = None) -> "Trainer":
     train = load_faces(cfg.train)
     valid = load_faces(cfg.valid) if cfg.valid else None
     if valid is not None and valid.classes != train.classes:
@@ -264,7 +337,7 @@ def run_training(cfg: TrainConfig, run: Path, resume: bool = False, log=print) -
     trainer = Trainer(cfg, run, train, valid)
     if resume and trainer.restore():
         log(f"resumed {run} at epoch {trainer.state['epoch']} of {cfg.epochs}")
-    trainer.fit(log)
+    trainer.fit(log, stop_after, deadline)
     trainer.model.load_weights(run / "best.weights.h5")
     return trainer
 
@@ -293,25 +366,40 @@ def measure(archs: list[str], cfg: TrainConfig, steps: int = 20) -> None:
               f"s/step {per_step:.3f} s/epoch {per_step * n_train / cfg.batch:.0f}", flush=True)
 
 
+def config_defaults(argv: list[str] | None) -> TrainConfig:
+    """The ``--config FILE`` (e.g. a search's ``best.json``) as defaults that flags override."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path)
+    path = pre.parse_known_args(argv)[0].config
+    if path is None:
+        return TrainConfig()
+    try:
+        return TrainConfig.from_json(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise SystemExit(f"error: {path}: not a training config ({exc})") from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    d = TrainConfig()
+    d = config_defaults(argv)
     p = argparse.ArgumentParser(prog="facecue-train", description=__doc__.splitlines()[0])
+    p.add_argument("--config", type=Path, help="JSON config (e.g. a search's best.json) giving the defaults")
     p.add_argument("--run", type=Path, default=Path("runs/final"), help="run folder (checkpoints, report)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its last epoch")
     p.add_argument("--measure", nargs="+", metavar="ARCH", help="time training steps of these archs and exit")
     p.add_argument("--arch", default=d.arch)
-    p.add_argument("--train", default=str(shared_split("train") or ""), help="training npz")
-    p.add_argument("--valid", default=str(shared_split("valid") or ""), help="validation npz")
+    p.add_argument("--train", default=d.train or str(shared_split("train") or ""), help="training npz")
+    p.add_argument("--valid", default=d.valid or str(shared_split("valid") or ""), help="validation npz")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default=d.class_weight)
-    p.add_argument("--limit", type=int, default=0, help="train on the first N faces only")
+    p.add_argument("--limit", type=int, default=d.limit, help="train on the first N faces only")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--no-report", action="store_true", help="skip curves/confusion/report files")
     return p.parse_args(argv)
 
@@ -320,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = TrainConfig(arch=args.arch, train=args.train, valid=args.valid, epochs=args.epochs,
                       batch=args.batch, lr=args.lr, momentum=args.momentum,
-                      weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                      weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+                      label_smoothing=args.label_smoothing,
                       class_weight=args.class_weight, limit=args.limit, seed=args.seed,
                       threads=args.threads)
     if not cfg.train:

@@ -1,0 +1,90 @@
+"""A voice pack: what each label sounds like, in speech or earcon mode.
+
+All sounds are loaded or generated when the pack is made, so a missing or
+broken clip is reported at start-up (and by ``facecue doctor``), not when
+the first face is seen.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from audio import CLIPS_DIR
+from audio.compose import compose, localize
+from audio.dsp import resample
+from audio.earcons import earcon, face_earcon
+from audio.espeak import ESPEAK, SpeechUnavailable, speak
+from audio.phrases import CLIP_KEYS, EVENTS, EXPRESSIONS, PHRASES
+from audio.sound import SAMPLE_RATE, Sound
+from audio.wavfile import read_wav
+
+log = logging.getLogger(__name__)
+
+MODES = ("speech", "earcon")
+LABELS = EXPRESSIONS + EVENTS + ("face",)
+
+
+def available_languages(clips_dir: Path = CLIPS_DIR) -> list[str]:
+    """Languages with a phrase table and a clips folder."""
+    folders = {p.name for p in clips_dir.iterdir() if p.is_dir()} if clips_dir.is_dir() else set()
+    return sorted(folders & PHRASES.keys())
+
+
+def load_clips(language: str, clips_dir: Path = CLIPS_DIR) -> dict[str, Sound]:
+    """Every clip of ``language`` at :data:`SAMPLE_RATE`; ValueError if the language
+    is unknown or a clip is missing or unreadable."""
+    languages = available_languages(clips_dir)
+    if language not in languages:
+        raise ValueError(f"unknown language {language!r}; available: {', '.join(languages) or 'none'}")
+    folder = clips_dir / language
+    missing = [k for k in CLIP_KEYS if not (folder / f"{k}.wav").is_file()]
+    if missing:
+        raise ValueError(f"clips for {language!r} incomplete in {folder}: missing {', '.join(missing)}")
+    return {k: resample(read_wav(folder / f"{k}.wav"), SAMPLE_RATE) for k in CLIP_KEYS}
+
+
+class VoicePack:
+    """Maps a label (expression, event, or ``"face"``) to a Sound.
+
+    ``speech``: the language's spoken clips; ``earcon``: tone patterns.
+    ``"face"`` (someone arrived) is a soft earcon in both modes.
+    """
+
+    def __init__(self, mode: str = "speech", language: str = "en", clips_dir: Path = CLIPS_DIR,
+                 espeak: str = ESPEAK) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown audio mode {mode!r}; available: {', '.join(MODES)}")
+        self.mode, self.language, self.espeak = mode, language, espeak
+        self.clips = load_clips(language, clips_dir)
+        if mode == "speech":
+            self._sounds = {label: self.clips[label] for label in EXPRESSIONS + EVENTS}
+        else:
+            self._sounds = {label: earcon(label) for label in EXPRESSIONS + EVENTS}
+        self._sounds["face"] = face_earcon("face")
+        self._espeak_failed = False
+
+    def labels(self) -> tuple[str, ...]:
+        return LABELS
+
+    def sound(self, label: str) -> Sound:
+        """The sound for ``label``; ValueError naming the known labels otherwise."""
+        try:
+            return self._sounds[label]
+        except KeyError:
+            raise ValueError(f"unknown label {label!r}; available: {', '.join(LABELS)}") from None
+
+    def speak(self, text: str) -> Sound:
+        """``text`` (English status wording) spoken in the pack's language: by
+        espeak-ng if it works, else composed from the clips, else the error
+        earcon. Never raises: a status request must always be answered."""
+        try:
+            return speak(localize(text, self.language), self.language, binary=self.espeak)
+        except SpeechUnavailable as exc:
+            if not self._espeak_failed:
+                log.warning("runtime speech unavailable (%s); composing from clips", exc)
+                self._espeak_failed = True
+        composed = compose(text, self.clips)
+        if composed is None:
+            log.warning("cannot say %r with clips; playing the error earcon", text)
+            return earcon("error")
+        return composed

@@ -1,0 +1,117 @@
+"""``facecue eval``: exact last line, numbers that match a direct computation, clean errors.
+
+Uses the shipped model (skipped when it is absent) on a small generated
+fixture, so no shared data is needed; TensorFlow is never imported.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.classify import Classifier
+from device.preprocess import preprocess_face
+from tools.evaluate import main
+from tools.metrics import score
+
+ROOT = Path(__file__).resolve().parents[1]
+LINE = re.compile(r"^accuracy (\d\.\d{4}) macro_f1 (\d\.\d{4}) n (\d+)$")
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+def fixture_faces(n: int = 84, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """64x64 blotchy faces of varied contrast (so the device's resize and equalisation
+    both act) and round-robin labels."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 1, (n, 16, 16))
+    images = np.stack([np.kron(b, np.ones((4, 4))) for b in base]) * rng.uniform(20, 60, (n, 1, 1)) + 120
+    return images.clip(0, 255).astype(np.uint8), (np.arange(n) % len(CLASSES)).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def fixture_npz(tmp_path_factory) -> Path:
+    images, labels = fixture_faces()
+    path = tmp_path_factory.mktemp("eval") / "faces.npz"
+    np.savez(path, images=images, labels=labels, classes=np.array(CLASSES))
+    return path
+
+
+def macro_f1_by_hand(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
+    f1s = []
+    for c in range(k):
+        tp = np.sum((pred == c) & (truth == c))
+        fp, fn = np.sum((pred == c) & (truth != c)), np.sum((pred != c) & (truth == c))
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(f1s))
+
+
+def last_line(argv: list[str], capsys) -> str:
+    assert main(argv) == 0
+    return capsys.readouterr().out.rstrip("\n").splitlines()[-1]
+
+
+def test_last_line_is_exact_and_matches_a_direct_computation(fixture_npz, model_path, capsys):
+    line = last_line(["--data", str(fixture_npz), "--model", str(model_path)], capsys)
+    m = LINE.match(line)
+    assert m, line
+    images, labels = fixture_faces()
+    classifier = Classifier(model_path)
+    pred = classifier.probabilities(np.stack([preprocess_face(img) for img in images])).argmax(axis=1)
+    assert m.group(1) == f"{np.mean(pred == labels):.4f}"
+    assert m.group(2) == f"{macro_f1_by_hand(labels, pred, len(CLASSES)):.4f}"
+    assert m.group(3) == str(len(labels))
+
+
+def test_classes_are_matched_by_name_not_position(fixture_npz, model_path, tmp_path, capsys):
+    """An npz listing its classes in another order scores the same."""
+    images, labels = fixture_faces()
+    order = np.array([6, 0, 5, 1, 4, 2, 3])  # new position of each class
+    shuffled = tmp_path / "shuffled.npz"
+    np.savez(shuffled, images=images, labels=order[labels].astype(np.uint8),
+             classes=np.array(CLASSES)[np.argsort(order)])
+    assert last_line(["--data", str(shuffled), "--model", str(model_path)], capsys) == \
+        last_line(["--data", str(fixture_npz), "--model", str(model_path)], capsys)
+
+
+def test_macro_f1_weights_every_class_equally():
+    truth = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    pred = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+    s = score(truth, pred, ("common", "rare"))
+    assert s.accuracy == pytest.approx(0.9)
+    assert list(s.recall) == pytest.approx([1.0, 0.5])
+    assert s.macro_f1 == pytest.approx(macro_f1_by_hand(truth, pred, 2)) == pytest.approx((16 / 17 + 2 / 3) / 2)
+    assert s.confusion.tolist() == [[8, 0], [1, 1]]
+
+
+@pytest.mark.parametrize("content, message", [(b"not a zip", "not a readable npz"), (None, "no such data file")])
+def test_bad_data_file_is_one_line_and_exit_2(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.npz"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["--data", str(path)]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith("error: ") and message in out.err and out.err.count("\n") == 1
+
+
+def test_unknown_class_and_missing_model_exit_2(fixture_npz, tmp_path, model_path, capsys):
+    images, labels = fixture_faces(14)
+    odd = tmp_path / "odd.npz"
+    np.savez(odd, images=images, labels=labels % 2, classes=np.array(["happy", "bored"]))
+    assert main(["--data", str(odd), "--model", str(model_path)]) == 2
+    assert "bored" in capsys.readouterr().err
+    assert main(["--data", str(fixture_npz), "--model", str(tmp_path / "none.tflite")]) == 2
+    assert "none.tflite" in capsys.readouterr().err
+
+
+def test_eval_runs_without_tensorflow(fixture_npz, model_path):
+    code = ("import sys; from tools.evaluate import main; rc = main(sys.argv[1:]); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, "--data", str(fixture_npz), "--model", str(model_path)],
+                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert LINE.match(done.stdout.splitlines()[-1])

@@ -1,0 +1,112 @@
+"""The shipped model's metadata tells the truth, and a failed export changes nothing.
+
+The shipped-model tests need only the device runtime (and the shared valid
+set for the accuracy check); the export error tests need TensorFlow.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device.classify import REQUIRED_KEYS, Classifier, sha256_file
+from device.preprocess import DEFAULT_MARGIN, FACE_SIZE, PIXEL_SCALE
+from tools.evaluate import evaluate_model
+
+LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+METADATA_KEYS = {"name", "version", "file", "sha256", "size", "labels", "input", "output", "preprocessing",
+                 "accuracy", "macs", "params", "arch", "training", "created"}
+
+
+@pytest.fixture(scope="module")
+def shipped_meta(model_path: Path) -> dict:
+    return json.loads(model_path.with_suffix(".json").read_text())
+
+
+def test_shipped_metadata_describes_the_file(model_path, shipped_meta):
+    assert METADATA_KEYS | set(REQUIRED_KEYS) <= set(shipped_meta)
+    assert shipped_meta["file"] == model_path.name == "facecue_vgg_elu_int8.tflite"
+    assert shipped_meta["sha256"] == sha256_file(model_path)
+    assert shipped_meta["size"] == model_path.stat().st_size <= 3_000_000
+    assert shipped_meta["labels"] == LABELS
+    assert shipped_meta["preprocessing"] == {"size": FACE_SIZE, "margin": DEFAULT_MARGIN, "equalize": True,
+                                             "pixel_scale": PIXEL_SCALE}
+
+
+def test_shipped_tensor_specs_match_the_interpreter(model_path, shipped_meta):
+    classifier = Classifier(model_path)
+    for key, detail in (("input", classifier.interpreter.get_input_details()[0]),
+                        ("output", classifier.interpreter.get_output_details()[0])):
+        spec = shipped_meta[key]
+        assert spec["dtype"] == "int8" == np.dtype(detail["dtype"]).name
+        assert spec["shape"] == list(detail["shape"])
+        assert (spec["scale"], spec["zero_point"]) == pytest.approx(detail["quantization"])
+
+
+def test_shipped_accuracy_is_what_eval_measures(model_path, shipped_meta, valid_faces):
+    """The JSON's int8 figures are reproduced by the device path on the shared valid set."""
+    scores = evaluate_model(model_path, valid_faces, threads=2)
+    accuracy = shipped_meta["accuracy"]
+    assert accuracy["n_valid"] == scores.n == len(valid_faces)
+    assert accuracy["valid_int8"] == pytest.approx(scores.accuracy, abs=1e-9)
+    assert accuracy["macro_f1_int8"] == pytest.approx(scores.macro_f1, abs=1e-9)
+    assert list(accuracy["per_class_recall_int8"].values()) == pytest.approx(list(scores.recall))
+
+
+@pytest.fixture
+def random_run(tmp_path: Path) -> Path:
+    """A run folder holding an untrained ``vgg_elu-tiny``: enough for export to start."""
+    pytest.importorskip("tensorflow")
+    from models.architectures import build
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "faces.npz", images=rng.integers(0, 256, (20, 48, 48), dtype=np.uint8),
+             labels=np.arange(20, dtype=np.uint8) % 7, classes=np.array(LABELS))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"arch": "vgg_elu-tiny", "train": str(tmp_path / "faces.npz"),
+                                                 "valid": str(tmp_path / "faces.npz")}))
+    build("vgg_elu-tiny").save_weights(run / "best.weights.h5")
+    return run
+
+
+def test_failed_export_leaves_the_models_folder_alone(random_run, tmp_path, capsys):
+    from tools.export import main
+
+    out = tmp_path / "models"
+    out.mkdir()
+    (out / "facecue_vgg_elu_int8.tflite").write_bytes(b"old model")
+    (tmp_path / "broken.npz").write_bytes(b"not an npz")
+    assert main(["--run", str(random_run), "--out", str(out), "--valid", str(tmp_path / "broken.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "broken.npz" in err and err.count("\n") == 1
+    assert [p.name for p in out.iterdir()] == ["facecue_vgg_elu_int8.tflite"]
+    assert (out / "facecue_vgg_elu_int8.tflite").read_bytes() == b"old model"
+
+
+def test_export_of_a_missing_run_is_one_line(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    from tools.export import main
+
+    assert main(["--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path / 'nowhere'} is not a run folder (no config.json)\n"
+    assert not (tmp_path / "out").exists()
+
+
+def test_model_card_figures_come_from_the_json(model_path, shipped_meta, tmp_path):
+    from tools.model_card import END, START, update_card
+
+    card = tmp_path / "README.md"
+    card.write_text(f"# card\n\nprose\n\n{START}\nstale figures\n{END}\n\n## after\n")
+    update_card(card, model_path)
+    text = card.read_text()
+    assert "stale figures" not in text and text.startswith("# card\n\nprose\n") and text.endswith("## after\n")
+    assert f"**{shipped_meta['accuracy']['valid_int8']:.4f}**" in text and shipped_meta["version"] in text
+    update_card(card, model_path)
+    assert card.read_text() == text
+    card.write_text("# a card without markers\n")
+    with pytest.raises(ValueError, match="figures section"):
+        update_card(card, model_path)

@@ -1,0 +1,164 @@
+"""Training smoke test: two tiny epochs, a stop and a resume, the report, the int8 export,
+and the exported model served by the device's own interpreter.
+
+Runs on generated faces (no shared data needed) with ``vgg_elu-tiny``, so it
+is fast enough for CI; it needs TensorFlow and skips cleanly without it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from device.classify import Classifier, sha256_file  # noqa: E402
+from tools.dataset import load_faces  # noqa: E402
+from tools.evaluate import evaluate_model, predict_probabilities  # noqa: E402
+from tools.export import export_run  # noqa: E402
+from tools.report import write_training_report  # noqa: E402
+from tools.train import TrainConfig, prepare_run, run_training  # noqa: E402
+
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+
+def write_patterned_faces(path: Path, n: int, seed: int) -> Path:
+    """Noisy 48x48 faces whose class is a bright band at a class-specific height,
+    in the shared npz format: something a tiny net can start to learn in two epochs."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % len(CLASSES)
+    rng.shuffle(labels)
+    images = rng.normal(90, 25, (n, 48, 48))
+    for i, label in enumerate(labels):
+        images[i, 4 + 6 * label: 9 + 6 * label, 6:42] += 110
+    np.savez(path, images=images.clip(0, 255).astype(np.uint8), labels=labels.astype(np.uint8),
+             classes=np.array(CLASSES), names=np.array([f"gen_{i}.png" for i in range(n)]))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 2-epoch run stopped after epoch 1 and resumed: (run folder, first trainer, resumed trainer)."""
+    tmp = tmp_path_factory.mktemp("train")
+    cfg = TrainConfig(arch="vgg_elu-tiny", train=str(write_patterned_faces(tmp / "train.npz", 224, 1)),
+                      valid=str(write_patterned_faces(tmp / "valid.npz", 70, 2)), epochs=2, batch=32,
+                      lr=0.02, warmup_epochs=0.0, seed=3)
+    run = tmp / "run"
+    prepare_run(run, cfg, resume=False)
+    first = run_training(cfg, run, stop_after=1, log=lambda _: None)
+    resumed = run_training(prepare_run(run, None, resume=True), run, resume=True, log=lambda _: None)
+    return run, first, resumed
+
+
+def test_stop_leaves_a_checkpoint_at_epoch_one(trained):
+    run, first, _ = trained
+    assert first.state["epoch"] == 1
+    assert [row["epoch"] for row in first.state["history"]] == [1]
+    assert (run / "best.weights.h5").is_file()
+
+
+def test_resume_continues_from_the_checkpoint(trained):
+    run, first, resumed = trained
+    state = json.loads((run / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 2
+    assert [row["epoch"] for row in resumed.state["history"]] == [1, 2]
+    assert resumed.state["history"][0] == first.state["history"][0]
+    # The optimizer's step counter came back from the checkpoint: a fresh optimizer
+    # would have counted only the second epoch's steps.
+    assert int(resumed.opt.iterations.numpy()) == 2 * resumed.steps
+    assert np.isfinite([row["loss"] for row in resumed.state["history"]]).all()
+    assert list(run.joinpath("checkpoint").glob("epoch001.*")) == []
+
+
+def test_report_files_agree_with_the_run(trained):
+    run, _, resumed = trained
+    report = write_training_report(resumed, run)
+    for name in ("curves.png", "confusion.png", "report.md"):
+        assert (run / name).stat().st_size > 0
+    on_disk = json.loads((run / "report.json").read_text())
+    assert on_disk["epochs_run"] == 2 and on_disk["best_epoch"] == resumed.state["best_epoch"]
+    # The best weights are loaded, so the report's accuracy is the best epoch's.
+    assert report["valid"]["accuracy"] == pytest.approx(resumed.state["best_acc"], abs=1e-6)
+    assert np.array(report["valid"]["confusion"]).sum() == 70
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    run, _, _ = trained
+    out = tmp_path_factory.mktemp("models")
+    return export_run(run, out, name="smoke", version="9.9.9-test", calib=64, log=lambda _: None)
+
+
+def test_export_writes_int8_and_float_with_consistent_metadata(trained, exported):
+    _, _, resumed = trained
+    assert exported["int8"].name == "smoke_int8.tflite" and exported["float32"].name == "smoke_float32.tflite"
+    meta = json.loads(exported["int8_json"].read_text())
+    assert meta["sha256"] == sha256_file(exported["int8"])
+    assert meta["size"] == exported["int8"].stat().st_size
+    assert meta["labels"] == list(CLASSES)
+    assert meta["version"] == "9.9.9-test" and meta["arch"] == "vgg_elu-tiny"
+    assert meta["params"] == resumed.model.count_params()
+    assert meta["training"]["epochs_run"] == 2
+    assert meta["input"]["dtype"] == "int8" and meta["input"]["shape"] == [1, 48, 48, 1]
+    assert meta["output"]["dtype"] == "int8" and meta["output"]["shape"] == [1, 7]
+    assert json.loads(exported["float32_json"].read_text())["input"]["dtype"] == "float32"
+    assert sorted(p.name for p in exported["int8"].parent.iterdir()) == sorted(p.name for p in exported.values())
+
+
+def test_device_interpreter_serves_the_export(trained, exported):
+    run, _, _ = trained
+    classifier = Classifier(exported["int8"])
+    detail = classifier.interpreter.get_input_details()[0]
+    meta = classifier.info.meta
+    assert (meta["input"]["scale"], meta["input"]["zero_point"]) == pytest.approx(detail["quantization"])
+    assert classifier.labels == CLASSES
+    valid = load_faces(run.parent / "valid.npz")
+    assert evaluate_model(exported["int8"], valid).accuracy == pytest.approx(meta["accuracy"]["valid_int8"])
+    faces = valid.preprocessed()
+    int8 = predict_probabilities(classifier, faces)
+    float32 = predict_probabilities(Classifier(exported["float32"]), faces)
+    assert int8.shape == float32.shape == (70, 7)
+    assert np.allclose(int8.sum(axis=1), 1.0, atol=0.05)
+    assert np.abs(int8 - float32).max() < 0.1
+
+
+def test_search_logs_trials_resumes_a_cut_trial_and_writes_a_usable_best(trained, tmp_path):
+    from tools.search import Budget, SearchSpace, draw_trial, read_results, run_trial, search
+
+    run, _, _ = trained
+    base = TrainConfig(arch="vgg_elu-tiny", train=str(run.parent / "train.npz"), valid=str(run.parent / "valid.npz"),
+                       batch=32, warmup_epochs=0.0, limit=160)
+    space = SearchSpace(epochs=(2,))
+    folder = tmp_path / "search"
+    # A time budget that runs out during trial 0 stops it after its first epoch, resumably.
+    assert run_trial(draw_trial(base, space, 0, 0), folder / "trial000", 0, 0.0, lambda _: None) is None
+    results = search(base, folder, Budget(trials=2), space, seed=0, log=lambda _: None)
+    assert sorted(results) == [0, 1] and read_results(folder / "search.jsonl") == results
+    assert [r["epochs"] for r in results.values()] == [2, 2]
+    cut = json.loads((folder / "trial000" / "checkpoint" / "state.json").read_text())
+    assert [row["epoch"] for row in cut["history"]] == [1, 2]  # resumed, not restarted
+    assert results[0]["lr"] == draw_trial(base, space, 0, 0).lr != results[1]["lr"]
+    best = TrainConfig.from_json(folder / "best.json")
+    winner = max(results.values(), key=lambda r: r["val_acc"])
+    assert (best.lr, best.momentum, best.weight_decay, best.limit) == \
+        (winner["lr"], winner["momentum"], winner["weight_decay"], 0)
+    # Finished trials are not rerun: a second start trains nothing.
+    assert search(base, folder, Budget(trials=2), space, seed=0, log=pytest.fail) == results
+
+
+@pytest.mark.parametrize("text, budget", [("12", (12, None)), ("90s", (None, 90.0)), ("30m", (None, 1800.0)),
+                                          ("2h", (None, 7200.0))])
+def test_budget_is_trials_or_time(text, budget):
+    from tools.search import Budget
+
+    assert (Budget.parse(text).trials, Budget.parse(text).seconds) == budget
+
+
+@pytest.mark.parametrize("text", ["", "0", "2.5", "3d", "-1"])
+def test_bad_budget_is_refused(text):
+    from tools.search import Budget
+
+    with pytest.raises(ValueError, match="budget"):
+        Budget.parse(text)

@@ -1,0 +1,79 @@
+"""``facecue eval``: score a shipped ``.tflite`` on a labelled npz, as the device runs it.
+
+    facecue eval --data ../shared/data/fer2013/valid.npz [--model PATH] [--threads N]
+
+Every face goes through the model's own ``Classifier.preprocess`` (the
+preprocessing parameters in its JSON) and the LiteRT interpreter, exactly as
+on the hat, so the accuracy printed here is the wearer's accuracy, not the
+Keras model's. Needs no TensorFlow. The last line is fixed for scripts:
+``accuracy A macro_f1 F n N``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from device.classify import Classifier, ModelError
+from models import DEFAULT_MODEL
+from tools.dataset import DatasetError, FaceSet, load_faces
+from tools.metrics import Scores, score
+
+
+def predict_probabilities(classifier: Classifier, faces: np.ndarray, batch: int = 256) -> np.ndarray:
+    """(N, S, S) preprocessed uint8 faces -> (N, classes), in interpreter batches
+    small enough that a float model's activations stay within a Pi's memory."""
+    return np.concatenate([classifier.probabilities(faces[i:i + batch]) for i in range(0, len(faces), batch)])
+
+
+def labels_in_model_order(data: FaceSet, model_labels: tuple[str, ...]) -> np.ndarray:
+    """The data's labels as indices into the model's labels, matched by name, so an
+    npz with its classes in another order is still scored right."""
+    missing = [c for c in data.classes if c not in model_labels]
+    if missing:
+        raise DatasetError(f"data classes {missing} are not among the model's labels {list(model_labels)}")
+    mapping = np.array([model_labels.index(c) for c in data.classes], np.int64)
+    return mapping[data.labels]
+
+
+def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores:
+    """Scores of ``model`` on ``data`` through the device's preprocessing and interpreter."""
+    if len(data) == 0:
+        raise DatasetError("the data set holds no faces")
+    classifier = Classifier(model, num_threads=threads)
+    truth = labels_in_model_order(data, classifier.labels)
+    faces = np.stack([classifier.preprocess(image) for image in data.images])
+    probs = predict_probabilities(classifier, faces)
+    return score(truth, probs.argmax(axis=1), classifier.labels)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="facecue eval", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True, help="npz with images, labels, classes")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                   help=f"a .tflite with its .json (default {DEFAULT_MODEL.name})")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads < 1:
+        print("error: --threads must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        scores = evaluate_model(args.model, load_faces(args.data), args.threads)
+    except (DatasetError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model {args.model} on {args.data}")
+    print(scores.recall_table())
+    print(scores.confusion_table())
+    print(scores.summary_line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Classification scores from a confusion matrix: accuracy, per-class recall, macro-F1.
+
+The training report, ``facecue eval``, the export check and the benchmark
+all score models here, so a figure in the model card, the run report and the
+benchmark table always means the same thing. NumPy only: it runs on the device.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n_classes, n_classes) counts; row = true class, column = predicted class."""
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{len(y_true)} labels but {len(y_pred)} predictions")
+    for name, y in (("labels", y_true), ("predictions", y_pred)):
+        if len(y) and (y.min() < 0 or y.max() >= n_classes):
+            raise ValueError(f"{name} outside 0..{n_classes - 1}")
+    return np.bincount(y_true * n_classes + y_pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den is 0 (a class absent from the data scores 0, not NaN)."""
+    num, den = num.astype(np.float64), den.astype(np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Everything reported about one model on one labelled set."""
+
+    confusion: np.ndarray
+    classes: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.confusion) / self.n) if self.n else 0.0
+
+    @property
+    def recall(self) -> np.ndarray:
+        return _ratio(np.diag(self.confusion), self.confusion.sum(axis=1))
+
+    @property
+    def precision(self) -> np.ndarray:
+        return _ratio(np.diag(self.confusion), self.confusion.sum(axis=0))
+
+    @property
+    def f1(self) -> np.ndarray:
+        p, r = self.precision, self.recall
+        return _ratio(2 * p * r, p + r)
+
+    @property
+    def macro_f1(self) -> float:
+        """Unweighted mean F1 over classes: the rare ``disgust`` counts as much as ``happy``."""
+        return float(self.f1.mean())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "accuracy": self.accuracy, "macro_f1": self.macro_f1,
+                "per_class_recall": dict(zip(self.classes, map(float, self.recall))),
+                "confusion": self.confusion.tolist()}
+
+    def summary_line(self) -> str:
+        """The last line of ``facecue eval``; scripts parse it, so its format is fixed."""
+        return f"accuracy {self.accuracy:.4f} macro_f1 {self.macro_f1:.4f} n {self.n}"
+
+    def recall_table(self) -> str:
+        width = max(map(len, self.classes))
+        rows = [f"{c:<{width}}  recall {r:.4f}  ({d}/{t})" for c, r, d, t in
+                zip(self.classes, self.recall, np.diag(self.confusion), self.confusion.sum(axis=1))]
+        return "\n".join(rows)
+
+    def confusion_table(self) -> str:
+        """Plain-text matrix, true classes down, predictions across."""
+        width = max(max(map(len, self.classes)), len(str(self.confusion.max())))
+        head = " " * width + "  " + " ".join(f"{c[:width]:>{width}}" for c in self.classes)
+        rows = [f"{c:<{width}}  " + " ".join(f"{v:>{width}d}" for v in row)
+                for c, row in zip(self.classes, self.confusion)]
+        return "\n".join(["rows: true class, columns: predicted class", head, *rows])
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...] | list[str]) -> Scores:
+    classes = tuple(classes)
+    return Scores(confusion_matrix(y_true, y_pred, len(classes)), classes)
