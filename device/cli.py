@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     announcer = build_announcer(cfg, audio_out=args.audio_out)
     daemon = Daemon(cfg, announcer, options)
     daemon.install_signal_handlers()
-    announcer.attach(daemon)
+    announcer.attach(daemon, cfg)
     return daemon.run()
 
 
@@ -85,13 +85,12 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str):
-    """Subcommands whose code lives in tools/ (and may need extras)."""
-    def run(args: argparse.Namespace) -> int:
-        import importlib
-
-        return importlib.import_module(module).main(args.rest) or 0
-    return run
+# Subcommands whose code lives in tools/ (some need extras); they parse their own options.
+DELEGATES = {
+    "eval": ("tools.evaluate", "accuracy of a model on an npz data set"),
+    "sync": ("tools.sync", "fetch, verify and install a newer model"),
+    "bench": ("tools.bench", "speed/accuracy table beside the DeepLens study"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,16 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--check", type=Path, metavar="FILE")
     config.set_defaults(func=cmd_config)
 
-    for name, module, text in (("eval", "tools.evaluate", "accuracy of a model on an npz data set"),
-                               ("sync", "tools.sync", "fetch, verify and install a newer model"),
-                               ("bench", "tools.bench", "speed/accuracy table beside the DeepLens study")):
-        d = sub.add_parser(name, help=text, add_help=False)
-        d.add_argument("rest", nargs=argparse.REMAINDER)
-        d.set_defaults(func=_delegate(module))
+    for name, (_, text) in DELEGATES.items():
+        sub.add_parser(name, help=text + f" (facecue {name} --help)", add_help=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATES:
+        import importlib
+
+        return importlib.import_module(DELEGATES[argv[0]][0]).main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

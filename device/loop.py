@@ -116,6 +116,7 @@ class Daemon:
                 self._wait(delay)
                 continue
             self.models.classifier = classifier
+            self.announcer.recovered("error")
             self.pipeline = Pipeline(self.detector, classifier, self.decider)
             log.info("model loaded version %s from %s (%s, %s threads)", classifier.info.version,
                      classifier.info.path, classifier.input_dtype, self.cfg.model.threads)
@@ -140,6 +141,7 @@ class Daemon:
                 continue
             log.info("camera %s open", source.name)
             self.camera_ok = True
+            self.announcer.recovered("camera_error")
             self.notifier.status(f"serving from {source.name}")
             return source
         return None

@@ -1,0 +1,358 @@
+"""The device's model store: verified models on disk, and which one serves.
+
+Layout under ``model_dir`` (default ``/var/lib/facecue/models``)::
+
+    versions/<version>/model.tflite   the model
+    versions/<version>/model.json     its metadata (labels, input spec, sha256, ...)
+    versions/<version>/source.json    where it came from (the signed manifest entry)
+    versions/.partial-*               a download in progress; never loaded
+    current  -> versions/<version>    what the daemon serves
+    previous -> versions/<version>    what ``facecue sync --rollback`` restores
+    .lock                             held by whoever changes the store
+
+A model only gets a ``versions/`` name after it was downloaded completely,
+checked and fsynced; ``current`` and ``previous`` are replaced with a new
+symlink and ``os.replace``, and every step ends with an fsync of the
+directory. So a power cut at any instant leaves ``current`` either on the old
+or on the new complete model, never on half a file, and the daemon can poll
+:func:`model_generation` (one ``readlink``) every few seconds for free.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from audio.phrases import EXPRESSIONS
+from device.classify import ModelError, ModelInfo, read_model_info
+
+MODEL_FILE = "model.tflite"
+METADATA_FILE = "model.json"
+SOURCE_FILE = "source.json"
+VERSIONS = "versions"
+PARTIAL_PREFIX = ".partial-"
+CURRENT, PREVIOUS = "current", "previous"
+LOCK_FILE = ".lock"
+
+VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,63}")
+SERVABLE_INPUT_DTYPES = ("int8", "uint8", "float32")  # what Classifier._to_input can feed
+FACE_SIDE = 48
+PROBABILITY_SUM_TOLERANCE = 0.05  # int8 outputs dequantise to a sum within ~7 * scale / 2 of 1
+
+
+class StoreError(RuntimeError):
+    """The store cannot do what was asked; the message is one line for the log."""
+
+
+def check_version_name(version: str) -> str:
+    """A version string is a directory name on the device and part of an S3 key:
+    letters, digits and ``._+-`` only, so it can never escape ``versions/``."""
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
+        raise StoreError(f"invalid model version {version!r}: use letters, digits and ._+- (at most 64)")
+    return version
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in ``path`` survive a power cut."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``path`` so that readers see the old file or the whole new one.
+
+    The temporary file is created with ``mode`` from the start (a private key
+    is never readable by others, not even for a moment).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def model_generation(model_dir: Path) -> str | None:
+    """What ``current`` points at, or None: one readlink, cheap enough to poll
+    every few seconds; it changes exactly when a sync or rollback swapped."""
+    try:
+        return os.readlink(Path(model_dir) / CURRENT)
+    except OSError:
+        return None
+
+
+def _linked_version(model_dir: Path, name: str) -> str | None:
+    """The version ``name`` (current/previous) points at, if that directory exists."""
+    try:
+        target = os.readlink(Path(model_dir) / name)
+    except OSError:
+        return None
+    version = Path(target).name
+    if not VERSION_PATTERN.fullmatch(version):  # a link made by hand: not ours to serve
+        return None
+    return version if (Path(model_dir) / VERSIONS / version).is_dir() else None
+
+
+def current_version(model_dir: Path) -> str | None:
+    return _linked_version(model_dir, CURRENT)
+
+
+def previous_version(model_dir: Path) -> str | None:
+    return _linked_version(model_dir, PREVIOUS)
+
+
+def version_dir(model_dir: Path, version: str) -> Path:
+    return Path(model_dir) / VERSIONS / check_version_name(version)
+
+
+def active_model(model_dir: Path, fallback: Path) -> Path:
+    """The ``.tflite`` the daemon should load: the current synced model when it
+    is complete and matches its sha256, else ``fallback`` (the shipped model).
+
+    The path returned is inside ``versions/<version>/``, not through the
+    ``current`` link, so a swap during loading cannot pair one version's
+    metadata with another version's weights.
+    """
+    version = current_version(model_dir)
+    if version is None:
+        return Path(fallback)
+    model = version_dir(model_dir, version) / MODEL_FILE
+    try:
+        read_model_info(model, verify_checksum=True)
+    except ModelError:
+        return Path(fallback)
+    return model
+
+
+def version_source(model_dir: Path, version: str) -> dict[str, Any]:
+    """The manifest entry a stored version was installed from ({} when unknown)."""
+    try:
+        data = json.loads((version_dir(model_dir, version) / SOURCE_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# --- what the running code can serve -------------------------------------------------
+
+
+def servable_problem(labels: Any, input_spec: Any) -> str | None:
+    """Why this code cannot serve a model with these labels and input spec, or None.
+
+    The announcer has a clip for each expression in ``EXPRESSIONS`` in that
+    order, and the preprocessing makes 48x48 grey faces: a model that
+    disagrees would speak the wrong words or crash the loop.
+    """
+    if list(labels or []) != list(EXPRESSIONS):
+        return f"labels {list(labels or [])} differ from the {len(EXPRESSIONS)} this device speaks {list(EXPRESSIONS)}"
+    if not isinstance(input_spec, dict):
+        return "no input spec"
+    shape, dtype = input_spec.get("shape"), input_spec.get("dtype")
+    if not (isinstance(shape, list) and len(shape) == 4 and list(shape[1:]) == [FACE_SIDE, FACE_SIDE, 1]):
+        return f"input shape {shape} is not [N, {FACE_SIDE}, {FACE_SIDE}, 1]"
+    if dtype not in SERVABLE_INPUT_DTYPES:
+        return f"input dtype {dtype!r} is not one of {', '.join(SERVABLE_INPUT_DTYPES)}"
+    if dtype != "float32" and not (isinstance(input_spec.get("scale"), (int, float)) and input_spec["scale"] > 0):
+        return f"quantised input without a positive scale ({input_spec.get('scale')!r})"
+    return None
+
+
+def smoke_faces() -> np.ndarray:
+    """Seven synthetic 48x48 faces (smile, frown, open mouth, ...) drawn with OpenCV.
+
+    They are not people: the project never ships FER2013 images. They only
+    have to look enough like a preprocessed face to drive every layer of a
+    model through the device's own preprocessing and interpreter.
+    """
+    import cv2
+
+    from device.preprocess import preprocess_face
+
+    rng = np.random.default_rng(7)
+    faces = []
+    mouths = ("smile", "frown", "open", "flat", "smile", "open", "flat")
+    for i, mouth in enumerate(mouths):
+        img = np.full((FACE_SIDE, FACE_SIDE), 50 + 10 * i, np.uint8)
+        cv2.ellipse(img, (24, 25), (17, 22), 0, 0, 360, 175, -1)
+        tilt = i - 3  # eyebrows from frowning to raised
+        cv2.line(img, (11, 14 + tilt), (21, 14 - tilt), 60, 1)
+        cv2.line(img, (27, 14 - tilt), (37, 14 + tilt), 60, 1)
+        for x in (16, 32):
+            cv2.circle(img, (x, 20), 3, 40, -1)
+        if mouth == "smile":
+            cv2.ellipse(img, (24, 33), (8, 5), 0, 0, 180, 50, 2)
+        elif mouth == "frown":
+            cv2.ellipse(img, (24, 38), (8, 5), 0, 180, 360, 50, 2)
+        elif mouth == "open":
+            cv2.ellipse(img, (24, 36), (5, 6), 0, 0, 360, 30, -1)
+        else:
+            cv2.line(img, (17, 36), (31, 36), 50, 2)
+        noisy = np.clip(img.astype(np.int16) + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8)
+        faces.append(preprocess_face(noisy))
+    return np.stack(faces)
+
+
+def verify_model(model_path: Path) -> ModelInfo:
+    """Everything short of wearing it: sha256 against the metadata, labels and
+    input spec this code can serve, loads in the device interpreter, and on
+    the smoke faces gives the right output shape and probabilities that are
+    finite and sum to about 1. Raises ModelError with one line."""
+    from device.classify import Classifier
+
+    info = read_model_info(model_path, verify_checksum=True)
+    problem = servable_problem(info.meta.get("labels"), info.meta.get("input"))
+    if problem:
+        raise ModelError(f"model {info.version} cannot be served: {problem}")
+    classifier = Classifier(model_path)
+    declared = info.meta["input"]
+    if classifier.input_dtype.name != declared["dtype"]:
+        raise ModelError(f"model {info.version} input is {classifier.input_dtype.name}, "
+                         f"its metadata says {declared['dtype']}")
+    faces = smoke_faces()
+    try:
+        probs = np.asarray(classifier.probabilities(faces), dtype=np.float64)
+    except Exception as exc:  # the runtime raises RuntimeError/ValueError on a bad graph
+        raise ModelError(f"model {info.version} crashed on the smoke faces: {str(exc).splitlines()[0]}") from None
+    if probs.shape != (len(faces), len(EXPRESSIONS)):
+        raise ModelError(f"model {info.version} gave output shape {probs.shape}, "
+                         f"expected {(len(faces), len(EXPRESSIONS))}")
+    sums = probs.sum(axis=1)
+    if not np.isfinite(probs).all() or probs.min() < -1e-6 or \
+            np.abs(sums - 1).max() > PROBABILITY_SUM_TOLERANCE:
+        raise ModelError(f"model {info.version} gives no probabilities on the smoke faces "
+                         f"(row sums {np.round(sums, 3).tolist()})")
+    return info
+
+
+# --- changing the store (callers hold store_lock) --------------------------------------
+
+
+@contextlib.contextmanager
+def store_lock(model_dir: Path) -> Iterator[None]:
+    """Exclusive right to change the store; a second sync fails at once instead of
+    two runs swapping links under each other."""
+    model_dir = Path(model_dir)
+    (model_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
+    fd = os.open(model_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise StoreError(f"another facecue sync is changing {model_dir}; try again later") from None
+            raise
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def staging_dir(model_dir: Path) -> Iterator[Path]:
+    """A fresh ``versions/.partial-*`` folder on the store's own file system (so
+    installing it is a rename); removed again unless installed."""
+    stage = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=Path(model_dir) / VERSIONS))
+    os.chmod(stage, 0o755)  # mkdtemp's 0700 would hide it from a daemon running as another user
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _replace_link(model_dir: Path, name: str, version: str) -> None:
+    """Point ``name`` at ``versions/<version>`` in one atomic rename."""
+    tmp = Path(model_dir) / f".{name}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(f"{VERSIONS}/{version}", tmp)
+    os.replace(tmp, Path(model_dir) / name)
+    fsync_dir(Path(model_dir))
+
+
+def install_version(model_dir: Path, staged: Path, version: str, source: dict[str, Any]) -> Path:
+    """Make the verified model in ``staged`` (from :func:`staging_dir`) the current
+    one; the old current becomes ``previous``. Returns the installed model path.
+
+    Order: ``source.json`` and the folder are fsynced, the folder renamed to
+    ``versions/<version>``, ``previous`` moved to the old current, then
+    ``current`` swapped. A crash between any two steps leaves ``current`` on a
+    complete model; :func:`prune` clears what the crash left behind.
+    """
+    model_dir, staged = Path(model_dir), Path(staged)
+    check_version_name(version)
+    if staged.parent != model_dir / VERSIONS or not staged.name.startswith(PARTIAL_PREFIX):
+        raise StoreError(f"{staged} is not a staging folder of {model_dir}")
+    for name in (MODEL_FILE, METADATA_FILE):
+        if not (staged / name).is_file():
+            raise StoreError(f"staged model lacks {name}")
+    old = current_version(model_dir)
+    if old == version:
+        raise StoreError(f"model {version} is already the current one")
+    write_file_atomic(staged / SOURCE_FILE, json.dumps(source, indent=1, sort_keys=True).encode())
+    fsync_dir(staged)
+    target = version_dir(model_dir, version)
+    if target.exists():  # an older copy (e.g. previous after a rollback): replace it whole
+        os.replace(target, Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=model_dir / VERSIONS)) / "old")
+    os.rename(staged, target)
+    fsync_dir(model_dir / VERSIONS)
+    if old is not None:
+        _replace_link(model_dir, PREVIOUS, old)
+    _replace_link(model_dir, CURRENT, version)
+    prune(model_dir)
+    return target / MODEL_FILE
+
+
+def rollback(model_dir: Path) -> tuple[str, str]:
+    """Swap ``current`` and ``previous``; returns (from_version, to_version).
+
+    The previous model is checked against its sha256 first: a rollback never
+    installs a file that rotted on the card.
+    """
+    model_dir = Path(model_dir)
+    cur, prev = current_version(model_dir), previous_version(model_dir)
+    if prev is None:
+        raise StoreError(f"no previous model in {model_dir} to roll back to"
+                         + (f" (current is {cur})" if cur else ""))
+    read_model_info(version_dir(model_dir, prev) / MODEL_FILE, verify_checksum=True)
+    _replace_link(model_dir, CURRENT, prev)
+    if cur is not None:
+        _replace_link(model_dir, PREVIOUS, cur)
+    return cur or "", prev
+
+
+def prune(model_dir: Path) -> list[str]:
+    """Delete every stored version but current and previous, and whatever an
+    interrupted run left (``.partial-*`` folders, temporary links). Returns the
+    names removed."""
+    model_dir = Path(model_dir)
+    keep = {current_version(model_dir), previous_version(model_dir)}
+    removed = []
+    for entry in sorted((model_dir / VERSIONS).iterdir()):
+        if entry.name not in keep:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+    for name in (CURRENT, PREVIOUS):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(model_dir / f".{name}.tmp")
+    if removed:
+        fsync_dir(model_dir / VERSIONS)
+    return removed

@@ -1,0 +1,424 @@
+"""Test helpers for the cloud tests: moto's standalone S3 server on 127.0.0.1,
+sockets that misbehave the way networks do, and a small fixture model.
+
+boto3 talks HTTP to the server exactly as it talks to AWS; nothing in boto3
+is patched. Import the fixtures into a test module with
+``from s3_server import moto, fixture_model, ...``.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import inspect
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def client_env() -> dict[str, str]:
+    """Environment for boto3 (in a subprocess too): fake keys, no host AWS config,
+    no instance-metadata probing."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(FAKE_CREDENTIALS, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+               AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
+class MotoServer:
+    """``python -m moto.server`` in a child process, one per test session."""
+
+    def __init__(self) -> None:
+        pytest.importorskip("moto.server")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=client_env())
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.url}/moto-api/", timeout=2).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start") from None
+                time.sleep(0.1)
+        atexit.register(self.stop)
+
+    def post(self, path: str, body: bytes = b"") -> None:
+        request = urllib.request.Request(f"{self.url}{path}", data=body, method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def require_auth(self, on: bool) -> None:
+        """Make moto check signatures and IAM policies (off: anything goes)."""
+        self.post("/moto-api/reset-auth", b"0" if on else b"inf")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+_server: MotoServer | None = None
+
+
+@pytest.fixture(scope="session")
+def moto() -> MotoServer:
+    global _server
+    if _server is None:
+        _server = MotoServer()
+    return _server
+
+
+@pytest.fixture
+def aws_env(monkeypatch) -> dict[str, str]:
+    env = client_env()
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    return env
+
+
+@dataclass
+class Bucket:
+    """A fresh bucket and prefix on the moto server, with a client for the test's own moves."""
+
+    moto: MotoServer
+    name: str
+    prefix: str
+    client: object
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.name}/{self.prefix}"
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}"
+
+    def put(self, relative: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.name, Key=self.key(relative), Body=data)
+
+    def get(self, relative: str) -> bytes:
+        return self.client.get_object(Bucket=self.name, Key=self.key(relative))["Body"].read()
+
+
+@pytest.fixture
+def bucket(moto: MotoServer, aws_env) -> Bucket:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=moto.url, region_name="us-east-1")
+    name = f"facecue-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    return Bucket(moto, name, "fleet", client)
+
+
+# --- misbehaving network ------------------------------------------------------------------
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers: the worst kind of slow endpoint."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+class Proxy:
+    """A TCP relay to ``upstream`` that counts requests and, once a request line
+    contains ``cut_marker``, closes that connection after ``cut_after`` more bytes
+    of response: a download cut off mid-file."""
+
+    METHODS = (b"GET ", b"PUT ", b"HEAD ", b"POST ", b"DELETE ")
+
+    def __init__(self, upstream_port: int, cut_marker: bytes | None = None, cut_after: int = 0) -> None:
+        self.upstream_port, self.cut_marker, self.cut_after = upstream_port, cut_marker, cut_after
+        self.requests: list[bytes] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client = self.sock.accept()[0]
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            state = {"budget": None}
+            threading.Thread(target=self._requests, args=(client, upstream, state), daemon=True).start()
+            threading.Thread(target=self._responses, args=(upstream, client, state), daemon=True).start()
+
+    def _requests(self, src: socket.socket, dst: socket.socket, state: dict) -> None:
+        try:
+            while data := src.recv(65536):
+                if data.startswith(self.METHODS):
+                    line = data.split(b"\r\n", 1)[0]
+                    self.requests.append(line)
+                    if self.cut_marker and self.cut_marker in line:
+                        state["budget"] = self.cut_after
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _hang_up(dst)
+
+    def _responses(self, src: socket.socket, dst: socket.socket, state: dict) -> None:
+        try:
+            while data := src.recv(65536):
+                if state["budget"] is not None:
+                    dst.sendall(data[:state["budget"]])
+                    state["budget"] -= len(data)
+                    if state["budget"] <= 0:
+                        break
+                else:
+                    dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _hang_up(dst)
+            _hang_up(src)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """Send FIN now; a bare close() waits for the other thread's recv on this socket."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+# --- a small model, made by the real exporter --------------------------------------------
+
+
+def fixture_faces_npz(path: Path, n: int = 21) -> Path:
+    """Random-pixel "faces" in the FER2013 npz layout: enough for export to calibrate
+    and score; no real face is involved."""
+    rng = np.random.default_rng(0)
+    np.savez(path, images=rng.integers(0, 256, (n, 48, 48), dtype=np.uint8),
+             labels=np.arange(n, dtype=np.uint8) % len(LABELS), classes=np.array(LABELS))
+    return path
+
+
+def fixture_run(folder: Path, faces: Path) -> Path:
+    """A run folder like ``tools.train`` (or a SageMaker job) leaves: an untrained
+    ``vgg_elu-tiny`` with its config."""
+    from models.architectures import build
+
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"arch": "vgg_elu-tiny", "train": str(faces),
+                                                    "valid": str(faces)}))
+    build("vgg_elu-tiny").save_weights(folder / "best.weights.h5")
+    return folder
+
+
+def _fixture_source_hash() -> str:
+    """Changes whenever the code that makes the fixture model changes."""
+    h = hashlib.sha256()
+    for rel in ("tools/export.py", "models/architectures.py"):
+        h.update((ROOT / rel).read_bytes())
+    for func in (fixture_faces_npz, fixture_run):
+        h.update(inspect.getsource(func).encode())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def fixture_model(request, tmp_path_factory) -> Path:
+    """``fixture_int8.tflite`` (version 1.0.0) with its JSON, exported by
+    ``tools.export`` from an untrained tiny net. Cached in pytest's cache keyed
+    on the code that makes it, so only the first run needs TensorFlow."""
+    name = f"facecue-fixture-model-{_fixture_source_hash()}"
+    cache_plugin = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cache = Path(cache_plugin.mkdir(name)) if cache_plugin else tmp_path_factory.mktemp(name)
+    model = cache / "fixture_int8.tflite"
+    if not (model.is_file() and model.with_suffix(".json").is_file()):
+        pytest.importorskip("tensorflow")
+        from tools.export import export_run
+
+        work = tmp_path_factory.mktemp("fixture-export")
+        run = fixture_run(work / "run", fixture_faces_npz(work / "faces.npz"))
+        installed = export_run(run, work / "out", name="fixture", version="1.0.0", calib=10, threads=1,
+                               log=lambda *_: None)
+        for key in ("int8", "int8_json"):
+            shutil.copy2(installed[key], cache / installed[key].name)
+    return model
+
+
+def model_version(src: Path, folder: Path, version: str, **meta_changes) -> Path:
+    """A copy of ``src`` under ``folder`` whose metadata says ``version`` (and any
+    other changed keys): the same weights released under another name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / f"fixture-{version}.tflite"
+    shutil.copyfile(src, dest)
+    meta = json.loads(src.with_suffix(".json").read_text())
+    meta.update(version=version, file=dest.name, **meta_changes)
+    dest.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return dest
+
+
+# --- pulling the plug -------------------------------------------------------------------
+
+# Prepended to a child's script: SIGKILL itself just before a chosen file-system
+# call of the store or sync code, the closest a test gets to cutting the power
+# between two steps. KILL_AT="7": before the 7th call of any of STEPS;
+# KILL_AT="replace:3": before the 3rd os.replace (or any call of that name).
+KILL_SWITCH = r'''
+import os, signal, sys
+STEPS = {"rename", "replace", "symlink", "unlink", "rmdir", "mkdir", "fsync"}
+FILES = ("model_store.py", "sync.py", "shutil.py", "tempfile.py")
+_name, _, _n = os.environ["KILL_AT"].rpartition(":")
+kill_at, seen = int(_n), 0
+def _profile(frame, event, arg):
+    global seen
+    if event != "c_call" or not frame.f_code.co_filename.endswith(FILES):
+        return
+    name = getattr(arg, "__name__", "")
+    if (name == _name) if _name else (name in STEPS and getattr(arg, "__module__", "") == "posix"):
+        seen += 1
+        if seen == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+sys.setprofile(_profile)
+'''
+
+
+def killed_run(args: list[str], kill_at: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` (a ``-c`` script starting with KILL_SWITCH) with ``KILL_AT``."""
+    env = {**(env or os.environ), "KILL_AT": kill_at, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+# --- a publisher and a device around one bucket -------------------------------------------
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def run_main(main, argv: list[str]) -> Result:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+@dataclass
+class Fleet:
+    """The publisher's key and bucket, and one device's store, state and settings."""
+
+    bucket: Bucket
+    root: Path
+
+    @property
+    def private_key(self) -> Path:
+        return self.root / "signing.pem"
+
+    @property
+    def store(self) -> Path:
+        return self.root / "device" / "models"
+
+    @property
+    def settings(self) -> Path:
+        return self.root / "device" / "sync.toml"
+
+    def publish(self, model: Path, *extra: str) -> Result:
+        from tools.model_publish import main
+
+        return run_main(main, ["publish", str(model), "--to", self.bucket.url, "--key", str(self.private_key),
+                               "--endpoint-url", self.bucket.moto.url, *extra])
+
+    def sync_argv(self, *extra: str) -> list[str]:
+        return ["--settings", str(self.settings), *extra]
+
+    def sync(self, *extra: str) -> Result:
+        from tools.sync import main
+
+        return run_main(main, self.sync_argv(*extra))
+
+    def manifest(self) -> dict:
+        return json.loads(self.bucket.get("manifest.json"))
+
+    def put_manifest(self, doc: dict, sign: bool = True) -> None:
+        """Upload ``doc``, re-signed with the fleet key: a publisher with the key but a bug."""
+        import base64
+
+        from tools.manifest import load_private_key, signed_bytes
+
+        if sign:
+            doc["signature"] = base64.b64encode(load_private_key(self.private_key).sign(
+                signed_bytes(doc["body"]))).decode()
+        self.bucket.put("manifest.json", json.dumps(doc).encode())
+
+    def state(self) -> dict:
+        return json.loads((self.root / "device" / "state" / "state.json").read_text())
+
+
+@pytest.fixture
+def fleet(bucket: Bucket, tmp_path: Path) -> Fleet:
+    from tools.manifest import generate_keypair
+
+    root = tmp_path / "fleet"
+    (root / "device").mkdir(parents=True)
+    generate_keypair(root / "signing.pem", root / "device" / "signing.pub")
+    (root / "device" / "sync.toml").write_text(
+        f'source = "{bucket.url}"\n'
+        f'endpoint_url = "{bucket.moto.url}"\n'
+        f'public_key = "{root / "device" / "signing.pub"}"\n'
+        f'model_dir = "{root / "device" / "models"}"\n'
+        f'state_dir = "{root / "device" / "state"}"\n'
+        "connect_timeout = 2.0\nread_timeout = 5.0\nmax_attempts = 2\n")
+    return Fleet(bucket, root)
+
+
+@pytest.fixture
+def releases(fixture_model: Path, tmp_path: Path) -> dict[str, Path]:
+    """The fixture model released as 1.0.0, 1.1.0 and 1.2.0."""
+    return {v: model_version(fixture_model, tmp_path / "releases", v) for v in ("1.0.0", "1.1.0", "1.2.0")}

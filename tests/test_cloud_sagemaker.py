@@ -1,0 +1,154 @@
+"""The SageMaker launcher: the request it builds reaches tools/train.py's own flags,
+moto's SageMaker accepts it, and a finished job's output is published through
+the same signed manifest a device syncs from."""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+import pytest
+
+pytest.importorskip("boto3")
+
+from device import model_store as ms  # noqa: E402
+from s3_server import (aws_env, bucket, fixture_faces_npz, fixture_run, fleet, moto, run_main)  # noqa: E402,F401
+from tools.sagemaker import (MODEL_DIR, JobSpec, build_request, image_uri, launch, package_source,  # noqa: E402
+                             train_arguments)
+from tools.manifest import S3Location  # noqa: E402
+from tools.train import TrainConfig, parse_args  # noqa: E402
+
+ROLE = "arn:aws:iam::123456789012:role/facecue-sagemaker"
+
+
+def spec(bucket_name: str = "facecue-ml", **changes) -> JobSpec:
+    fields = dict(job_name="facecue-small-40", role_arn=ROLE, region="eu-west-1",
+                  train=f"s3://{bucket_name}/data/train.npz", valid=f"s3://{bucket_name}/data/valid.npz",
+                  output=f"s3://{bucket_name}/sagemaker/output", source=f"s3://{bucket_name}/code/sourcedir.tar.gz",
+                  config=TrainConfig(arch="vgg_elu-small", epochs=40, lr=0.02, weight_decay=1e-4,
+                                     class_weight="balanced", seed=7))
+    fields.update(changes)
+    return JobSpec(**fields)
+
+
+def container_argv(hyperparameters: dict[str, str]) -> list[str]:
+    """What the SageMaker training toolkit hands the entry point: each user
+    hyperparameter JSON-decoded and passed as ``--name value``."""
+    argv = []
+    for name, value in hyperparameters.items():
+        if not name.startswith("sagemaker_"):
+            argv += [f"--{name}", str(json.loads(value))]
+    return argv
+
+
+def test_hyperparameters_are_train_py_flags():
+    request = build_request(spec())
+    args = parse_args(container_argv(request["HyperParameters"]))  # tools/train.py's own parser
+    assert (args.arch, args.epochs, args.lr, args.weight_decay, args.class_weight, args.seed) == \
+        ("vgg_elu-small", 40, 0.02, 1e-4, "balanced", 7)
+    assert str(args.run) == MODEL_DIR == "/opt/ml/model"
+    assert (args.train, args.valid) == ("/opt/ml/input/data/train/train.npz", "/opt/ml/input/data/valid/valid.npz")
+    assert json.loads(request["HyperParameters"]["sagemaker_program"]) == "tools/train.py"
+    assert request["Environment"] == {"PYTHONPATH": "/opt/ml/code"}
+
+
+def test_every_training_setting_is_forwarded():
+    flags = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz")
+    assert set(flags) == {"arch", "epochs", "batch", "lr", "momentum", "weight-decay", "warmup-epochs",
+                          "label-smoothing", "class-weight", "limit", "seed", "threads", "train", "valid", "run"}
+
+
+@pytest.mark.parametrize("region,instance,uri", [
+    ("eu-west-1", "ml.c5.4xlarge",
+     "763104351884.dkr.ecr.eu-west-1.amazonaws.com/tensorflow-training:2.16-cpu-py310"),
+    ("af-south-1", "ml.g5.xlarge",
+     "626614931356.dkr.ecr.af-south-1.amazonaws.com/tensorflow-training:2.16-gpu-py310"),
+    ("cn-north-1", "ml.m5.large",
+     "727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/tensorflow-training:2.16-cpu-py310"),
+])
+def test_framework_image_per_region(region, instance, uri):
+    assert image_uri(region, instance) == uri
+
+
+def test_bad_job_names_are_refused():
+    from tools.sagemaker import JobError
+
+    with pytest.raises(JobError, match="job name"):
+        build_request(spec(job_name="facecue_v1"))
+
+
+def test_source_bundle_holds_python_only_and_is_reproducible():
+    bundle = package_source()
+    assert bundle == package_source()
+    with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
+        names = tar.getnames()
+    assert "tools/train.py" in names and "device/preprocess.py" in names and "requirements.txt" in names
+    assert all(n.endswith(".py") for n in names if n != "requirements.txt")
+    assert all(n.split("/")[0] in ("device", "models", "tools", "audio") for n in names if "/" in n)
+
+
+def test_launch_against_moto(bucket):
+    import boto3
+
+    sagemaker = boto3.client("sagemaker", endpoint_url=bucket.moto.url, region_name="eu-west-1")
+    sent = spec(bucket.name, job_name="facecue-launch-test")
+    arn, sent = launch(sagemaker, bucket.client, sent, S3Location.parse(f"s3://{bucket.name}/sagemaker/code"))
+    assert arn.endswith(":training-job/facecue-launch-test")
+    job = sagemaker.describe_training_job(TrainingJobName="facecue-launch-test")
+    request = build_request(sent)
+    for key in ("RoleArn", "HyperParameters", "InputDataConfig", "OutputDataConfig", "ResourceConfig",
+                "StoppingCondition"):
+        assert job[key] == request[key], key
+    assert job["AlgorithmSpecification"]["TrainingImage"] == request["AlgorithmSpecification"]["TrainingImage"]
+    source = S3Location.parse(json.loads(job["HyperParameters"]["sagemaker_submit_directory"]))
+    uploaded = bucket.client.get_object(Bucket=source.bucket, Key=source.prefix)["Body"].read()
+    assert uploaded == package_source()
+
+
+def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
+    """moto marks jobs Completed at once; the test puts the run folder tools/train.py
+    would leave in /opt/ml/model where SageMaker would, then publishes and syncs it."""
+    pytest.importorskip("tensorflow")
+    import boto3
+
+    from tools.sagemaker import main
+
+    bucket = fleet.bucket
+    sagemaker = boto3.client("sagemaker", endpoint_url=bucket.moto.url, region_name="eu-west-1")
+    _, sent = launch(sagemaker, bucket.client, spec(bucket.name, job_name="facecue-job-1"),
+                     S3Location.parse(f"s3://{bucket.name}/sagemaker/code"))
+    faces = fixture_faces_npz(tmp_path / "faces.npz")
+    run = fixture_run(tmp_path / "job-run", faces)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        tar.add(run, arcname=".")
+    artifact = S3Location.parse(sagemaker.describe_training_job(TrainingJobName="facecue-job-1")
+                                ["ModelArtifacts"]["S3ModelArtifacts"])
+    bucket.client.put_object(Bucket=artifact.bucket, Key=artifact.prefix, Body=archive.getvalue())
+
+    published = run_main(main, ["publish", "facecue-job-1", "--to", bucket.url, "--key", str(fleet.private_key),
+                                "--train", str(faces), "--valid", str(faces), "--region", "eu-west-1",
+                                "--endpoint-url", bucket.moto.url])
+    assert published.code == 0, published.err
+    assert "published model facecue-job-1 (#1)" in published.out
+    synced = fleet.sync()
+    assert synced.out.strip() == "facecue sync: installed model facecue-job-1 (was the shipped model)"
+    assert ms.current_version(fleet.store) == "facecue-job-1"
+    meta = json.loads((fleet.store / "versions" / "facecue-job-1" / "model.json").read_text())
+    assert meta["arch"] == "vgg_elu-tiny" and meta["quantization"] == "int8"
+
+
+def test_publishing_a_job_without_output_says_so(fleet, tmp_path):
+    import boto3
+
+    from tools.sagemaker import main
+
+    sagemaker = boto3.client("sagemaker", endpoint_url=fleet.bucket.moto.url, region_name="eu-west-1")
+    launch(sagemaker, fleet.bucket.client, spec(fleet.bucket.name, job_name="facecue-job-2"),
+           S3Location.parse(f"s3://{fleet.bucket.name}/sagemaker/code"))
+    result = run_main(main, ["publish", "facecue-job-2", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
+                             "--train", "t.npz", "--valid", "v.npz", "--region", "eu-west-1",
+                             "--endpoint-url", fleet.bucket.moto.url])
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err.startswith("sagemaker: error: output of training job facecue-job-2: s3://")
+    assert result.err.rstrip().endswith("/facecue-job-2/output/model.tar.gz does not exist")

@@ -1,0 +1,65 @@
+"""The sync timer and service: valid, hardened, and pointing where the code looks."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from device.config import ModelConfig
+from test_systemd_unit import ANALYZE, exposure, needs_analyze, unit_settings
+from tools.sync import DEFAULT_SETTINGS, SyncSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE = ROOT / "systemd" / "facecue-sync.service"
+TIMER = ROOT / "systemd" / "facecue-sync.timer"
+MAX_EXPOSURE = 1.5  # the sync needs IP; everything else is as locked down as the daemon
+
+
+def settings(unit: Path) -> dict[str, list[str]]:
+    return unit_settings(unit.read_text())
+
+
+@needs_analyze
+def test_units_verify_without_warnings(tmp_path: Path) -> None:
+    """`verify` rejects a missing binary, and /opt/facecue exists on devices only."""
+    service = tmp_path / SERVICE.name
+    binary = settings(SERVICE)["ExecStart"][0].split()[0]
+    service.write_text(SERVICE.read_text().replace(f"ExecStart={binary} ", f"ExecStart={shutil.which('true')} "))
+    shutil.copy(TIMER, tmp_path / TIMER.name)
+    result = subprocess.run([ANALYZE, "verify", str(service), str(tmp_path / TIMER.name)],
+                            capture_output=True, text=True, timeout=120)
+    ours = [line for line in (result.stdout + result.stderr).splitlines() if "facecue" in line]
+    assert result.returncode == 0 and not ours, "\n".join(ours) or result.stderr
+
+
+@needs_analyze
+def test_sync_service_is_hardened() -> None:
+    assert exposure(SERVICE) <= MAX_EXPOSURE
+
+
+def test_service_runs_sync_once_as_the_facecue_user_with_network() -> None:
+    s = settings(SERVICE)
+    assert s["Type"] == ["oneshot"] and s["User"] == ["facecue"]
+    assert s["ExecStart"][0].split()[1:] == ["sync"]
+    assert "PrivateNetwork" not in s and "AF_INET" in s["RestrictAddressFamilies"][0]
+    assert s["ConditionPathExists"] == [str(DEFAULT_SETTINGS)]
+    assert "network-online.target" in s["Wants"][0] and "time-sync.target" in s["After"][0]
+
+
+def test_service_may_write_exactly_where_sync_writes() -> None:
+    writable = settings(SERVICE)["ReadWritePaths"][0].split()
+    assert sorted(writable) == sorted([ModelConfig().store, SyncSettings().state_dir])
+
+
+def test_timer_spreads_a_fleet_and_catches_up() -> None:
+    t = settings(TIMER)
+    assert t["OnBootSec"] == ["5min"] and t["OnUnitActiveSec"] == ["6h"]
+    assert t["RandomizedDelaySec"] == ["1h"] and t["Persistent"] == ["yes"]
+    assert t["Unit"] == [SERVICE.name] and t["WantedBy"] == ["timers.target"]
+
+
+@pytest.mark.parametrize("unit", [SERVICE, TIMER])
+def test_install_script_knows_the_units(unit: Path) -> None:
+    assert unit.name in (ROOT / "install.sh").read_text()
