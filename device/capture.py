@@ -17,6 +17,9 @@ import numpy as np
 
 from device.frames import Frame
 
+# OpenCV's own warnings ("can't open camera by index") duplicate our one-line errors.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 
 

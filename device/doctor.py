@@ -94,11 +94,15 @@ def check_voice(cfg: Config) -> Check:
 
 def check_gpio(cfg: Config) -> Check:
     pins = [p for p in (cfg.buttons.repeat_pin, cfg.buttons.mute_pin, cfg.haptics.pin) if p]
+    import warnings
+
     try:
         from gpiozero import Device
         from gpiozero.exc import BadPinFactory
 
-        factory = Device.pin_factory or Device._default_pin_factory()
+        with warnings.catch_warnings():  # gpiozero warns once per driver it falls back from
+            warnings.simplefilter("ignore")
+            factory = Device.pin_factory or Device._default_pin_factory()
     except (ImportError, BadPinFactory) as exc:
         status = FAIL if pins else WARN
         return Check("gpio", status, f"no GPIO ({type(exc).__name__}); pins configured: {pins or 'none'}")
