@@ -1,0 +1,413 @@
+"""facecue sync: fetch, verify and install a newer model from S3, or roll back.
+
+    facecue sync                   # what the timer runs
+    facecue sync --force           # now, ignoring backoff, the cached ETag and rollbacks
+    facecue sync --rollback        # back to the previous model
+
+Settings come from ``/etc/facecue/sync.toml`` (``source = "s3://BUCKET/PREFIX"``
+and the keys of :class:`SyncSettings`), each overridable by a flag. An
+unchanged manifest costs one conditional GET. A new model is downloaded into
+the store's own file system, checked against the signed manifest (size,
+sha256), checked for labels and input spec, loaded and run on synthetic
+smoke faces, and only then swapped in; on any failure the current model
+keeps serving, one line says why, and the next run backs off exponentially
+(with jitter, so a fleet that lost its network does not return in step).
+Nothing is ever uploaded.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import errno
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from device import __version__
+from device.classify import ModelError
+from device.model_store import (METADATA_FILE, MODEL_FILE, StoreError, current_version, install_version,
+                                model_generation, prune, rollback, servable_problem, staging_dir,
+                                store_lock, verify_model, version_source, write_file_atomic)
+from tools.manifest import (MANIFEST_KEY, MAX_MANIFEST_BYTES, Manifest, ManifestError, ModelEntry,
+                            S3Location, S3Options, facecue_version_tuple, load_public_key, make_s3_client,
+                            open_manifest, s3_error_message, utc_now)
+
+DEFAULT_SETTINGS = Path("/etc/facecue/sync.toml")
+STATE_FILE = "state.json"
+FREE_SPACE_RESERVE = 16 << 20  # never fill the card: logs and the daemon still need room
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+DAEMON_UNIT = "facecue.service"
+
+
+class SyncError(RuntimeError):
+    """A sync that did not happen; one line for the journal."""
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """Keys of ``sync.toml``; the defaults suit the systemd units."""
+
+    source: str = ""  # s3://BUCKET/PREFIX
+    endpoint_url: str = ""  # an S3-compatible store; empty: AWS
+    region: str = ""
+    anonymous: bool = False  # public-read bucket, no credentials on the device
+    public_key: str = "/etc/facecue/model-signing.pub"
+    model_dir: str = ""  # empty: [model] store of the daemon's config
+    state_dir: str = "/var/lib/facecue/sync"
+    connect_timeout: float = 5.0
+    read_timeout: float = 20.0
+    max_attempts: int = 3
+    download_deadline: float = 900.0  # a trickling server cannot hold a sync forever
+    backoff_base: float = 1800.0
+    backoff_max: float = 86400.0
+
+    def s3_options(self) -> S3Options:
+        return S3Options(self.endpoint_url, self.region, self.anonymous, self.connect_timeout,
+                         self.read_timeout, self.max_attempts)
+
+
+def load_settings(path: Path, overrides: dict[str, object]) -> SyncSettings:
+    """``sync.toml`` (missing is fine when it is the default path) plus flags."""
+    data: dict[str, object] = {}
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        if Path(path) != DEFAULT_SETTINGS:
+            raise SyncError(f"settings file {path} not found") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SyncError(f"settings file {path} unreadable: {exc}") from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    defaults = SyncSettings()
+    known = {f.name for f in dataclasses.fields(SyncSettings)}
+    for key, value in data.items():
+        if key not in known:
+            raise SyncError(f"{path}: unknown key {key!r}; known: {', '.join(sorted(known))}")
+        expected = type(getattr(defaults, key))
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float \
+            else type(value) is expected
+        if not ok:
+            raise SyncError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
+        if expected is float:
+            data[key] = float(value)  # type: ignore[arg-type]
+            if data[key] <= 0:
+                raise SyncError(f"{path}: {key} must be positive")
+    return dataclasses.replace(defaults, **data)
+
+
+@dataclass
+class SyncState:
+    """What one run leaves for the next, in ``state_dir/state.json``."""
+
+    etag: str = ""
+    generation: str = ""  # the store's current link when etag was saved
+    failures: int = 0
+    next_try: float = 0.0  # wall-clock seconds
+    rolled_back: list[str] = field(default_factory=list)
+    last_error: str = ""
+
+    @classmethod
+    def load(cls, path: Path) -> "SyncState":
+        """A missing or damaged state file only costs one full manifest fetch."""
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}})
+        except FileNotFoundError:
+            return cls()
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            print(f"facecue sync: warning: ignoring damaged {path} ({exc})", file=sys.stderr)
+            return cls()
+
+    def save(self, path: Path) -> None:
+        write_file_atomic(Path(path), json.dumps(dataclasses.asdict(self), indent=1).encode())
+
+
+def backoff_delay(failures: int, base: float, cap: float, rng=random.random) -> float:
+    """Exponential in the failures so far, capped, with the upper half jittered."""
+    return min(cap, base * 2 ** max(failures - 1, 0)) * (0.5 + 0.5 * rng())
+
+
+def backoff_remaining(state: SyncState, now: float, cap: float) -> float:
+    """Seconds until the next try is allowed. A wait longer than the cap means the
+    clock jumped back (a Pi without RTC that booted at 1970): ignore it."""
+    remaining = state.next_try - now
+    return remaining if 0 < remaining <= cap else 0.0
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    force: bool = False
+    allow_downgrade: bool = False
+    progress: bool = False
+
+
+class Progress:
+    """A one-line bar on stderr when it is a terminal; silent in the journal."""
+
+    def __init__(self, enabled: bool, label: str, total: int) -> None:
+        self.enabled, self.label, self.total, self._shown = enabled, label, total, -1
+
+    def update(self, done: int) -> None:
+        percent = 100 * done // max(self.total, 1)
+        if self.enabled and percent != self._shown:
+            self._shown = percent
+            bar = "#" * (percent // 4)
+            end = "\n" if done >= self.total else ""
+            print(f"\r{self.label} [{bar:<25}] {percent:3d}% {done / 1e6:.1f}/{self.total / 1e6:.1f} MB",
+                  end=end, file=sys.stderr, flush=True)
+
+
+def fetch_manifest(client, location: S3Location, public_key, etag: str | None) -> tuple[Manifest, str] | None:
+    """The verified manifest and its ETag, or None if it is unchanged since ``etag``."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    url = location.url(MANIFEST_KEY)
+    try:
+        extra = {"IfNoneMatch": etag} if etag else {}
+        response = client.get_object(Bucket=location.bucket, Key=location.key(MANIFEST_KEY), **extra)
+        raw = response["Body"].read(MAX_MANIFEST_BYTES + 1)
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
+            return None
+        raise SyncError(s3_error_message(exc, url)) from None
+    except BotoCoreError as exc:
+        raise SyncError(s3_error_message(exc, url)) from None
+    try:
+        return open_manifest(raw, public_key), response["ETag"]
+    except ManifestError as exc:
+        raise SyncError(f"{url}: {exc}") from None
+
+
+def download(client, location: S3Location, key: str, dest: Path, size: int, sha256: str,
+             deadline: float, progress: Progress) -> None:
+    """Stream one object to ``dest`` (fsynced), reading no more than ``size`` bytes,
+    and check its length and sha256 against the signed manifest."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    url = location.url(key)
+    digest, done = hashlib.sha256(), 0
+    try:
+        response = client.get_object(Bucket=location.bucket, Key=location.key(key))
+        if response["ContentLength"] != size:
+            raise SyncError(f"{url} is {response['ContentLength']} bytes, the manifest says {size}")
+        with open(dest, "xb") as f:
+            for chunk in response["Body"].iter_chunks(1 << 16):
+                done += len(chunk)
+                if done > size:
+                    raise SyncError(f"{url} is longer than the {size} bytes the manifest says")
+                digest.update(chunk)
+                f.write(chunk)
+                progress.update(done)
+                if time.monotonic() > deadline:
+                    raise SyncError(f"download of {url} did not finish in time ({done} of {size} bytes)")
+            f.flush()
+            os.fsync(f.fileno())
+    except (ClientError, BotoCoreError) as exc:  # before OSError: some botocore timeouts are both
+        message = s3_error_message(exc, url)
+        raise SyncError(f"{message} ({done} of {size} bytes)" if done else message) from None
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise SyncError(f"disk full writing {dest.parent} ({done} of {size} bytes of {url})") from None
+        raise SyncError(f"cannot write {dest}: {exc.strerror}") from None
+    if done != size:
+        raise SyncError(f"download of {url} is truncated: {done} of {size} bytes")
+    if digest.hexdigest() != sha256:
+        raise SyncError(f"{url} sha256 {digest.hexdigest()[:12]}... does not match the signed manifest")
+
+
+def signal_daemon() -> None:
+    """Ask the daemon to reload now. Best effort only: without permission (the
+    sync unit runs unprivileged) its file watch sees the swap within seconds."""
+    if not Path("/run/systemd/system").is_dir() or shutil.which("systemctl") is None:
+        return
+    try:
+        subprocess.run(["systemctl", "kill", "--signal=HUP", "--kill-whom=main", DAEMON_UNIT],
+                       capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        pass
+
+
+def choose(manifest: Manifest, store: Path, state: SyncState, options: SyncOptions) -> tuple[ModelEntry | None, str]:
+    """The entry to install, or None and why the current model stays."""
+    target, installed = manifest.newest(), current_version(store)
+    if target is None:
+        return None, f"the manifest lists no models; keeping {installed or 'the shipped model'}"
+    if target.version == installed:
+        return None, f"up to date: model {installed}"
+    if target.version in state.rolled_back and not options.force:
+        return None, (f"keeping model {installed}: {target.version} was rolled back on this device "
+                      "(--force installs it)")
+    installed_seq = version_source(store, installed).get("seq") if installed else None
+    if isinstance(installed_seq, int) and target.seq < installed_seq and not options.allow_downgrade:
+        return None, (f"warning: keeping model {installed}: the manifest's newest model {target.version} "
+                      "is older (--allow-downgrade installs it)")
+    if facecue_version_tuple(target.min_facecue) > facecue_version_tuple(__version__):
+        raise SyncError(f"model {target.version} needs facecue >= {target.min_facecue}, this is "
+                        f"{__version__}: update facecue first")
+    problem = servable_problem(target.labels, target.input)
+    if problem:
+        raise SyncError(f"refusing model {target.version}: {problem}")
+    return target, ""
+
+
+def install_entry(client, location: S3Location, entry: ModelEntry, store: Path,
+                  settings: SyncSettings, options: SyncOptions) -> None:
+    """Download, verify and swap in one manifest entry; nothing changes unless all passed."""
+    need = entry.size + entry.metadata_size + FREE_SPACE_RESERVE
+    free = shutil.disk_usage(store).free
+    if free < need:
+        raise SyncError(f"not enough space in {store} for model {entry.version}: "
+                        f"{free / 1e6:.1f} MB free, {need / 1e6:.1f} MB needed")
+    deadline = time.monotonic() + settings.download_deadline
+    with staging_dir(store) as stage:
+        download(client, location, entry.metadata_key, stage / METADATA_FILE, entry.metadata_size,
+                 entry.metadata_sha256, deadline, Progress(False, "", 0))
+        download(client, location, entry.model_key, stage / MODEL_FILE, entry.size, entry.sha256, deadline,
+                 Progress(options.progress, f"model {entry.version}", entry.size))
+        try:
+            info = verify_model(stage / MODEL_FILE)
+        except ModelError as exc:
+            raise SyncError(f"refusing model {entry.version}: {exc}") from None
+        if (info.version, info.labels, info.meta.get("input")) != (entry.version, entry.labels, entry.input):
+            raise SyncError(f"refusing model {entry.version}: its metadata disagrees with the signed manifest")
+        source = {**entry.to_json(), "source": location.url(), "installed": utc_now()}
+        install_version(store, stage, entry.version, source)
+
+
+def sync_once(settings: SyncSettings, store: Path, state: SyncState, options: SyncOptions) -> str:
+    """One sync; returns the line to print, raises SyncError. Updates ``state``'s ETag."""
+    if not settings.source:
+        raise SyncError("no source: set source = \"s3://BUCKET/PREFIX\" in the sync settings or pass --source")
+    location = S3Location.parse(settings.source)
+    public_key = load_public_key(Path(settings.public_key))
+    try:
+        client = make_s3_client(settings.s3_options())
+    except ValueError as exc:  # botocore rejects a malformed endpoint_url here
+        raise SyncError(f"cannot use endpoint_url {settings.endpoint_url!r}: {exc}") from None
+    generation = model_generation(store) or ""
+    # The ETag stands for "this manifest was already acted on": not when the store
+    # changed since, nor when a flag would now decide differently.
+    reuse = state.generation == generation and not (options.force or options.allow_downgrade)
+    etag = state.etag if reuse else None
+    fetched = fetch_manifest(client, location, public_key, etag)
+    if fetched is None:
+        installed = current_version(store)
+        return f"up to date: manifest unchanged, {f'model {installed}' if installed else 'the shipped model'}"
+    manifest, new_etag = fetched
+    entry, reason = choose(manifest, store, state, options)
+    if entry is None:
+        message = reason
+    else:
+        before = current_version(store) or "the shipped model"
+        install_entry(client, location, entry, store, settings, options)
+        state.rolled_back = [v for v in state.rolled_back if v != entry.version]
+        signal_daemon()
+        message = f"installed model {entry.version} (was {before})"
+    state.etag, state.generation = new_etag, model_generation(store) or ""
+    return message
+
+
+def one_line(exc: Exception) -> str:
+    """The error for the journal: ours carry their own line, OSError gets file and reason."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def run_sync(settings: SyncSettings, options: SyncOptions) -> int:
+    store, state_file = Path(settings.model_dir), Path(settings.state_dir) / STATE_FILE
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    with store_lock(store):
+        state = SyncState.load(state_file)
+        now = time.time()
+        wait = backoff_remaining(state, now, settings.backoff_max)
+        if wait and not options.force:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(state.next_try))
+            print(f"facecue sync: skipped: {state.failures} failed runs in a row, next try after {when} "
+                  f"(last: {state.last_error}; --force tries now)")
+            return 0
+        prune(store)
+        try:
+            message = sync_once(settings, store, state, options)
+        except (SyncError, ManifestError, ModelError, StoreError, OSError) as exc:
+            state.failures += 1
+            state.next_try = now + backoff_delay(state.failures, settings.backoff_base, settings.backoff_max)
+            state.last_error = one_line(exc)
+            state.save(state_file)
+            print(f"facecue sync: error: {state.last_error}", file=sys.stderr)
+            return 1
+        state.failures, state.next_try, state.last_error = 0, 0.0, ""
+        state.save(state_file)
+    print(f"facecue sync: {message}")
+    return 0
+
+
+def run_rollback(settings: SyncSettings) -> int:
+    store, state_file = Path(settings.model_dir), Path(settings.state_dir) / STATE_FILE
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    with store_lock(store):
+        was, now = rollback(store)
+        state = SyncState.load(state_file)
+        kept = [v for v in state.rolled_back if v not in (was, now)]
+        state.rolled_back = (kept + [was] if was else kept)[-20:]
+        state.save(state_file)
+    signal_daemon()
+    print(f"facecue sync: rolled back from model {was or 'none'} to {now}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="facecue sync", description=__doc__.splitlines()[0])
+    p.add_argument("--settings", type=Path, default=DEFAULT_SETTINGS,
+                   help=f"sync settings (default {DEFAULT_SETTINGS})")
+    p.add_argument("--config", type=Path,
+                   help="the daemon's config, for its [model] store (default /etc/facecue/config.toml)")
+    p.add_argument("--rollback", action="store_true", help="go back to the previous model")
+    p.add_argument("--force", action="store_true", help="ignore backoff, the cached ETag and earlier rollbacks")
+    p.add_argument("--allow-downgrade", action="store_true", help="install the manifest's newest model even if older")
+    p.add_argument("--source", metavar="s3://BUCKET/PREFIX")
+    p.add_argument("--endpoint-url")
+    p.add_argument("--region")
+    p.add_argument("--anonymous", action="store_true", default=None, help="unsigned requests (public bucket)")
+    p.add_argument("--public-key")
+    p.add_argument("--model-dir")
+    p.add_argument("--state-dir")
+    p.add_argument("--timeout", type=float, help="connect and read timeout, seconds")
+    return p
+
+
+def resolve_settings(args: argparse.Namespace) -> SyncSettings:
+    overrides = {"source": args.source, "endpoint_url": args.endpoint_url, "region": args.region,
+                 "anonymous": args.anonymous, "public_key": args.public_key, "model_dir": args.model_dir,
+                 "state_dir": args.state_dir, "connect_timeout": args.timeout, "read_timeout": args.timeout}
+    settings = load_settings(args.settings, overrides)
+    if not settings.model_dir:
+        from device.config import DEFAULT_CONFIG_PATH, load
+
+        settings = dataclasses.replace(settings, model_dir=load(args.config or DEFAULT_CONFIG_PATH).model.store)
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    from device.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = resolve_settings(args)
+        if args.rollback:
+            return run_rollback(settings)
+        return run_sync(settings, SyncOptions(args.force, args.allow_downgrade, sys.stderr.isatty()))
+    except (SyncError, ConfigError, StoreError, ManifestError, ModelError, OSError) as exc:
+        print(f"facecue sync: error: {one_line(exc)}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
