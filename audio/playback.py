@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from audio.player import AudioUnavailable, Gain
+from audio.player import AudioUnavailable, Gain, GainControls
 from audio.sound import SAMPLE_RATE, Sound
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class Feed:
         return chunk.astype("<i2").tobytes(), last
 
 
-class PyAudioPlayer:
+class PyAudioPlayer(GainControls):
     """A :class:`~audio.player.Player` on a PortAudio output device.
 
     ``device``: "" for the default output, an index, or part of a name.
@@ -239,16 +239,6 @@ class PyAudioPlayer:
         return data, self._pyaudio.paComplete if last else self._pyaudio.paContinue
 
     # -- the Player interface ----------------------------------------------------
-    @property
-    def muted(self) -> bool:
-        return self._gain.muted
-
-    def set_muted(self, muted: bool) -> None:
-        self._gain.set_muted(muted)
-
-    def set_volume(self, volume: float) -> None:
-        self._gain.set_volume(volume)
-
     def play(self, sound: Sound, t: float = 0.0, force: bool = False) -> None:
         """Start ``sound`` now, cutting off any sound still playing. ``t`` (frame
         time) is not needed for live output. Never raises for device trouble:

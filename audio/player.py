@@ -67,3 +67,19 @@ class Gain:
         if muted and not force:
             return None
         return with_volume(resample(sound, sample_rate).pcm, volume)
+
+
+class GainControls:
+    """The volume/mute half of :class:`Player`, shared by every player over its ``_gain``."""
+
+    _gain: Gain
+
+    @property
+    def muted(self) -> bool:
+        return self._gain.muted
+
+    def set_muted(self, muted: bool) -> None:
+        self._gain.set_muted(muted)
+
+    def set_volume(self, volume: float) -> None:
+        self._gain.set_volume(volume)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from audio.player import AudioUnavailable, Gain
+from audio.player import AudioUnavailable, Gain, GainControls
 from audio.sound import SAMPLE_RATE, Sound
 from audio.wavfile import temp_beside
 
 log = logging.getLogger(__name__)
 
 
-class TimelineWriter:
+class TimelineWriter(GainControls):
     """A :class:`~audio.player.Player` whose output is a WAV file on frame time."""
 
     def __init__(self, path: Path, sample_rate: int = SAMPLE_RATE, volume: float = 1.0,
@@ -42,16 +42,6 @@ class TimelineWriter:
         self._written = 0  # samples already in the file: final
         self._pending: tuple[int, np.ndarray] | None = None  # start, samples: may still be cut
         self._closed = False
-
-    @property
-    def muted(self) -> bool:
-        return self._gain.muted
-
-    def set_muted(self, muted: bool) -> None:
-        self._gain.set_muted(muted)
-
-    def set_volume(self, volume: float) -> None:
-        self._gain.set_volume(volume)
 
     def _write(self, samples: np.ndarray) -> None:
         self._wav.writeframes(samples.astype("<i2").tobytes())
