@@ -112,3 +112,48 @@ def test_bad_config_is_one_line(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert out.strip() == f"facecue: config error: {bad}: unknown key [camera] sorce; known: source, width, height, fps, realtime"
+
+
+def test_garbage_frames_are_skipped_and_counted(tmp_path, config, clear_faces):
+    import cv2
+
+    from tools.face_video import compose_frame
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    face = compose_frame(next(iter(clear_faces.values())))
+    for i in range(30):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), face)
+    (folder / "010.png").write_bytes(b"truncated")  # a broken file mid-stream
+    cv2.imwrite(str(folder / "020.png"), face[:20, :20])  # too small to hold a face
+    proc = facecue("run", "--config", str(config), "--source", str(folder), "--audio-out", str(tmp_path / "a.wav"))
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, log
+    assert log.count("skipping bad frame") == 1  # the first is logged, then only counted
+    assert re.search(r"frames 28 .* bad 2", log), log
+    assert ANNOUNCE.search(log)
+
+
+def test_broken_model_is_one_line(tmp_path, config, model_path):
+    broken = tmp_path / "m.tflite"
+    broken.write_bytes(model_path.read_bytes()[:1000])
+    (tmp_path / "m.json").write_text(model_path.with_suffix(".json").read_text())
+    proc = facecue("run", "--config", str(config), "--model", str(broken), "--source", "/nonexistent.mp4")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "sha256" in out.strip().splitlines()[-1] and out.strip().splitlines()[-1].startswith("facecue: error:")
+
+
+def test_service_waits_for_a_camera_and_still_stops_on_sigterm(tmp_path, config):
+    proc = facecue("run", "--config", str(config), "--source", "/dev/video97", "--retry",
+                   "--audio-out", str(tmp_path / "a.wav"))
+    lines = []
+    while len([line for line in lines if "camera error" in line]) < 2:
+        line = proc.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=5)
+    assert time.monotonic() - start < 2.0 and proc.returncode == 0
+    assert "retrying in" in "".join(lines)
