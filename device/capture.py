@@ -3,7 +3,7 @@
 All of them yield :class:`~device.frames.Frame` with a time ``t`` in seconds.
 Live cameras stamp frames with the monotonic clock; files carry their own
 timestamps, so a recorded video runs as fast as the machine allows and gives
-the same announcements on every run (``realtime`` paces it instead).
+the same announcements on every run (the frame reader can pace it instead).
 """
 from __future__ import annotations
 
@@ -38,36 +38,17 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
-class _Pacer:
-    """Sleeps so that frame times track the wall clock (``--realtime``)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.start: float | None = None
-
-    def wait(self, t: float) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.start is None:
-            self.start = now - t
-        delay = self.start + t - now
-        if delay > 0:
-            time.sleep(delay)
-
-
 class VideoFileSource:
     """A video file decoded by OpenCV; ``t`` is the file's own presentation time."""
 
     live = False
 
-    def __init__(self, path: Path, realtime: bool = False) -> None:
+    def __init__(self, path: Path) -> None:
         self.name = str(path)
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
             raise CaptureError(f"video file {path} cannot be opened")
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
-        self.pacer = _Pacer(realtime)
 
     def frames(self) -> Iterator[Frame]:
         index = 0
@@ -78,7 +59,6 @@ class VideoFileSource:
             t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if t <= 0 and index and self.fps > 0:
                 t = index / self.fps
-            self.pacer.wait(t)
             yield Frame(image, t, index)
             index += 1
 
@@ -91,7 +71,7 @@ class ImageFolderSource:
 
     live = False
 
-    def __init__(self, path: Path, fps: float, realtime: bool = False) -> None:
+    def __init__(self, path: Path, fps: float) -> None:
         self.name = str(path)
         if path.is_dir():
             self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -100,13 +80,11 @@ class ImageFolderSource:
         if not self.paths:
             raise CaptureError(f"image folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.fps = fps
-        self.pacer = _Pacer(realtime)
 
     def frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             t = index / self.fps
-            self.pacer.wait(t)
             # An unreadable file becomes an empty frame, which the loop counts and skips.
             yield Frame(image if image is not None else np.empty((0, 0, 3), np.uint8), t, index)
 
@@ -187,8 +165,7 @@ def _camera_device(spec: str) -> int | str | None:
     return None
 
 
-def open_source(spec: str, width: int = 640, height: int = 480, fps: float = 15.0,
-                realtime: bool = False) -> FrameSource:
+def open_source(spec: str, width: int = 640, height: int = 480, fps: float = 15.0) -> FrameSource:
     """Open the source named by ``spec`` (see ``[camera] source`` in the config)."""
     if spec == "auto":
         tried = []
@@ -206,7 +183,7 @@ def open_source(spec: str, width: int = 640, height: int = 480, fps: float = 15.
         return CameraSource(device, width, height, fps)
     path = Path(spec)
     if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
-        return ImageFolderSource(path, fps, realtime)
+        return ImageFolderSource(path, fps)
     if path.is_file():
-        return VideoFileSource(path, realtime)
+        return VideoFileSource(path)
     raise CaptureError(f"source {spec!r} is not a camera, a video file or an image folder")

@@ -3,7 +3,9 @@
 Keeping capture off the main thread means a camera stuck in a blocking read
 can never delay SIGTERM or the watchdog. A live camera keeps only the newest
 frame (stale ones are dropped and counted); a file keeps every frame, so a
-recording always gives the same announcements.
+recording always gives the same announcements. ``realtime`` paces a file at
+its own timestamps, like a camera; the pacing sleep is not counted as
+capture time.
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ END = object()
 
 
 class FrameReader:
-    def __init__(self, source: FrameSource) -> None:
+    def __init__(self, source: FrameSource, realtime: bool = False) -> None:
         self.source = source
+        self.realtime = realtime and not source.live
         self.queue: queue.Queue = queue.Queue(maxsize=1 if source.live else 8)
         self.dropped = 0
         self._stop = threading.Event()
@@ -45,8 +48,19 @@ class FrameReader:
             except queue.Full:
                 continue
 
+    def _pace(self, t: float, clock_start: float | None) -> float:
+        """Sleep until frame time ``t`` on the wall clock; returns the clock's origin."""
+        now = time.monotonic()
+        if clock_start is None:
+            return now - t
+        delay = clock_start + t - now
+        if delay > 0:
+            self._stop.wait(delay)
+        return clock_start
+
     def _run(self) -> None:
         frames = self.source.frames()
+        clock_start = None
         try:
             while not self._stop.is_set():
                 start = time.perf_counter()
@@ -54,7 +68,10 @@ class FrameReader:
                 if frame is None:
                     self._put(END)
                     return
-                self._put((frame, (time.perf_counter() - start) * 1e3))
+                capture_ms = (time.perf_counter() - start) * 1e3
+                if self.realtime:
+                    clock_start = self._pace(frame.t, clock_start)
+                self._put((frame, capture_ms))
         except CaptureError as exc:
             self._put(exc)
         except Exception as exc:  # a driver's surprise must reach the loop as a camera fault

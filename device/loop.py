@@ -127,7 +127,7 @@ class Daemon:
         c = self.cfg.camera
         while not self.stop_event.is_set():
             try:
-                source = open_source(c.source, c.width, c.height, c.fps, c.realtime)
+                source = open_source(c.source, c.width, c.height, c.fps)
             except CaptureError as exc:
                 if not self.options.retry_forever:
                     raise
@@ -174,7 +174,7 @@ class Daemon:
 
     def _serve(self, source: FrameSource) -> str:
         """Frames from one opened source until it ends ("end"), fails ("fault") or we stop."""
-        reader = FrameReader(source)
+        reader = FrameReader(source, self.cfg.camera.realtime)
         stats = StageStats()
         next_stats = time.monotonic() + self.cfg.log.stats_every
         try:

@@ -58,3 +58,25 @@ def test_auto_names_what_it_tried():
     with pytest.raises(CaptureError) as err:
         open_source("auto")
     assert "picamera2" in str(err.value) and "/dev/video0" in str(err.value)
+
+
+def test_realtime_paces_a_file_without_counting_the_wait_as_capture(tmp_path):
+    import time
+
+    from device.frame_reader import END, FrameReader
+
+    path = tmp_path / "v.avi"
+    write_video(path, [Segment(None, 1.0)], fps=10)
+    for realtime in (False, True):
+        reader = FrameReader(open_source(str(path)), realtime=realtime)
+        start, items = time.monotonic(), []
+        while (item := reader.get(timeout=5)) is not END:
+            items.append(item)
+        elapsed = time.monotonic() - start
+        reader.close()
+        assert len(items) == 10
+        if realtime:
+            assert elapsed >= 0.85  # the last frame is due at 0.9 s
+            assert max(ms for _, ms in items) < 50
+        else:
+            assert elapsed < 0.85
