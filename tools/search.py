@@ -175,7 +175,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dir", type=Path, default=Path("runs/search"),
                    help="search folder (trials, search.jsonl, best.json)")
     p.add_argument("--budget", type=budget_arg, default=Budget(trials=8), help="trials (8) or time (90s, 30m, 2h)")
-    p.add_argument("--limit", type=int, default=6000, help="train each trial on the first N faces")
+    p.add_argument("--limit", type=int, default=6000, help="train each trial on a random N faces")
     p.add_argument("--arch", default=d.arch)
     p.add_argument("--train", default=str(shared_split("train") or ""), help="training npz")
     p.add_argument("--valid", default=str(shared_split("valid") or ""), help="validation npz (scores the trials)")

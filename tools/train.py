@@ -41,7 +41,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     class_weight: str = "sqrt"  # none | sqrt | balanced
-    limit: int = 0  # use only the first N training faces (smoke tests, search)
+    limit: int = 0  # train on a random N of the training faces (smoke tests, search)
     seed: int = 1
     threads: int = 0  # 0: all cores
 
@@ -119,7 +119,9 @@ class Trainer:
         self.train_x = train.preprocessed()
         self.train_y = train.labels
         if cfg.limit:
-            self.train_x, self.train_y = self.train_x[: cfg.limit], self.train_y[: cfg.limit]
+            # A random subset: the data files are ordered by class, so the first N would be one class.
+            keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(self.train_y))[: cfg.limit])
+            self.train_x, self.train_y = self.train_x[keep], self.train_y[keep]
         self.valid_x = to_input(valid.preprocessed()) if valid is not None else None
         self.valid_y = valid.labels if valid is not None else None
         self.weights = class_weights(self.train_y, len(self.classes), cfg.class_weight)
@@ -397,7 +399,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default=d.class_weight)
-    p.add_argument("--limit", type=int, default=d.limit, help="train on the first N faces only")
+    p.add_argument("--limit", type=int, default=d.limit, help="train on a random N faces only")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--no-report", action="store_true", help="skip curves/confusion/report files")
