@@ -17,7 +17,8 @@ from audio.player import AudioUnavailable, Player
 from audio.playback import PyAudioPlayer
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
-from device.buttons import Buttons, GpioUnavailable
+from device.buttons import Buttons
+from device.gpio import GpioUnavailable
 from device.config import AudioConfig, Config
 from device.frames import Announcement
 from device.haptics import Haptics, pattern_for

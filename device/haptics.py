@@ -29,7 +29,7 @@ import threading
 
 from gpiozero import DigitalOutputDevice
 
-from device.buttons import PinSpec, claim_gpio, no_pin
+from device.gpio import PinSpec, claim_gpio, no_pin
 
 log = logging.getLogger(__name__)
 

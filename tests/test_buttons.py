@@ -16,7 +16,8 @@ from gpiozero import Button, Device
 from gpiozero.exc import GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
 
-from device.buttons import Buttons, GpioUnavailable
+from device.buttons import Buttons
+from device.gpio import GpioUnavailable
 
 LONG = 0.2
 HOLD = 0.5

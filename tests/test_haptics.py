@@ -12,7 +12,7 @@ import pytest
 from gpiozero import DigitalOutputDevice
 from gpiozero.pins.mock import MockFactory
 
-from device.buttons import GpioUnavailable
+from device.gpio import GpioUnavailable
 from device.haptics import LONG, PATTERNS, SHORT, Haptics, pattern_for
 
 EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
