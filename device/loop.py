@@ -172,6 +172,9 @@ class Daemon:
             self.notifier.stopping()
             self.announcer.close()
 
+    def _log_stats(self, stats: StageStats, reader: FrameReader) -> None:
+        log.info("%s dropped %d bad %d", stats.line(), reader.dropped, self.bad_frames)
+
     def _serve(self, source: FrameSource) -> str:
         """Frames from one opened source until it ends ("end"), fails ("fault") or we stop."""
         reader = FrameReader(source, self.cfg.camera.realtime)
@@ -182,13 +185,13 @@ class Daemon:
                 self._housekeeping()
                 item = reader.get(timeout=0.5)
                 if time.monotonic() >= next_stats:
-                    log.info("%s dropped %d bad %d", stats.line(), reader.dropped, self.bad_frames)
+                    self._log_stats(stats, reader)
                     stats = StageStats()
                     next_stats = time.monotonic() + self.cfg.log.stats_every
                 if item is None:
                     continue
                 if item is END:
-                    log.info("%s dropped %d bad %d", stats.line(), reader.dropped, self.bad_frames)
+                    self._log_stats(stats, reader)
                     log.info("end of %s after %d frames", source.name, self.frames_seen)
                     return "end"
                 if isinstance(item, CaptureError):
