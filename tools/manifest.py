@@ -22,7 +22,9 @@ import binascii
 import hashlib
 import json
 import re
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -346,3 +348,23 @@ def s3_error_message(exc: Exception, what: str) -> str:
 
 def utc_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def run_cli(prog: str, action: Callable[[], int], what: str,
+            known: tuple[type[Exception], ...]) -> int:
+    """Run a cloud command, turning every expected failure into one ``PROG: error:`` line.
+
+    S3 errors are checked before OSError because some botocore timeouts are both.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return action()
+    except (BotoCoreError, ClientError) as exc:
+        message = s3_error_message(exc, what)
+    except known as exc:
+        message = str(exc).splitlines()[0]
+    except OSError as exc:
+        message = f"{exc.filename or ''}: {exc.strerror or exc}"
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 1

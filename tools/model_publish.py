@@ -23,7 +23,7 @@ from device.classify import ModelError, metadata_path
 from device.model_store import StoreError, check_version_name, verify_model
 from tools.manifest import (MANIFEST_KEY, Manifest, ManifestError, ModelEntry, S3Location, S3Options,
                             facecue_version_tuple, generate_keypair, load_private_key, make_s3_client,
-                            model_keys, open_manifest, s3_error_message, sign_manifest, utc_now)
+                            model_keys, open_manifest, run_cli, sign_manifest, utc_now)
 
 
 def _status(exc) -> int | None:
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--private", type=Path, required=True, help="private key file to write (0600)")
     keygen.add_argument("--public", type=Path, required=True, help="public key file to write (for devices)")
     keygen.add_argument("--force", action="store_true", help="replace existing key files")
-    keygen.set_defaults(func=cmd_keygen)
+    keygen.set_defaults(func=cmd_keygen, to="")  # keygen touches no store
     publish = sub.add_parser("publish", help="upload a model and list it in the signed manifest")
     publish.add_argument("model", type=Path, help="a .tflite with its .json beside it")
     publish.add_argument("--to", required=True, metavar="s3://BUCKET/PREFIX")
@@ -147,19 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (BotoCoreError, ClientError) as exc:  # before OSError: some timeouts are both
-        message = s3_error_message(exc, args.to)
-    except (ManifestError, ModelError, StoreError) as exc:
-        message = str(exc)
-    except OSError as exc:
-        message = f"{exc.filename or ''}: {exc.strerror or exc}"
-    print(f"facecue-model: error: {message}", file=sys.stderr)
-    return 1
+    return run_cli("facecue-model", lambda: args.func(args), args.to,
+                   (ManifestError, ModelError, StoreError))
 
 
 if __name__ == "__main__":

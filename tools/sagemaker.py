@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.model_store import StoreError, check_version_name
-from tools.manifest import ManifestError, S3Location, S3Options, load_private_key, make_s3_client, s3_error_message
+from tools.manifest import (ManifestError, S3Location, S3Options, load_private_key, make_s3_client, run_cli,
+                            s3_error_message)
 from tools.model_publish import publish_model
 from tools.train import TrainConfig, write_atomic
 
@@ -267,22 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from device.classify import ModelError
     from tools.dataset import DatasetError
 
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (BotoCoreError, ClientError) as exc:
-        message = s3_error_message(exc, "the SageMaker/S3 request")
-    except (JobError, ManifestError, ModelError, StoreError, DatasetError, ValueError) as exc:
-        message = str(exc).splitlines()[0]
-    except OSError as exc:
-        message = f"{exc.filename or ''}: {exc.strerror or exc}"
-    print(f"sagemaker: error: {message}", file=sys.stderr)
-    return 1
+    return run_cli("sagemaker", lambda: args.func(args), "the SageMaker/S3 request",
+                   (JobError, ManifestError, ModelError, StoreError, DatasetError, ValueError))
 
 
 if __name__ == "__main__":
