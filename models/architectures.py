@@ -74,8 +74,11 @@ def vgg16(num_classes: int = NUM_CLASSES, dense: int = 4096) -> keras.Model:
     return keras.Model(inputs, outputs, name="vgg16")
 
 
-def build(arch: str) -> keras.Model:
-    """``vgg16`` or ``vgg_elu[-SIZE]`` (SIZE one of :data:`VGG_ELU_SIZES`)."""
+def build(arch: str, dropout: float = 0.4) -> keras.Model:
+    """``vgg16`` or ``vgg_elu[-SIZE]`` (SIZE one of :data:`VGG_ELU_SIZES`).
+
+    ``dropout`` (before the vgg_elu classifier) only matters while training.
+    """
     if arch == "vgg16":
         return vgg16()
     name, _, size = arch.partition("-")
@@ -84,7 +87,7 @@ def build(arch: str) -> keras.Model:
         if size not in VGG_ELU_SIZES:
             raise ValueError(f"unknown vgg_elu size {size!r}; choose from {sorted(VGG_ELU_SIZES)}")
         widths, depths = VGG_ELU_SIZES[size]
-        return vgg_elu(widths, depths)
+        return vgg_elu(widths, depths, dropout=dropout)
     raise ValueError(f"unknown architecture {arch!r}; use vgg16 or vgg_elu-SIZE")
 
 

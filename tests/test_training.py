@@ -84,6 +84,37 @@ def test_report_files_agree_with_the_run(trained):
     assert np.array(report["valid"]["confusion"]).sum() == 70
 
 
+def test_warm_start_begins_from_the_parent_weights_and_records_its_lineage(trained, tmp_path):
+    from tools.train import Trainer, history_seconds, lineage, load_run
+
+    run, _, resumed = trained
+    cfg = TrainConfig(arch="vgg_elu-tiny", train=str(run.parent / "train.npz"), valid=str(run.parent / "valid.npz"),
+                      epochs=1, batch=32, lr=0.002, warmup_epochs=0.0, dropout=0.2, erase_prob=0.1, seed=4,
+                      init_weights=str(run / "best.weights.h5"))
+    child = Trainer(prepare_run(tmp_path / "child", cfg, resume=False), tmp_path / "child",
+                    load_faces(cfg.train), load_faces(cfg.valid))
+    parent = load_run(run, valid="")
+    assert all(np.array_equal(a, b) for a, b in zip(child.model.get_weights(), parent.model.get_weights()))
+    assert child.model.get_layer("fc_drop").rate == 0.2 and child.augment_params.erase_prob == 0.1
+    [entry] = lineage(cfg)
+    assert (entry["weights"], entry["epochs_run"], entry["best_epoch"]) == \
+        (cfg.init_weights, 2, resumed.state["best_epoch"])
+    assert entry["seconds"] == history_seconds(resumed.state) > 0 and entry["recipe"]["seed"] == 3
+    # A second generation carries the first along, oldest first.
+    child.fit(log=lambda _: None)
+    grandchild = TrainConfig(arch="vgg_elu-tiny", init_weights=str(tmp_path / "child" / "best.weights.h5"))
+    assert [e["recipe"]["seed"] for e in lineage(grandchild)] == [3, 4]
+
+
+def test_missing_warm_start_weights_is_a_one_line_error(tmp_path):
+    from tools.train import main
+
+    with pytest.raises(SystemExit, match="--init-weights .*nope.h5: no such file"):
+        main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+              "--init-weights", str(tmp_path / "nope.h5")])
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
     run, _, _ = trained
@@ -122,6 +153,25 @@ def test_device_interpreter_serves_the_export(trained, exported):
     assert int8.shape == float32.shape == (70, 7)
     assert np.allclose(int8.sum(axis=1), 1.0, atol=0.05)
     assert np.abs(int8 - float32).max() < 0.1
+
+
+def test_flip_average_export_scores_each_face_and_its_mirror_in_one_file(trained, exported, tmp_path):
+    from models.architectures import count_macs
+    from tools.augment import to_input
+
+    run, _, resumed = trained
+    paths = export_run(run, tmp_path, name="flip", version="9.9.9-test", calib=64, flip_average=True,
+                       log=lambda _: None)
+    meta = json.loads(paths["int8_json"].read_text())
+    assert meta["flip_average"] is True and meta["macs"] == 2 * count_macs(resumed.model)
+    assert json.loads(exported["int8_json"].read_text())["flip_average"] is False
+    # The weights are stored once: the file is hardly bigger than the plain export.
+    assert paths["int8"].stat().st_size < 1.1 * exported["int8"].stat().st_size
+    faces = load_faces(run.parent / "valid.npz").preprocessed()[:12]
+    x = to_input(faces)
+    expected = (resumed.model.predict(x, verbose=0) + resumed.model.predict(x[:, :, ::-1], verbose=0)) / 2
+    assert np.allclose(predict_probabilities(Classifier(paths["float32"]), faces), expected, atol=1e-4)
+    assert np.abs(predict_probabilities(Classifier(paths["int8"]), faces) - expected).max() < 0.1
 
 
 def test_search_logs_trials_resumes_a_cut_trial_and_writes_a_usable_best(trained, tmp_path):

@@ -39,7 +39,14 @@ from tools.augment import to_input
 from tools.dataset import DatasetError, FaceSet, load_faces
 from tools.evaluate import evaluate_model
 from tools.metrics import Scores, score
-from tools.train import FinishedRun, load_run, recorded_machine, write_atomic
+from tools.train import (
+    FinishedRun,
+    history_seconds,
+    lineage,
+    load_run,
+    recorded_machine,
+    write_atomic,
+)
 
 DEFAULT_NAME = "facecue_vgg_elu"
 MAX_INT8_DROP = 0.005  # the issue's budget: int8 may lose at most 0.5 point of accuracy
@@ -79,6 +86,19 @@ def convert_int8(model, representative: np.ndarray) -> bytes:
     return _convert(converter)
 
 
+def with_flip_average(model):
+    """``model`` wrapped to score each face and its mirror image in one batch of two and
+    average the probabilities: test-time augmentation inside the file, so the device
+    code is unchanged. One copy of the weights; twice the multiply-accumulates."""
+    import keras
+
+    face = keras.Input(model.input_shape[1:], name="face")
+    both = keras.ops.concatenate([face, keras.ops.flip(face, axis=2)], axis=0)
+    probs = model(both, training=False)
+    averaged = keras.ops.mean(keras.ops.reshape(probs, (2, -1, probs.shape[-1])), axis=0)
+    return keras.Model(face, averaged, name=f"{model.name}_flip_average")
+
+
 def tensor_specs(tflite_file: Path) -> dict[str, dict[str, Any]]:
     """The ``input`` and ``output`` entries of the metadata, read from the model itself."""
     interpreter = load_interpreter_class()(model_path=str(tflite_file))
@@ -92,7 +112,7 @@ def tensor_specs(tflite_file: Path) -> dict[str, dict[str, Any]]:
 
 
 def model_metadata(tflite_file: Path, name: str, version: str, quantization: str,
-                   trained: FinishedRun, n_train: int, weights: str) -> dict[str, Any]:
+                   trained: FinishedRun, n_train: int, weights: str, flip_average: bool) -> dict[str, Any]:
     """Everything but ``accuracy`` (added once the model has been scored)."""
     from models.architectures import count_macs
 
@@ -109,7 +129,8 @@ def model_metadata(tflite_file: Path, name: str, version: str, quantization: str
         "labels": list(trained.classes),
         **tensor_specs(tflite_file),
         "preprocessing": {"size": FACE_SIZE, "margin": DEFAULT_MARGIN, "equalize": True, "pixel_scale": PIXEL_SCALE},
-        "macs": count_macs(trained.model),
+        "flip_average": flip_average,
+        "macs": count_macs(trained.model) * (2 if flip_average else 1),
         "params": int(trained.model.count_params()),
         "arch": cfg.arch,
         "training": {
@@ -118,7 +139,9 @@ def model_metadata(tflite_file: Path, name: str, version: str, quantization: str
             "epochs_run": int(state.get("epoch", 0)),
             "best_epoch": int(state.get("best_epoch", 0)),
             "weights": weights,
-            "seconds": round(sum(row.get("seconds", 0.0) for row in state.get("history", [])), 1),
+            "seconds": history_seconds(state),
+            # A warm-started run's parents: their recipes, epochs and seconds count too.
+            "warm_start": lineage(cfg),
             "machine": recorded_machine(state),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -139,7 +162,8 @@ def accuracy_block(keras: Scores, float32: Scores, int8: Scores, valid_file: Pat
 
 
 def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = "", valid: str | None = None,
-               weights: str = "best", calib: int = 300, threads: int = 2, log=print) -> dict[str, Path]:
+               weights: str = "best", calib: int = 300, threads: int = 2, flip_average: bool = False,
+               log=print) -> dict[str, Path]:
     """Convert, score and install the int8 and float32 models of ``run`` into ``out``.
 
     Returns the installed paths by key (``int8``, ``int8_json``, ``float32``,
@@ -160,9 +184,10 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
 
     log(f"converting {trained.cfg.arch} from {run} ({weights} weights, epoch "
         f"{trained.state.get('best_epoch') if weights == 'best' else trained.state.get('epoch')})")
-    blobs = {"int8": convert_int8(trained.model, representative_faces(train_set, calib, trained.cfg.seed)),
-             "float32": convert_float(trained.model)}
-    keras_probs = trained.model.predict(to_input(valid_set.preprocessed()), batch_size=512, verbose=0)
+    model = with_flip_average(trained.model) if flip_average else trained.model
+    blobs = {"int8": convert_int8(model, representative_faces(train_set, calib, trained.cfg.seed)),
+             "float32": convert_float(model)}
+    keras_probs = model.predict(to_input(valid_set.preprocessed()), batch_size=512, verbose=0)
     keras_scores = score(valid_set.labels, keras_probs.argmax(axis=1), valid_set.classes)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -172,7 +197,7 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
         for kind, blob in blobs.items():
             model_file = stage / f"{name}_{kind}.tflite"
             write_atomic(model_file, blob)
-            metas[kind] = model_metadata(model_file, name, version, kind, trained, n_train, weights)
+            metas[kind] = model_metadata(model_file, name, version, kind, trained, n_train, weights, flip_average)
             write_atomic(model_file.with_suffix(".json"), json.dumps(metas[kind], indent=1).encode())
             scores[kind] = evaluate_model(model_file, valid_set, threads)
         accuracy = accuracy_block(keras_scores, scores["float32"], scores["int8"], valid_file)
@@ -208,12 +233,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="best.weights.h5, or the newest checkpoint (a run still training)")
     p.add_argument("--calib", type=int, default=300, help="training faces for int8 calibration")
     p.add_argument("--threads", type=int, default=2, help="interpreter threads for the validation check")
+    p.add_argument("--flip-average", action="store_true",
+                   help="average each face with its mirror image inside the model (twice the compute)")
     args = p.parse_args(argv)
     if args.calib < 1 or args.threads < 1:
         print("error: --calib and --threads must be at least 1", file=sys.stderr)
         return 2
     try:
-        export_run(args.run, args.out, args.name, args.version, args.valid, args.weights, args.calib, args.threads)
+        export_run(args.run, args.out, args.name, args.version, args.valid, args.weights, args.calib, args.threads,
+                   args.flip_average)
     except (DatasetError, ModelError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

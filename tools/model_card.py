@@ -24,8 +24,7 @@ END = "<!-- figures:end -->"
 
 def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> str:
     """Markdown for the int8 model's figures (and the float32 twin's size when present)."""
-    acc, train, recipe = meta["accuracy"], meta["training"], meta["training"]["recipe"]
-    hours = train["seconds"] / 3600
+    acc, train = meta["accuracy"], meta["training"]
     lines = [
         f"Model `{meta['file']}` version **{meta['version']}**, exported {meta['created']}, "
         f"sha256 `{meta['sha256'][:16]}...`",
@@ -57,13 +56,21 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
         "|" + "---|" * len(acc["per_class_recall_int8"]),
         "| " + " | ".join(f"{r:.3f}" for r in acc["per_class_recall_int8"].values()) + " |",
         "",
-        f"Training: {train['epochs_run']} of {recipe['epochs']} epochs (best epoch {train['best_epoch']}), "
-        f"{hours:.2f} h on {train['machine']}; {train['n_train']:,} training faces; SGD with Nesterov "
-        f"momentum {recipe['momentum']}, learning rate {recipe['lr']} (warm-up {recipe['warmup_epochs']} "
-        f"epoch, cosine decay), weight decay {recipe['weight_decay']}, batch {recipe['batch']}, label "
-        f"smoothing {recipe['label_smoothing']}, `{recipe['class_weight']}` class weights, seed {recipe['seed']}.",
+        "Training, " + "; then ".join(map(describe_stage, [*train.get("warm_start", []), train]))
+        + f". {train['n_train']:,} training faces, on {train['machine']}.",
     ]
     return "\n".join(lines)
+
+
+def describe_stage(stage: dict[str, Any]) -> str:
+    """One training run of the model's lineage (a warm start's parent, or the final run), in words."""
+    recipe = stage["recipe"]
+    return (f"{stage['epochs_run']} of {recipe['epochs']} epochs (best epoch {stage['best_epoch']}, "
+            f"{stage['seconds'] / 3600:.2f} h): SGD with Nesterov momentum {recipe['momentum']}, learning rate "
+            f"{recipe['lr']} (warm-up {recipe['warmup_epochs']} epoch, cosine decay), weight decay "
+            f"{recipe['weight_decay']}, batch {recipe['batch']}, label smoothing {recipe['label_smoothing']}, "
+            f"`{recipe['class_weight']}` class weights, dropout {recipe.get('dropout', 0.4)}, random erasing "
+            f"{recipe.get('erase_prob', 0.35)}, seed {recipe['seed']}")
 
 
 def update_card(card: Path, model: Path) -> None:

@@ -24,7 +24,14 @@ import numpy as np
 
 from tools.dataset import DatasetError
 from tools.metrics import Scores, score
-from tools.train import TrainConfig, load_run, recorded_machine, write_atomic
+from tools.train import (
+    TrainConfig,
+    history_seconds,
+    lineage,
+    load_run,
+    recorded_machine,
+    write_atomic,
+)
 
 
 class TrainedRun(Protocol):
@@ -114,7 +121,8 @@ def report_dict(trained: TrainedRun, run_dir: Path, scores: Scores | None) -> di
         "epochs_run": int(state.get("epoch", len(history))),
         "best_epoch": int(state.get("best_epoch", 0)),
         "best_val_acc": float(state.get("best_acc", -1.0)),
-        "train_seconds": round(sum(row.get("seconds", 0.0) for row in history), 1),
+        "train_seconds": history_seconds(state),
+        "warm_start": lineage(trained.cfg),
         "machine": recorded_machine(state),
         "valid": scores.to_dict() if scores is not None else None,
         "history": history,
@@ -129,6 +137,9 @@ def report_markdown(report: dict[str, Any], scores: Scores | None) -> str:
         "",
         f"- arch `{report['arch']}`: {report['params']:,} parameters, {report['macs'] / 1e6:.1f} M MACs per face",
         f"- {report['epochs_run']} of {report['config']['epochs']} epochs, {hours:.2f} h on {report['machine']}",
+        *[(f"- warm-started from `{p['weights']}`"
+           + (f" ({p['epochs_run']} epochs, {p['seconds'] / 3600:.2f} h)" if "seconds" in p else ""))
+          for p in report["warm_start"]],
         f"- best epoch {report['best_epoch']}, valid accuracy {report['best_val_acc']:.4f}",
         f"- recipe: lr {report['config']['lr']}, momentum {report['config']['momentum']}, "
         f"weight decay {report['config']['weight_decay']}, batch {report['config']['batch']}, "

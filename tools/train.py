@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.augment import augment, to_input
+from tools.augment import AugmentParams, augment, to_input
 from tools.dataset import FaceSet, load_faces, shared_split
 
 
@@ -41,6 +41,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     class_weight: str = "sqrt"  # none | sqrt | balanced
+    dropout: float = 0.4  # before the classifier; the conv blocks keep their light fixed dropout
+    erase_prob: float = 0.35  # share of faces given a random-erasing box
+    init_weights: str = ""  # warm start: a weights file of the same arch (e.g. runs/final/best.weights.h5)
     limit: int = 0  # train on a random N of the training faces (smoke tests, search)
     seed: int = 1
     threads: int = 0  # 0: all cores
@@ -128,7 +131,11 @@ class Trainer:
         self.steps = int(np.ceil(len(self.train_y) / cfg.batch))
 
         keras.utils.set_random_seed(cfg.seed)
-        self.model = build(cfg.arch)
+        self.model = build(cfg.arch, dropout=cfg.dropout)
+        if cfg.init_weights:
+            # A second cosine cycle from a finished run: cheaper than starting again from scratch.
+            self.model.load_weights(cfg.init_weights)
+        self.augment_params = AugmentParams(erase_prob=cfg.erase_prob)
         total = max(cfg.epochs * self.steps, 1)
         warmup = min(int(cfg.warmup_epochs * self.steps), total - 1)
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -209,11 +216,11 @@ class Trainer:
         order = rng.permutation(len(self.train_y))
         chunks = [order[i:i + self.cfg.batch] for i in range(0, len(order), self.cfg.batch)]
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            job = pool.submit(augment, self.train_x[chunks[0]], rng)
+            job = pool.submit(augment, self.train_x[chunks[0]], rng, self.augment_params)
             for k, idx in enumerate(chunks):
                 x = job.result()
                 if k + 1 < len(chunks):
-                    job = pool.submit(augment, self.train_x[chunks[k + 1]], rng)
+                    job = pool.submit(augment, self.train_x[chunks[k + 1]], rng, self.augment_params)
                 yield x, self.train_y[idx], self.weights[self.train_y[idx]]
 
     def fit(self, log=print, stop_after: int | None = None, deadline: float | None = None) -> dict:
@@ -316,6 +323,38 @@ def load_run(run: Path, weights: str = "best", valid: str | None = None) -> Fini
                        valid_set.labels if valid_set is not None else None)
 
 
+def history_seconds(state: dict) -> float:
+    """Training seconds recorded in a run's state (sum of its epochs)."""
+    return round(sum(row.get("seconds", 0.0) for row in state.get("history", [])), 1)
+
+
+def lineage(cfg: TrainConfig) -> list[dict]:
+    """The runs a warm-started run grew from, oldest first, each with its recipe,
+    epochs and training seconds, so an export can state the whole cost and recipe.
+
+    ``init_weights`` names a weights file; when that file sits in a run folder
+    the folder's config and checkpoint state are read (and, recursively, its
+    own parents). A weights file from elsewhere is recorded by name only.
+    """
+    if not cfg.init_weights:
+        return []
+    folder = Path(cfg.init_weights).parent
+    config_file, state_file = folder / "config.json", folder / "checkpoint" / "state.json"
+    if not (config_file.is_file() and state_file.is_file()):
+        return [{"weights": cfg.init_weights}]
+    parent = TrainConfig.from_json(config_file)
+    state = json.loads(state_file.read_text())
+    recipe = dataclasses.asdict(parent)
+    recipe.update(train=Path(parent.train).name, valid=Path(parent.valid).name if parent.valid else "")
+    return lineage(parent) + [{
+        "weights": cfg.init_weights,
+        "epochs_run": int(state.get("epoch", 0)),
+        "best_epoch": int(state.get("best_epoch", 0)),
+        "seconds": history_seconds(state),
+        "recipe": recipe,
+    }]
+
+
 def prepare_run(run: Path, cfg: TrainConfig | None, resume: bool) -> TrainConfig:
     """Create or reopen a run folder; the config is frozen at the first start."""
     config_file = run / "config.json"
@@ -399,6 +438,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default=d.class_weight)
+    p.add_argument("--dropout", type=float, default=d.dropout, help="dropout before the classifier")
+    p.add_argument("--erase-prob", type=float, default=d.erase_prob, help="share of faces randomly erased")
+    p.add_argument("--init-weights", default=d.init_weights,
+                   help="start from these weights (same arch), e.g. runs/final/best.weights.h5")
     p.add_argument("--limit", type=int, default=d.limit, help="train on a random N faces only")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
@@ -412,8 +455,11 @@ def main(argv: list[str] | None = None) -> int:
                       batch=args.batch, lr=args.lr, momentum=args.momentum,
                       weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
                       label_smoothing=args.label_smoothing,
-                      class_weight=args.class_weight, limit=args.limit, seed=args.seed,
-                      threads=args.threads)
+                      class_weight=args.class_weight, dropout=args.dropout,
+                      erase_prob=args.erase_prob, init_weights=args.init_weights,
+                      limit=args.limit, seed=args.seed, threads=args.threads)
+    if cfg.init_weights and not Path(cfg.init_weights).is_file():
+        raise SystemExit(f"error: --init-weights {cfg.init_weights}: no such file")
     if not cfg.train:
         raise SystemExit("error: no training data; pass --train FILE.npz")
     if args.measure:
