@@ -11,6 +11,10 @@ from tools.dataset import FaceSet, load_faces, shared_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The cloud tests' fixtures (moto's S3 server, buckets, fleets, fixture models) live in
+# s3_server.py; registered here once instead of being imported into each test module.
+pytest_plugins = ["s3_server"]
+
 
 @pytest.fixture(scope="session")
 def valid_faces() -> FaceSet:

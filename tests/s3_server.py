@@ -2,8 +2,9 @@
 sockets that misbehave the way networks do, and a small fixture model.
 
 boto3 talks HTTP to the server exactly as it talks to AWS; nothing in boto3
-is patched. Import the fixtures into a test module with
-``from s3_server import moto, fixture_model, ...``.
+is patched. ``conftest.py`` registers this module as a plugin, so its
+fixtures (``moto``, ``bucket``, ``fleet``, ``fixture_model``, ...) reach every
+test; its helpers are imported by name.
 """
 from __future__ import annotations
 

@@ -23,8 +23,8 @@ pytest.importorskip("cryptography")
 
 from device import model_store as ms  # noqa: E402
 from device.classify import read_model_info  # noqa: E402
-from s3_server import (KILL_SWITCH, LABELS, ROOT, Proxy, SilentServer, aws_env, bucket, client_env,  # noqa: E402,F401
-                       fixture_model, fleet, free_port, killed_run, moto, releases)
+from s3_server import (KILL_SWITCH, LABELS, ROOT, Proxy, SilentServer, client_env, free_port,  # noqa: E402
+                       killed_run)
 
 SHIPPED = Path("/nonexistent/shipped.tflite")
 

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("boto3")
 
 from device import model_store as ms  # noqa: E402
-from s3_server import (aws_env, bucket, fixture_faces_npz, fixture_run, fleet, moto, run_main)  # noqa: E402,F401
+from s3_server import fixture_faces_npz, fixture_run, run_main  # noqa: E402
 from tools.sagemaker import (MODEL_DIR, JobSpec, build_request, image_uri, launch, package_source,  # noqa: E402
                              train_arguments)
 from tools.manifest import S3Location  # noqa: E402
@@ -55,7 +55,8 @@ def test_hyperparameters_are_train_py_flags():
 def test_every_training_setting_is_forwarded():
     flags = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz")
     assert set(flags) == {"arch", "epochs", "batch", "lr", "momentum", "weight-decay", "warmup-epochs",
-                          "label-smoothing", "class-weight", "limit", "seed", "threads", "train", "valid", "run"}
+                          "label-smoothing", "class-weight", "dropout", "erase-prob", "limit", "seed", "threads",
+                          "train", "valid", "run"}
 
 
 @pytest.mark.parametrize("region,instance,uri", [

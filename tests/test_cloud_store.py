@@ -12,7 +12,7 @@ import pytest
 
 from device import model_store as ms
 from device.classify import ModelError, read_model_info, sha256_file
-from s3_server import KILL_SWITCH, LABELS, fixture_model, killed_run, model_version, releases  # noqa: F401
+from s3_server import KILL_SWITCH, LABELS, killed_run, model_version
 
 SHIPPED = Path("/nonexistent/shipped.tflite")  # stands in for the shipped fallback
 

@@ -14,8 +14,7 @@ pytest.importorskip("cryptography")
 
 from device import model_store as ms  # noqa: E402
 from device.classify import read_model_info  # noqa: E402
-from s3_server import (LABELS, Proxy, aws_env, bucket, fixture_model, fleet, free_port, model_version,  # noqa: E402,F401
-                       moto, releases, run_main)
+from s3_server import LABELS, Proxy, free_port, model_version, run_main  # noqa: E402
 
 
 def current(fleet) -> str | None:

@@ -90,10 +90,15 @@ def channel_path(channel: str, s3_url: str) -> str:
     return f"{CHANNELS_DIR}/{channel}/{s3_url.rstrip('/').rsplit('/', 1)[-1]}"
 
 
+# TrainConfig fields that are not passed through as they stand: the data files arrive as
+# channels, and a warm start's weights file exists only on the machine that launches.
+NOT_FORWARDED = ("train", "valid", "init_weights")
+
+
 def train_arguments(config: TrainConfig, train_url: str, valid_url: str) -> dict[str, object]:
     """tools/train.py flags (without the dashes) for a run inside the container."""
     flags: dict[str, object] = {f.name.replace("_", "-"): getattr(config, f.name)
-                                for f in dataclasses.fields(TrainConfig) if f.name not in ("train", "valid")}
+                                for f in dataclasses.fields(TrainConfig) if f.name not in NOT_FORWARDED}
     flags.update({"train": channel_path("train", train_url), "valid": channel_path("valid", valid_url),
                   "run": MODEL_DIR})
     return flags
@@ -218,7 +223,7 @@ def _clients(args: argparse.Namespace):
 def cmd_launch(args: argparse.Namespace) -> int:
     region, sagemaker, s3 = _clients(args)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                            if f.name not in ("train", "valid")})
+                            if f.name not in NOT_FORWARDED})
     spec = JobSpec(job_name=args.job_name, role_arn=args.role_arn, region=region, train=args.train,
                    valid=args.valid, output=args.output, source="", config=config,
                    instance_type=args.instance_type, tf_version=args.tf_version, py_version=args.py_version)
@@ -248,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch_p.add_argument("--tf-version", default=JobSpec.tf_version)
     launch_p.add_argument("--py-version", default=JobSpec.py_version)
     for f in dataclasses.fields(TrainConfig):
-        if f.name not in ("train", "valid"):
+        if f.name not in NOT_FORWARDED:
             launch_p.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
                                   default=getattr(defaults, f.name))
     launch_p.set_defaults(func=cmd_launch)
