@@ -162,7 +162,7 @@ def accuracy_block(keras: Scores, float32: Scores, int8: Scores, valid_file: Pat
 
 
 def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = "", valid: str | None = None,
-               weights: str = "best", calib: int = 300, threads: int = 2, flip_average: bool = False,
+               weights: str = "best", calib: int = 3000, threads: int = 2, flip_average: bool = False,
                log=print) -> dict[str, Path]:
     """Convert, score and install the int8 and float32 models of ``run`` into ``out``.
 
@@ -231,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--valid", help="validation npz (default: the run's)")
     p.add_argument("--weights", choices=("best", "last"), default="best",
                    help="best.weights.h5, or the newest checkpoint (a run still training)")
-    p.add_argument("--calib", type=int, default=300, help="training faces for int8 calibration")
+    p.add_argument("--calib", type=int, default=3000,
+                   help="training faces for int8 calibration (measured: 300 lost 0.4 pt, 3000 lost 0.2 pt)")
     p.add_argument("--threads", type=int, default=2, help="interpreter threads for the validation check")
     p.add_argument("--flip-average", action="store_true",
                    help="average each face with its mirror image inside the model (twice the compute)")

@@ -56,7 +56,8 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
         "|" + "---|" * len(acc["per_class_recall_int8"]),
         "| " + " | ".join(f"{r:.3f}" for r in acc["per_class_recall_int8"].values()) + " |",
         "",
-        "Training, " + "; then ".join(map(describe_stage, [*train.get("warm_start", []), train]))
+        "Training, " + "; then, from its best weights, ".join(
+            map(describe_stage, [*train.get("warm_start", []), train]))
         + f". {train['n_train']:,} training faces, on {train['machine']}.",
     ]
     return "\n".join(lines)
