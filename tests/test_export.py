@@ -107,6 +107,11 @@ def test_model_card_figures_come_from_the_json(model_path, shipped_meta, tmp_pat
     assert f"**{shipped_meta['accuracy']['valid_int8']:.4f}**" in text and shipped_meta["version"] in text
     update_card(card, model_path)
     assert card.read_text() == text
+    from tools.model_card import render_figures
+
+    foreign = dict(shipped_meta, training=dict(shipped_meta["training"], warm_start=[{"weights": "w.h5"}]))
+    assert "Training, weights `w.h5` of unrecorded training; then, from its best weights, " in \
+        render_figures(foreign, None)
     card.write_text("# a card without markers\n")
     with pytest.raises(ValueError, match="figures section"):
         update_card(card, model_path)

@@ -65,6 +65,8 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
 
 def describe_stage(stage: dict[str, Any]) -> str:
     """One training run of the model's lineage (a warm start's parent, or the final run), in words."""
+    if "recipe" not in stage:  # a warm start from a weights file that came without its run folder
+        return f"weights `{stage['weights']}` of unrecorded training"
     recipe = stage["recipe"]
     return (f"{stage['epochs_run']} of {recipe['epochs']} epochs (best epoch {stage['best_epoch']}, "
             f"{stage['seconds'] / 3600:.2f} h): SGD with Nesterov momentum {recipe['momentum']}, learning rate "
