@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -44,6 +43,7 @@ from tools.train import (
     history_seconds,
     lineage,
     load_run,
+    recipe,
     recorded_machine,
     write_atomic,
 )
@@ -117,8 +117,6 @@ def model_metadata(tflite_file: Path, name: str, version: str, quantization: str
     from models.architectures import count_macs
 
     cfg, state = trained.cfg, trained.state
-    recipe = dataclasses.asdict(cfg)
-    recipe.update(train=Path(cfg.train).name, valid=Path(cfg.valid).name if cfg.valid else "")
     return {
         "name": name,
         "quantization": quantization,
@@ -134,7 +132,7 @@ def model_metadata(tflite_file: Path, name: str, version: str, quantization: str
         "params": int(trained.model.count_params()),
         "arch": cfg.arch,
         "training": {
-            "recipe": recipe,
+            "recipe": recipe(cfg),
             "n_train": n_train,
             "epochs_run": int(state.get("epoch", 0)),
             "best_epoch": int(state.get("best_epoch", 0)),

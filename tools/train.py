@@ -328,6 +328,13 @@ def history_seconds(state: dict) -> float:
     return round(sum(row.get("seconds", 0.0) for row in state.get("history", [])), 1)
 
 
+def recipe(cfg: TrainConfig) -> dict:
+    """A run's config as published in reports and model metadata: data files by name
+    only, since their paths belong to the machine that trained."""
+    return dict(dataclasses.asdict(cfg), train=Path(cfg.train).name,
+                valid=Path(cfg.valid).name if cfg.valid else "")
+
+
 def lineage(cfg: TrainConfig) -> list[dict]:
     """The runs a warm-started run grew from, oldest first, each with its recipe,
     epochs and training seconds, so an export can state the whole cost and recipe.
@@ -344,14 +351,12 @@ def lineage(cfg: TrainConfig) -> list[dict]:
         return [{"weights": cfg.init_weights}]
     parent = TrainConfig.from_json(config_file)
     state = json.loads(state_file.read_text())
-    recipe = dataclasses.asdict(parent)
-    recipe.update(train=Path(parent.train).name, valid=Path(parent.valid).name if parent.valid else "")
     return lineage(parent) + [{
         "weights": cfg.init_weights,
         "epochs_run": int(state.get("epoch", 0)),
         "best_epoch": int(state.get("best_epoch", 0)),
         "seconds": history_seconds(state),
-        "recipe": recipe,
+        "recipe": recipe(parent),
     }]
 
 
