@@ -212,3 +212,13 @@ def test_bad_budget_is_refused(text):
 
     with pytest.raises(ValueError, match="budget"):
         Budget.parse(text)
+
+
+@pytest.mark.parametrize("size", ["tiny", "small", "base", "wide"])
+def test_every_candidate_size_fits_the_device_file_budget(size):
+    """int8 stores about one byte per weight; the wearer's budget is a file of at most 3 MB,
+    so a candidate over ~2.9 M parameters could never ship, however well it trained."""
+    from models.architectures import VGG_ELU_SIZES, build
+
+    assert set(VGG_ELU_SIZES) == {"tiny", "small", "base", "wide"}
+    assert build(f"vgg_elu-{size}").count_params() < 2_900_000
