@@ -107,6 +107,21 @@ def test_warm_start_begins_from_the_parent_weights_and_records_its_lineage(train
     assert [e["recipe"]["seed"] for e in lineage(grandchild)] == [3, 4]
 
 
+def test_cutmix_batches_carry_soft_targets_weighted_by_their_classes(trained, tmp_path):
+    from tools.train import Trainer
+
+    run, _, _ = trained
+    cfg = TrainConfig(arch="vgg_elu-tiny", train=str(run.parent / "train.npz"), epochs=1, batch=32,
+                      class_weight="balanced", cutmix=1.0, seed=5)
+    trainer = Trainer(cfg, tmp_path / "mix", load_faces(cfg.train), None)
+    x, targets, w = next(trainer.epoch_batches(1))
+    assert x.shape == (32, 48, 48, 1) and np.allclose(targets.sum(axis=1), 1.0)
+    assert (targets.max(axis=1) < 1.0).sum() > 10  # most faces carry two labels
+    assert np.allclose(w, targets @ trainer.weights) and w.dtype == np.float32
+    loss, _ = trainer.train_step(x, targets, w)
+    assert np.isfinite(float(loss))
+
+
 def test_missing_warm_start_weights_is_a_one_line_error(tmp_path):
     from tools.train import main
 

@@ -52,6 +52,36 @@ def augment(faces: np.ndarray, rng: np.random.Generator, p: AugmentParams = Augm
     return out[..., None]
 
 
+def cutmix(faces: np.ndarray, labels: np.ndarray, n_classes: int, rng: np.random.Generator,
+           prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """CutMix (Yun et al., 2019) within a batch: a share ``prob`` of the faces get a box
+    copied from the same place in another face of the batch, and their one-hot label
+    is mixed with the donor's by the area pasted.
+
+    Why: the shipped network over-fits (76 % on augmented training faces, 67 % on
+    valid), and FER faces are aligned, so a pasted box swaps like for like (a mouth
+    for a mouth) and the model has to read every region. With ``prob`` 0 no random
+    numbers are drawn, so runs without CutMix keep their batches. Takes and returns
+    (N, S, S, 1) float faces; the targets are (N, n_classes) float32 rows summing to 1.
+    """
+    targets = np.eye(n_classes, dtype=np.float32)[labels]
+    if prob <= 0:
+        return faces, targets
+    n, size = faces.shape[0], faces.shape[1]
+    chosen = np.flatnonzero(rng.random(n) < prob)
+    donors = rng.integers(0, n, len(chosen))
+    sides = np.rint(np.sqrt(1.0 - rng.uniform(0.0, 1.0, len(chosen))) * size).astype(int)
+    centres = rng.integers(0, size, (len(chosen), 2))
+    mixed, onehot = faces.copy(), targets.copy()
+    for i, j, side, (cy, cx) in zip(chosen, donors, sides, centres):
+        y0, y1 = max(cy - side // 2, 0), min(cy - side // 2 + side, size)
+        x0, x1 = max(cx - side // 2, 0), min(cx - side // 2 + side, size)
+        mixed[i, y0:y1, x0:x1] = faces[j, y0:y1, x0:x1]
+        share = (y1 - y0) * (x1 - x0) / size ** 2
+        targets[i] = (1.0 - share) * onehot[i] + share * onehot[j]
+    return mixed, targets
+
+
 def to_input(faces: np.ndarray) -> np.ndarray:
     """(N, S, S) uint8 preprocessed faces -> (N, S, S, 1) float32 in [0, 1], unaltered."""
     return scale_pixels(faces)[..., None]

@@ -68,12 +68,13 @@ def describe_stage(stage: dict[str, Any]) -> str:
     if "recipe" not in stage:  # a warm start from a weights file that came without its run folder
         return f"weights `{stage['weights']}` of unrecorded training"
     recipe = stage["recipe"]
+    mixing = f", CutMix {recipe['cutmix']}" if recipe.get("cutmix") else ""
     return (f"{stage['epochs_run']} of {recipe['epochs']} epochs (best epoch {stage['best_epoch']}, "
             f"{stage['seconds'] / 3600:.2f} h): SGD with Nesterov momentum {recipe['momentum']}, learning rate "
             f"{recipe['lr']} (warm-up {recipe['warmup_epochs']} epoch, cosine decay), weight decay "
             f"{recipe['weight_decay']}, batch {recipe['batch']}, label smoothing {recipe['label_smoothing']}, "
             f"`{recipe['class_weight']}` class weights, dropout {recipe.get('dropout', 0.4)}, random erasing "
-            f"{recipe.get('erase_prob', 0.35)}, seed {recipe['seed']}")
+            f"{recipe.get('erase_prob', 0.35)}{mixing}, seed {recipe['seed']}")
 
 
 def update_card(card: Path, model: Path) -> None:

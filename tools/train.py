@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.augment import AugmentParams, augment, to_input
+from tools.augment import AugmentParams, augment, cutmix, to_input
 from tools.dataset import FaceSet, load_faces, shared_split
 
 
@@ -43,6 +43,7 @@ class TrainConfig:
     class_weight: str = "sqrt"  # none | sqrt | balanced
     dropout: float = 0.4  # before the classifier; the conv blocks keep their light fixed dropout
     erase_prob: float = 0.35  # share of faces given a random-erasing box
+    cutmix: float = 0.0  # share of faces given a box of another face, labels mixed by area
     init_weights: str = ""  # warm start: a weights file of the same arch (e.g. runs/final/best.weights.h5)
     limit: int = 0  # train on a random N of the training faces (smoke tests, search)
     seed: int = 1
@@ -146,18 +147,17 @@ class Trainer:
                                         weight_decay=cfg.weight_decay)
         self.opt.build(self.model.trainable_variables)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing, reduction=None)
-        n_classes = len(self.classes)
         model, opt = self.model, self.opt
 
         @tf.function(reduce_retracing=True)
-        def train_step(x, y, w):
+        def train_step(x, targets, w):
             with tf.GradientTape() as tape:
                 p = model(x, training=True)
-                per = loss(tf.one_hot(y, n_classes), p) * w
+                per = loss(targets, p) * w
                 value = tf.reduce_mean(per)
             grads = tape.gradient(value, model.trainable_variables)
             opt.apply_gradients(zip(grads, model.trainable_variables))
-            hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(p, 1, output_type=y.dtype), y), tf.float32))
+            hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(p, 1), tf.argmax(targets, 1)), tf.float32))
             return value, hits
 
         @tf.function(reduce_retracing=True)
@@ -210,18 +210,26 @@ class Trainer:
     def evaluate(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
         return np.concatenate([self.predict_step(x[i:i + batch]).numpy() for i in range(0, len(x), batch)])
 
+    def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The augmented faces of training rows ``idx``, their (soft) targets, and their
+        loss weights: the class weights mixed in the same shares as the targets."""
+        x = augment(self.train_x[idx], rng, self.augment_params)
+        x, targets = cutmix(x, self.train_y[idx], len(self.classes), rng, self.cfg.cutmix)
+        return x, targets, targets @ self.weights
+
     def epoch_batches(self, epoch: int):
-        """Yield augmented batches for ``epoch``; the order depends only on (seed, epoch)."""
+        """Yield (faces, targets, weights) batches for ``epoch``, made one ahead in a worker
+        thread; they depend only on (seed, epoch)."""
         rng = np.random.default_rng([self.cfg.seed, epoch])
         order = rng.permutation(len(self.train_y))
         chunks = [order[i:i + self.cfg.batch] for i in range(0, len(order), self.cfg.batch)]
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            job = pool.submit(augment, self.train_x[chunks[0]], rng, self.augment_params)
-            for k, idx in enumerate(chunks):
-                x = job.result()
+            job = pool.submit(self.batch, chunks[0], rng)
+            for k in range(len(chunks)):
+                ready = job.result()
                 if k + 1 < len(chunks):
-                    job = pool.submit(augment, self.train_x[chunks[k + 1]], rng, self.augment_params)
-                yield x, self.train_y[idx], self.weights[self.train_y[idx]]
+                    job = pool.submit(self.batch, chunks[k + 1], rng)
+                yield ready
 
     def fit(self, log=print, stop_after: int | None = None, deadline: float | None = None) -> dict:
         """Train to ``cfg.epochs``, or stop early (resumably) after epoch ``stop_after``
@@ -445,6 +453,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default=d.class_weight)
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout before the classifier")
     p.add_argument("--erase-prob", type=float, default=d.erase_prob, help="share of faces randomly erased")
+    p.add_argument("--cutmix", type=float, default=d.cutmix,
+                   help="share of faces given a box from another face, labels mixed by area (0: off)")
     p.add_argument("--init-weights", default=d.init_weights,
                    help="start from these weights (same arch), e.g. runs/final/best.weights.h5")
     p.add_argument("--limit", type=int, default=d.limit, help="train on a random N faces only")
@@ -461,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
                       weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
                       label_smoothing=args.label_smoothing,
                       class_weight=args.class_weight, dropout=args.dropout,
-                      erase_prob=args.erase_prob, init_weights=args.init_weights,
+                      erase_prob=args.erase_prob, cutmix=args.cutmix, init_weights=args.init_weights,
                       limit=args.limit, seed=args.seed, threads=args.threads)
     if cfg.init_weights and not Path(cfg.init_weights).is_file():
         raise SystemExit(f"error: --init-weights {cfg.init_weights}: no such file")
