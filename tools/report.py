@@ -143,7 +143,9 @@ def report_markdown(report: dict[str, Any], scores: Scores | None) -> str:
         f"- best epoch {report['best_epoch']}, valid accuracy {report['best_val_acc']:.4f}",
         f"- recipe: lr {report['config']['lr']}, momentum {report['config']['momentum']}, "
         f"weight decay {report['config']['weight_decay']}, batch {report['config']['batch']}, "
-        f"label smoothing {report['config']['label_smoothing']}, class weights {report['config']['class_weight']}",
+        f"label smoothing {report['config']['label_smoothing']}, class weights {report['config']['class_weight']}, "
+        f"dropout {report['config']['dropout']}, random erasing {report['config']['erase_prob']}"
+        + (f", CutMix {report['config']['cutmix']}" if report["config"].get("cutmix") else ""),
         "",
         "![loss and accuracy](curves.png)",
         "",
