@@ -133,6 +133,16 @@ def test_missing_warm_start_weights_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("flag,value", [("--cutmix", "1.5"), ("--erase-prob", "-0.1")])
+def test_share_outside_zero_to_one_is_a_one_line_error(tmp_path, flag, value):
+    from tools.train import main
+
+    with pytest.raises(SystemExit, match=f"{flag} {value}: a share of faces, between 0 and 1"):
+        main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+              flag, value])
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
     run, _, _ = trained

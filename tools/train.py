@@ -473,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
                       class_weight=args.class_weight, dropout=args.dropout,
                       erase_prob=args.erase_prob, cutmix=args.cutmix, init_weights=args.init_weights,
                       limit=args.limit, seed=args.seed, threads=args.threads)
+    for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix)):
+        if not 0.0 <= share <= 1.0:
+            raise SystemExit(f"error: {flag} {share}: a share of faces, between 0 and 1")
     if cfg.init_weights and not Path(cfg.init_weights).is_file():
         raise SystemExit(f"error: --init-weights {cfg.init_weights}: no such file")
     if not cfg.train:
