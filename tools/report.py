@@ -26,6 +26,7 @@ from tools.dataset import DatasetError
 from tools.metrics import Scores, score
 from tools.train import (
     TrainConfig,
+    describe_recipe,
     history_seconds,
     lineage,
     load_run,
@@ -141,11 +142,7 @@ def report_markdown(report: dict[str, Any], scores: Scores | None) -> str:
            + (f" ({p['epochs_run']} epochs, {p['seconds'] / 3600:.2f} h)" if "seconds" in p else ""))
           for p in report["warm_start"]],
         f"- best epoch {report['best_epoch']}, valid accuracy {report['best_val_acc']:.4f}",
-        f"- recipe: lr {report['config']['lr']}, momentum {report['config']['momentum']}, "
-        f"weight decay {report['config']['weight_decay']}, batch {report['config']['batch']}, "
-        f"label smoothing {report['config']['label_smoothing']}, class weights {report['config']['class_weight']}, "
-        f"dropout {report['config']['dropout']}, random erasing {report['config']['erase_prob']}"
-        + (f", CutMix {report['config']['cutmix']}" if report["config"].get("cutmix") else ""),
+        f"- recipe: {describe_recipe(report['config'])}",
         "",
         "![loss and accuracy](curves.png)",
         "",

@@ -343,6 +343,19 @@ def recipe(cfg: TrainConfig) -> dict:
                 valid=Path(cfg.valid).name if cfg.valid else "")
 
 
+def describe_recipe(r: dict) -> str:
+    """A run's recipe (``recipe()``, or the config it came from) in words, for the training
+    report and the model card. Settings added after older runs were recorded read as
+    their defaults, which is what those runs used."""
+    d = TrainConfig()
+    mixing = f", CutMix {r['cutmix']}" if r.get("cutmix", d.cutmix) else ""
+    return (f"SGD with Nesterov momentum {r['momentum']}, learning rate {r['lr']} (warm-up "
+            f"{r['warmup_epochs']} epoch, cosine decay), weight decay {r['weight_decay']}, batch {r['batch']}, "
+            f"label smoothing {r['label_smoothing']}, `{r['class_weight']}` class weights, dropout "
+            f"{r.get('dropout', d.dropout)}, random erasing {r.get('erase_prob', d.erase_prob)}{mixing}, "
+            f"seed {r['seed']}")
+
+
 def lineage(cfg: TrainConfig) -> list[dict]:
     """The runs a warm-started run grew from, oldest first, each with its recipe,
     epochs and training seconds, so an export can state the whole cost and recipe.
