@@ -247,3 +247,39 @@ def test_every_candidate_size_fits_the_device_file_budget(size):
     """int8 stores about one byte per weight; the wearer's budget is a file of at most 3 MB,
     so a candidate over ~2.9 M parameters could never ship, however well it trained."""
     assert build(f"vgg_elu-{size}").count_params() < 2_900_000
+
+
+def test_averaged_export_records_its_weights_and_serves_the_averaged_network(trained, tmp_path):
+    from tools.augment import to_input
+    from tools.averaging import average_weights, reestimate_batch_norm
+    from tools.export import representative_faces
+    from tools.train import load_run
+
+    run, first, _ = trained
+    epoch1 = tmp_path / "epoch1.weights.h5"
+    first.model.save_weights(epoch1)  # the stopped trainer still holds its epoch-1 weights
+    paths = export_run(run, tmp_path / "out", name="avg", version="9.9.9-test", calib=64, average=[epoch1],
+                       bn_faces=100, log=lambda _: None)
+    meta = json.loads(paths["int8_json"].read_text())
+    assert meta["training"]["averaged_with"] == {"weights": [str(epoch1)], "bn_faces": 100}
+    # The float32 file is the averaged network with re-measured batch norms, not the run's best.
+    valid = load_faces(run.parent / "valid.npz")
+    x = to_input(valid.preprocessed())
+    averaged = load_run(run, valid="").model
+    best = averaged.predict(x, verbose=0)
+    average_weights(averaged, [epoch1])
+    reestimate_batch_norm(averaged, representative_faces(load_faces(run.parent / "train.npz"), 100, first.cfg.seed + 1))
+    got = predict_probabilities(Classifier(paths["float32"]), valid.preprocessed())
+    assert np.allclose(got, averaged.predict(x, verbose=0), atol=1e-4)
+    assert not np.allclose(got, best, atol=1e-2)
+    assert meta["accuracy"]["valid_int8"] == pytest.approx(evaluate_model(paths["int8"], valid).accuracy)
+
+
+def test_export_with_missing_average_weights_is_a_one_line_error_and_writes_nothing(trained, tmp_path, capsys):
+    from tools.export import main
+
+    run, _, _ = trained
+    assert main(["--run", str(run), "--out", str(tmp_path / "out"), "--calib", "16",
+                 "--average", str(tmp_path / "nope.weights.h5")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: weights file {tmp_path / 'nope.weights.h5'} not found"]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

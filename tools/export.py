@@ -1,6 +1,7 @@
 """Export a trained run as the shipped int8 TFLite model (and a float32 twin) with metadata.
 
     python -m tools.export --run runs/final --out models/ [--name facecue_vgg_elu] [--version X]
+        [--flip-average] [--average OTHER.weights.h5 ...]
 
 Writes ``NAME_int8.tflite`` + ``NAME_int8.json`` (the model the device loads)
 and ``NAME_float32.tflite`` + ``.json`` (for comparison). Both are scored on
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ import numpy as np
 from device.classify import ModelError, load_interpreter_class, sha256_file
 from device.preprocess import DEFAULT_MARGIN, FACE_SIZE, PIXEL_SCALE
 from tools.augment import to_input
+from tools.averaging import average_weights, reestimate_batch_norm
 from tools.dataset import DatasetError, FaceSet, load_faces
 from tools.evaluate import evaluate_model
 from tools.metrics import Scores, score
@@ -53,8 +56,8 @@ MAX_INT8_DROP = 0.005  # the issue's budget: int8 may lose at most 0.5 point of 
 
 
 def representative_faces(train: FaceSet, n: int, seed: int) -> np.ndarray:
-    """``n`` random training faces, preprocessed and scaled as in training,
-    for the int8 calibration of activation ranges."""
+    """``n`` random training faces, preprocessed and scaled as in training, for the
+    int8 calibration of activation ranges (and the batch norms of averaged weights)."""
     idx = np.random.default_rng(seed).choice(len(train), size=min(n, len(train)), replace=False)
     return to_input(FaceSet(train.images[idx], train.labels[idx], train.classes).preprocessed())
 
@@ -112,7 +115,8 @@ def tensor_specs(tflite_file: Path) -> dict[str, dict[str, Any]]:
 
 
 def model_metadata(tflite_file: Path, name: str, version: str, quantization: str,
-                   trained: FinishedRun, n_train: int, weights: str, flip_average: bool) -> dict[str, Any]:
+                   trained: FinishedRun, n_train: int, weights: str, flip_average: bool,
+                   averaged: dict[str, Any] | None) -> dict[str, Any]:
     """Everything but ``accuracy`` (added once the model has been scored)."""
     from models.architectures import count_macs
 
@@ -141,6 +145,7 @@ def model_metadata(tflite_file: Path, name: str, version: str, quantization: str
             # A warm-started run's parents: their recipes, epochs and seconds count too.
             "warm_start": lineage(cfg),
             "machine": recorded_machine(state),
+            **({"averaged_with": averaged} if averaged else {}),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -161,8 +166,12 @@ def accuracy_block(keras: Scores, float32: Scores, int8: Scores, valid_file: Pat
 
 def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = "", valid: str | None = None,
                weights: str = "best", calib: int = 3000, threads: int = 2, flip_average: bool = False,
-               log=print) -> dict[str, Path]:
+               average: Sequence[Path] = (), bn_faces: int = 8000, log=print) -> dict[str, Path]:
     """Convert, score and install the int8 and float32 models of ``run`` into ``out``.
+
+    ``average`` names further weights files of the run's architecture (other
+    cycles of its lineage) to average with the run's own; batch-norm statistics
+    are then re-estimated on ``bn_faces`` training faces.
 
     Returns the installed paths by key (``int8``, ``int8_json``, ``float32``,
     ``float32_json``). Raises ``DatasetError``/``ModelError``/``OSError``/
@@ -182,6 +191,12 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
 
     log(f"converting {trained.cfg.arch} from {run} ({weights} weights, epoch "
         f"{trained.state.get('best_epoch') if weights == 'best' else trained.state.get('epoch')})")
+    averaged = None
+    if average:
+        log(f"averaging with {', '.join(map(str, average))}; batch norms re-estimated on {bn_faces} training faces")
+        average_weights(trained.model, average)
+        reestimate_batch_norm(trained.model, representative_faces(train_set, bn_faces, trained.cfg.seed + 1))
+        averaged = {"weights": [str(w) for w in average], "bn_faces": min(bn_faces, len(train_set))}
     model = with_flip_average(trained.model) if flip_average else trained.model
     blobs = {"int8": convert_int8(model, representative_faces(train_set, calib, trained.cfg.seed)),
              "float32": convert_float(model)}
@@ -195,7 +210,8 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
         for kind, blob in blobs.items():
             model_file = stage / f"{name}_{kind}.tflite"
             write_atomic(model_file, blob)
-            metas[kind] = model_metadata(model_file, name, version, kind, trained, n_train, weights, flip_average)
+            metas[kind] = model_metadata(model_file, name, version, kind, trained, n_train, weights, flip_average,
+                                         averaged)
             write_atomic(model_file.with_suffix(".json"), json.dumps(metas[kind], indent=1).encode())
             scores[kind] = evaluate_model(model_file, valid_set, threads)
         accuracy = accuracy_block(keras_scores, scores["float32"], scores["int8"], valid_file)
@@ -234,13 +250,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="interpreter threads for the validation check")
     p.add_argument("--flip-average", action="store_true",
                    help="average each face with its mirror image inside the model (twice the compute)")
+    p.add_argument("--average", type=Path, nargs="+", default=[], metavar="WEIGHTS",
+                   help="average the run's weights with these .weights.h5 of the same architecture "
+                        "(e.g. the previous cycle's best)")
+    p.add_argument("--bn-faces", type=int, default=8000,
+                   help="training faces to re-estimate batch-norm statistics on after --average")
     args = p.parse_args(argv)
-    if args.calib < 1 or args.threads < 1:
-        print("error: --calib and --threads must be at least 1", file=sys.stderr)
+    if args.calib < 1 or args.threads < 1 or args.bn_faces < 1:
+        print("error: --calib, --threads and --bn-faces must be at least 1", file=sys.stderr)
         return 2
     try:
         export_run(args.run, args.out, args.name, args.version, args.valid, args.weights, args.calib, args.threads,
-                   args.flip_average)
+                   args.flip_average, args.average, args.bn_faces)
     except (DatasetError, ModelError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

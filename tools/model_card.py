@@ -36,6 +36,8 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
         f"| multiply-accumulates per face | {meta['macs'] / 1e6:.1f} M |",
         f"| int8 file | {meta['size'] / 1e6:.2f} MB |",
     ]
+    if meta.get("flip_average"):
+        lines.append("| inference | each face and its mirror image in one batch, probabilities averaged |")
     if float_meta is not None:
         lines.append(f"| float32 file (comparison) | {float_meta['size'] / 1e6:.2f} MB |")
     lines += [
@@ -46,7 +48,8 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
         "",
         "| model | accuracy |",
         "|---|---|",
-        f"| Keras float (best epoch) | {acc['valid_keras']:.4f} |",
+        f"| Keras float ({'averaged weights' if train.get('averaged_with') else 'best epoch'}) "
+        f"| {acc['valid_keras']:.4f} |",
         f"| float32 TFLite | {acc['valid_float']:.4f} |",
         f"| **int8 TFLite (shipped)** | **{acc['valid_int8']:.4f}** (drop {acc['int8_drop_pt']:.2f} pt) |",
         "",
@@ -58,6 +61,7 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
         "",
         "Training, " + "; then, from its best weights, ".join(
             map(describe_stage, [*train.get("warm_start", []), train]))
+        + describe_averaging(train.get("averaged_with"))
         + f". {train['n_train']:,} training faces, on {train['machine']}.",
     ]
     return "\n".join(lines)
@@ -69,6 +73,15 @@ def describe_stage(stage: dict[str, Any]) -> str:
         return f"weights `{stage['weights']}` of unrecorded training"
     return (f"{stage['epochs_run']} of {stage['recipe']['epochs']} epochs (best epoch {stage['best_epoch']}, "
             f"{stage['seconds'] / 3600:.2f} h): {describe_recipe(stage['recipe'])}")
+
+
+def describe_averaging(averaged: dict[str, Any] | None) -> str:
+    """The weight averaging an export applied after training (``tools.export --average``), if any."""
+    if not averaged:
+        return ""
+    others = " and ".join(f"`{w}`" for w in averaged["weights"])
+    return (f"; finally, its best weights averaged with {others}, batch-norm statistics re-estimated "
+            f"on {averaged['bn_faces']:,} training faces")
 
 
 def update_card(card: Path, model: Path) -> None:
