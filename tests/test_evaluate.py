@@ -115,3 +115,16 @@ def test_eval_runs_without_tensorflow(fixture_npz, model_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert LINE.match(done.stdout.splitlines()[-1])
+
+
+def test_shipped_metadata_states_what_eval_measures_on_the_shared_validation_split(valid_faces, model_path):
+    """The accuracy in the committed JSON is the one the wearer's own path gives (skipped without
+    ../shared): a re-export that forgot the JSON, or a JSON copied from another file, fails here."""
+    from device.classify import read_model_info
+    from tools.evaluate import evaluate_model
+
+    accuracy = read_model_info(model_path).meta["accuracy"]
+    scores = evaluate_model(model_path, valid_faces)
+    assert scores.n == accuracy["n_valid"] == 3589
+    assert scores.accuracy == pytest.approx(accuracy["valid_int8"], abs=1e-9)
+    assert scores.macro_f1 == pytest.approx(accuracy["macro_f1_int8"], abs=1e-9)
