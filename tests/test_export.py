@@ -115,3 +115,17 @@ def test_model_card_figures_come_from_the_json(model_path, shipped_meta, tmp_pat
     card.write_text("# a card without markers\n")
     with pytest.raises(ValueError, match="figures section"):
         update_card(card, model_path)
+
+
+def test_model_card_says_when_weights_were_averaged_and_faces_mirrored(shipped_meta):
+    from tools.model_card import render_figures
+
+    training = {k: v for k, v in shipped_meta["training"].items() if k != "averaged_with"}
+    plain = render_figures(dict(shipped_meta, flip_average=False, training=training), None)
+    assert "mirror image" not in plain and "averaged with" not in plain and "Keras float (best epoch)" in plain
+    averaged = dict(training, averaged_with={"weights": ["runs/a/best.weights.h5"], "bn_faces": 8000})
+    text = render_figures(dict(shipped_meta, flip_average=True, training=averaged), None)
+    assert "| inference | each face and its mirror image in one batch, probabilities averaged |" in text
+    assert "Keras float (averaged weights)" in text
+    assert ("finally, its best weights averaged with `runs/a/best.weights.h5`, batch-norm statistics "
+            "re-estimated on 8,000 training faces. ") in text
