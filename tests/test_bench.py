@@ -141,3 +141,14 @@ def test_bad_input_is_one_line(args, message, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"facecue bench: error: {message}"
+
+
+@pytest.mark.parametrize("ms, threads, verdict", [(1.763, 1, "yes"), (2.4, 1, "NO"), (1.2, 2, "n/a"), (None, 1, "n/a")])
+def test_per_face_target_is_judged_on_one_thread_only(ms, threads, verdict):
+    from tools.bench_report import target_lines
+
+    result = {"table": [{"key": "modified-int8", "ms": ms}], "settings": {"model_threads": threads},
+              "ratios": {}, "pipeline": {}, "daemon": {}}
+    row = next(line for line in target_lines(result) if "ms per face" in line)
+    assert row.startswith("| modified VGG-16 int8 <= 2 ms per face on one thread |")
+    assert row.endswith(f"| {verdict} |")
