@@ -264,12 +264,13 @@ def test_averaged_export_records_its_weights_and_serves_the_averaged_network(tra
     assert meta["training"]["averaged_with"] == {"weights": [str(epoch1)], "bn_faces": 100}
     # The float32 file is the averaged network with re-measured batch norms, not the run's best.
     valid = load_faces(run.parent / "valid.npz")
-    x = to_input(valid.preprocessed())
+    faces = valid.preprocessed()
+    x = to_input(faces)
     averaged = load_run(run, valid="").model
     best = averaged.predict(x, verbose=0)
     average_weights(averaged, [epoch1])
     reestimate_batch_norm(averaged, representative_faces(load_faces(run.parent / "train.npz"), 100, first.cfg.seed + 1))
-    got = predict_probabilities(Classifier(paths["float32"]), valid.preprocessed())
+    got = predict_probabilities(Classifier(paths["float32"]), faces)
     assert np.allclose(got, averaged.predict(x, verbose=0), atol=1e-4)
     assert not np.allclose(got, best, atol=1e-2)
     assert meta["accuracy"]["valid_int8"] == pytest.approx(evaluate_model(paths["int8"], valid).accuracy)

@@ -24,11 +24,12 @@ def average_weights(model, weight_files: Sequence[Path]) -> None:
     """
     import keras
 
+    missing = next((f for f in weight_files if not Path(f).is_file()), None)
+    if missing is not None:
+        raise FileNotFoundError(f"weights file {missing} not found")
     total = [w.astype(np.float64) for w in model.get_weights()]
+    other = keras.models.clone_model(model)  # one scratch copy, each file loaded into it in turn
     for weights_file in weight_files:
-        if not Path(weights_file).is_file():
-            raise FileNotFoundError(f"weights file {weights_file} not found")
-        other = keras.models.clone_model(model)
         other.load_weights(weights_file)
         total = [t + w for t, w in zip(total, other.get_weights(), strict=True)]
     model.set_weights([(t / (1 + len(weight_files))).astype(np.float32) for t in total])
