@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audio.earcons import face_earcon
-from audio.player import AudioUnavailable, Player
 from audio.playback import PyAudioPlayer
+from audio.player import AudioUnavailable, Player
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
 from device.buttons import Buttons
-from device.gpio import GpioUnavailable
 from device.config import AudioConfig, Config
 from device.frames import Announcement
+from device.gpio import GpioUnavailable
 from device.haptics import Haptics, pattern_for
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ import threading
 import time
 from pathlib import Path
 
+from device import model_store
 from device.classify import Classifier, ModelError
 from device.config import ModelConfig
-from device import model_store
 from models import DEFAULT_MODEL
 
 log = logging.getLogger("facecue")

@@ -45,7 +45,7 @@ def vgg_elu(
     """The modified VGG-16: conv blocks of ``depths[i]`` 3x3 convs of ``widths[i]``."""
     inputs = keras.Input(INPUT_SHAPE, name="face")
     x = inputs
-    for b, (width, depth) in enumerate(zip(widths, depths), start=1):
+    for b, (width, depth) in enumerate(zip(widths, depths, strict=True), start=1):
         for c in range(1, depth + 1):
             x = _conv_bn_elu(x, width, f"block{b}_{c}")
         x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)
@@ -63,7 +63,7 @@ def vgg16(num_classes: int = NUM_CLASSES, dense: int = 4096) -> keras.Model:
     """Plain VGG-16 (configuration D) on 48x48x1, ReLU, three dense layers."""
     inputs = keras.Input(INPUT_SHAPE, name="face")
     x = inputs
-    for b, (width, depth) in enumerate(zip((64, 128, 256, 512, 512), (2, 2, 3, 3, 3)), start=1):
+    for b, (width, depth) in enumerate(zip((64, 128, 256, 512, 512), (2, 2, 3, 3, 3), strict=True), start=1):
         for c in range(1, depth + 1):
             x = layers.Conv2D(width, 3, padding="same", activation="relu", name=f"block{b}_conv{c}")(x)
         x = layers.MaxPooling2D(2, name=f"block{b}_pool")(x)

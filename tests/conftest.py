@@ -42,7 +42,7 @@ def clear_faces(valid_faces: FaceSet, model_path: Path) -> dict[str, np.ndarray]
 
     detector, classifier = FaceDetector(), Classifier(model_path)
     chosen: dict[str, np.ndarray] = {}
-    for image, label in zip(valid_faces.images, valid_faces.labels):
+    for image, label in zip(valid_faces.images, valid_faces.labels, strict=True):
         name = valid_faces.classes[label]
         if name in chosen:
             continue

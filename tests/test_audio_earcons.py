@@ -21,7 +21,7 @@ def contour(sound: Sound) -> list[int]:
     frames = x[: len(x) // FRAME * FRAME].reshape(-1, FRAME)
     rms = np.sqrt(np.mean(frames**2, axis=1))
     out = []
-    for f, r in zip(frames, rms):
+    for f, r in zip(frames, rms, strict=True):
         if r < 0.2 * rms.max():
             out.append(0)
             continue
@@ -34,7 +34,7 @@ def contour(sound: Sound) -> list[int]:
 def frames_apart(a: list[int], b: list[int]) -> int:
     n = max(len(a), len(b))
     a, b = a + [0] * (n - len(a)), b + [0] * (n - len(b))
-    return sum(x != y for x, y in zip(a, b))
+    return sum(x != y for x, y in zip(a, b, strict=True))
 
 
 def test_every_expression_and_event_has_an_earcon():

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from audio.dsp import (PEAK_LIMIT, TARGET_ACTIVE_DB, active_level_db, normalize_loudness, resample,
-                       trim_silence)
+from audio.dsp import PEAK_LIMIT, TARGET_ACTIVE_DB, active_level_db, normalize_loudness, resample, trim_silence
 from audio.sound import Sound, join, silence, to_int16, with_volume
 from audio.wavfile import read_wav, write_wav
 

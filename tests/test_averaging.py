@@ -22,9 +22,10 @@ def test_average_is_the_mean_of_the_model_and_the_files(tmp_path):
     a, b, c = tiny_net(1), tiny_net(2), tiny_net(3)
     for net, name in ((b, "b"), (c, "c")):
         net.save_weights(tmp_path / f"{name}.weights.h5")
-    expected = [(wa + wb + wc) / 3 for wa, wb, wc in zip(a.get_weights(), b.get_weights(), c.get_weights())]
+    weights = zip(a.get_weights(), b.get_weights(), c.get_weights(), strict=True)
+    expected = [(wa + wb + wc) / 3 for wa, wb, wc in weights]
     average_weights(a, [tmp_path / "b.weights.h5", tmp_path / "c.weights.h5"])
-    assert all(np.allclose(got, want, atol=1e-6) for got, want in zip(a.get_weights(), expected))
+    assert all(np.allclose(got, want, atol=1e-6) for got, want in zip(a.get_weights(), expected, strict=True))
 
 
 def test_weights_of_another_architecture_or_a_missing_file_are_refused(tmp_path):
@@ -36,7 +37,7 @@ def test_weights_of_another_architecture_or_a_missing_file_are_refused(tmp_path)
         average_weights(net, [tmp_path / "small.weights.h5"])
     with pytest.raises(FileNotFoundError, match="missing.weights.h5 not found"):
         average_weights(net, [tmp_path / "missing.weights.h5"])
-    assert all(np.array_equal(x, y) for x, y in zip(net.get_weights(), before))
+    assert all(np.array_equal(x, y) for x, y in zip(net.get_weights(), before, strict=True))
 
 
 def test_reestimated_statistics_are_the_exact_moments_of_each_layers_input():

@@ -21,10 +21,10 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("cryptography")
 
+from s3_server import KILL_SWITCH, LABELS, ROOT, Proxy, SilentServer, client_env, free_port, killed_run  # noqa: E402
+
 from device import model_store as ms  # noqa: E402
 from device.classify import read_model_info  # noqa: E402
-from s3_server import (KILL_SWITCH, LABELS, ROOT, Proxy, SilentServer, client_env, free_port,  # noqa: E402
-                       killed_run)
 
 SHIPPED = Path("/nonexistent/shipped.tflite")
 

@@ -10,9 +10,20 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-from tools.manifest import (FORMAT, Manifest, ManifestError, ModelEntry, S3Location, generate_keypair,  # noqa: E402
-                            key_id, load_private_key, load_public_key, model_keys, open_manifest,
-                            sign_manifest)
+from tools.manifest import (  # noqa: E402
+    FORMAT,
+    Manifest,
+    ManifestError,
+    ModelEntry,
+    S3Location,
+    generate_keypair,
+    key_id,
+    load_private_key,
+    load_public_key,
+    model_keys,
+    open_manifest,
+    sign_manifest,
+)
 
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 

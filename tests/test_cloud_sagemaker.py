@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("boto3")
 
-from device import model_store as ms  # noqa: E402
 from s3_server import fixture_faces_npz, fixture_run, run_main  # noqa: E402
-from tools.sagemaker import (MODEL_DIR, JobSpec, build_request, image_uri, launch, package_source,  # noqa: E402
-                             train_arguments)
+
+from device import model_store as ms  # noqa: E402
 from tools.manifest import S3Location  # noqa: E402
+from tools.sagemaker import MODEL_DIR, JobSpec, build_request, image_uri, launch, package_source, train_arguments  # noqa: E402
 from tools.train import TrainConfig, parse_args  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/facecue-sagemaker"

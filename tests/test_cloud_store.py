@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from s3_server import KILL_SWITCH, LABELS, killed_run, model_version
 
 from device import model_store as ms
 from device.classify import ModelError, read_model_info, sha256_file
-from s3_server import KILL_SWITCH, LABELS, killed_run, model_version
 
 SHIPPED = Path("/nonexistent/shipped.tflite")  # stands in for the shipped fallback
 

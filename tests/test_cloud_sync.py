@@ -12,9 +12,10 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("cryptography")
 
+from s3_server import LABELS, Proxy, free_port, model_version, run_main  # noqa: E402
+
 from device import model_store as ms  # noqa: E402
 from device.classify import read_model_info  # noqa: E402
-from s3_server import LABELS, Proxy, free_port, model_version, run_main  # noqa: E402
 
 
 def current(fleet) -> str | None:

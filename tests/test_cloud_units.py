@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_systemd_unit import ANALYZE, exposure, needs_analyze, unit_settings
 
 from device.config import ModelConfig
-from test_systemd_unit import ANALYZE, exposure, needs_analyze, unit_settings
 from tools.sync import DEFAULT_SETTINGS, SyncSettings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 
 from device.config import DecideConfig
@@ -41,7 +43,7 @@ def test_change_is_said_after_cooldown():
     labels = [a.label for a in out]
     assert labels[0] == "happy"
     assert labels[-1] == "surprise"
-    assert all(b.t - a.t >= 3.0 for a, b in zip(out, out[1:]))
+    assert all(b.t - a.t >= 3.0 for a, b in pairwise(out))
 
 
 def test_low_confidence_is_silent():

@@ -7,6 +7,7 @@ long pulses; a unit of 0.04 s leaves 0.04 s either side of the split.
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import pytest
 from gpiozero import DigitalOutputDevice
@@ -29,7 +30,7 @@ def factory():
 
 def on_times(pin) -> list[float]:
     """Seconds the motor was on, pulse by pulse, from the pin's recorded changes."""
-    return [now.timestamp for before, now in zip(pin.states, pin.states[1:]) if before.state and not now.state]
+    return [now.timestamp for before, now in pairwise(pin.states) if before.state and not now.state]
 
 
 def as_units(seconds: list[float], unit: float) -> tuple[int, ...]:

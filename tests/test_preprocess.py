@@ -47,7 +47,7 @@ def test_frame_and_box_give_the_training_array(side, bgr):
     faces = crops(6, side, seed=side)
     trained = FaceSet(faces, np.zeros(len(faces), np.int64), ("x",)).preprocessed()
     assert trained.shape == (6, 48, 48) and trained.dtype == np.uint8
-    for face, expected in zip(faces, trained):
+    for face, expected in zip(faces, trained, strict=True):
         frame, box = frame_with(face, (50, 30), bgr)
         np.testing.assert_array_equal(preprocess_face(frame.image, box), expected)
 
@@ -55,7 +55,7 @@ def test_frame_and_box_give_the_training_array(side, bgr):
 def test_real_faces_agree(valid_faces):
     faces = valid_faces.images[:32]
     trained = FaceSet(faces, valid_faces.labels[:32], valid_faces.classes).preprocessed()
-    for face, expected in zip(faces, trained):
+    for face, expected in zip(faces, trained, strict=True):
         frame, box = frame_with(face, (200, 100), bgr=True)
         np.testing.assert_array_equal(preprocess_face(frame.image, box), expected)
 

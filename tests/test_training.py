@@ -97,7 +97,7 @@ def test_warm_start_begins_from_the_parent_weights_and_records_its_lineage(train
     child = Trainer(prepare_run(tmp_path / "child", cfg, resume=False), tmp_path / "child",
                     load_faces(cfg.train), load_faces(cfg.valid))
     parent = load_run(run, valid="")
-    assert all(np.array_equal(a, b) for a, b in zip(child.model.get_weights(), parent.model.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(child.model.get_weights(), parent.model.get_weights(), strict=True))
     assert child.model.get_layer("fc_drop").rate == 0.2 and child.augment_params.erase_prob == 0.1
     [entry] = lineage(cfg)
     assert (entry["weights"], entry["epochs_run"], entry["best_epoch"]) == \
@@ -280,7 +280,8 @@ def test_export_with_missing_average_weights_is_a_one_line_error_and_writes_noth
     from tools.export import main
 
     run, _, _ = trained
+    missing = tmp_path / "nope.weights.h5"
     assert main(["--run", str(run), "--out", str(tmp_path / "out"), "--calib", "16",
-                 "--average", str(tmp_path / "nope.weights.h5")]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: weights file {tmp_path / 'nope.weights.h5'} not found"]
+                 "--average", str(missing)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: weights file {missing} not found"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -73,7 +73,7 @@ def cutmix(faces: np.ndarray, labels: np.ndarray, n_classes: int, rng: np.random
     sides = np.rint(np.sqrt(1.0 - rng.uniform(0.0, 1.0, len(chosen))) * size).astype(int)
     centres = rng.integers(0, size, (len(chosen), 2))
     mixed, onehot = faces.copy(), targets.copy()
-    for i, j, side, (cy, cx) in zip(chosen, donors, sides, centres):
+    for i, j, side, (cy, cx) in zip(chosen, donors, sides, centres, strict=True):
         y0, y1 = max(cy - side // 2, 0), min(cy - side // 2 + side, size)
         x0, x1 = max(cx - side // 2, 0), min(cx - side // 2 + side, size)
         mixed[i, y0:y1, x0:x1] = faces[j, y0:y1, x0:x1]

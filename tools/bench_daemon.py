@@ -114,7 +114,8 @@ class DaemonProcess:
                 message = self.sock.recv(4096).decode(errors="replace")
             except socket.timeout:
                 if self.proc.poll() is not None:
-                    raise DaemonError(f"daemon exited with {self.proc.returncode} before READY: {self.last_line()}")
+                    raise DaemonError(
+                        f"daemon exited with {self.proc.returncode} before READY: {self.last_line()}") from None
                 continue
             if "READY=1" in message.split("\n"):
                 return time.monotonic() - self.started

@@ -61,9 +61,10 @@ def dominant_stage(ms: dict[str, float]) -> str:
     return max((s for s in STAGES if s != "total"), key=lambda s: ms[s])
 
 
-def run_pipeline(video: Path, model: Path, threads: int, cfg: Config = Config(),
+def run_pipeline(video: Path, model: Path, threads: int, cfg: Config | None = None,
                  max_frames: int | None = None) -> PipelineRun:
     """Push the frames of ``video`` through the pipeline with ``threads`` for OpenCV and LiteRT."""
+    cfg = cfg or Config()
     previous = cv2.getNumThreads()
     cv2.setNumThreads(threads)
     try:

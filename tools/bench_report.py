@@ -189,7 +189,7 @@ def chart_png(result: dict[str, Any]) -> bytes:
     colours = {"ml.c5.2xlarge": "tab:orange", "AWS DeepLens": "tab:red"}
     bars += [(f"{p['model']} ({p['where']}, paper)", p["s"] * 1e3, colours[p["where"]]) for p in PAPER_ROWS]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(bars) + 1.2))
-    names, values, cols = zip(*bars)
+    names, values, cols = zip(*bars, strict=True)
     ax.barh(range(len(bars)), values, color=cols)
     ax.set_yticks(range(len(bars)), names)
     ax.invert_yaxis()

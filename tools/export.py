@@ -158,7 +158,7 @@ def accuracy_block(keras: Scores, float32: Scores, int8: Scores, valid_file: Pat
         "valid_int8": int8.accuracy,
         "int8_drop_pt": round(100 * (keras.accuracy - int8.accuracy), 3),
         "macro_f1_int8": int8.macro_f1,
-        "per_class_recall_int8": dict(zip(int8.classes, map(float, int8.recall))),
+        "per_class_recall_int8": dict(zip(int8.classes, map(float, int8.recall), strict=True)),
         "n_valid": int8.n,
         "data": f"{valid_file.name} sha256 {sha256_file(valid_file)}",
     }

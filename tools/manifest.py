@@ -317,9 +317,15 @@ def make_s3_client(options: S3Options):
 
 def s3_error_message(exc: Exception, what: str) -> str:
     """One line saying what went wrong with ``what`` (an s3:// address) and what to check."""
-    from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
-                                     IncompleteReadError, NoCredentialsError, ReadTimeoutError,
-                                     ResponseStreamingError)
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        IncompleteReadError,
+        NoCredentialsError,
+        ReadTimeoutError,
+        ResponseStreamingError,
+    )
 
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))

@@ -64,7 +64,7 @@ class Scores:
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "accuracy": self.accuracy, "macro_f1": self.macro_f1,
-                "per_class_recall": dict(zip(self.classes, map(float, self.recall))),
+                "per_class_recall": dict(zip(self.classes, map(float, self.recall), strict=True)),
                 "confusion": self.confusion.tolist()}
 
     def summary_line(self) -> str:
@@ -74,7 +74,7 @@ class Scores:
     def recall_table(self) -> str:
         width = max(map(len, self.classes))
         rows = [f"{c:<{width}}  recall {r:.4f}  ({d}/{t})" for c, r, d, t in
-                zip(self.classes, self.recall, np.diag(self.confusion), self.confusion.sum(axis=1))]
+                zip(self.classes, self.recall, np.diag(self.confusion), self.confusion.sum(axis=1), strict=True)]
         return "\n".join(rows)
 
     def confusion_table(self) -> str:
@@ -82,7 +82,7 @@ class Scores:
         width = max(max(map(len, self.classes)), len(str(self.confusion.max())))
         head = " " * width + "  " + " ".join(f"{c[:width]:>{width}}" for c in self.classes)
         rows = [f"{c:<{width}}  " + " ".join(f"{v:>{width}d}" for v in row)
-                for c, row in zip(self.classes, self.confusion)]
+                for c, row in zip(self.classes, self.confusion, strict=True)]
         return "\n".join(["rows: true class, columns: predicted class", head, *rows])
 
 

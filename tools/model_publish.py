@@ -21,9 +21,23 @@ from pathlib import Path
 from device import __version__
 from device.classify import ModelError, metadata_path
 from device.model_store import StoreError, check_version_name, verify_model
-from tools.manifest import (MANIFEST_KEY, Manifest, ManifestError, ModelEntry, S3Location, S3Options,
-                            facecue_version_tuple, generate_keypair, load_private_key, make_s3_client,
-                            model_keys, open_manifest, run_cli, sign_manifest, utc_now)
+from tools.manifest import (
+    MANIFEST_KEY,
+    Manifest,
+    ManifestError,
+    ModelEntry,
+    S3Location,
+    S3Options,
+    facecue_version_tuple,
+    generate_keypair,
+    load_private_key,
+    make_s3_client,
+    model_keys,
+    open_manifest,
+    run_cli,
+    sign_manifest,
+    utc_now,
+)
 
 
 def _status(exc) -> int | None:

@@ -93,7 +93,7 @@ def plot_confusion(scores: Scores, title: str) -> bytes:
             ax.text(j, i, f"{share[i, j]:.0%}\n{cm[i, j]}", ha="center", va="center", fontsize=8,
                     color="white" if share[i, j] > 0.55 else "black")
     ax.set_xticks(range(k), scores.classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), [f"{c} (recall {r:.0%})" for c, r in zip(scores.classes, scores.recall)])
+    ax.set_yticks(range(k), [f"{c} (recall {r:.0%})" for c, r in zip(scores.classes, scores.recall, strict=True)])
     ax.set(xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     png = _figure_png(fig)
@@ -156,7 +156,7 @@ def report_markdown(report: dict[str, Any], scores: Scores | None) -> str:
             "| class | recall | F1 | faces |",
             "|---|---|---|---|",
             *(f"| {c} | {r:.3f} | {f:.3f} | {t} |" for c, r, f, t in
-              zip(scores.classes, scores.recall, scores.f1, scores.confusion.sum(axis=1))),
+              zip(scores.classes, scores.recall, scores.f1, scores.confusion.sum(axis=1), strict=True)),
             "",
             "![confusion matrix](confusion.png)",
             "",

@@ -31,8 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.model_store import StoreError, check_version_name
-from tools.manifest import (ManifestError, S3Location, S3Options, load_private_key, make_s3_client, run_cli,
-                            s3_error_message)
+from tools.manifest import (
+    ManifestError,
+    S3Location,
+    S3Options,
+    load_private_key,
+    make_s3_client,
+    run_cli,
+    s3_error_message,
+)
 from tools.model_publish import publish_model
 from tools.train import TrainConfig, write_atomic
 

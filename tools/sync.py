@@ -33,12 +33,37 @@ from pathlib import Path
 
 from device import __version__
 from device.classify import ModelError
-from device.model_store import (METADATA_FILE, MODEL_FILE, StoreError, current_version, install_version,
-                                model_generation, prune, rollback, servable_problem, staging_dir,
-                                store_lock, verify_model, version_source, write_file_atomic)
-from tools.manifest import (MANIFEST_KEY, MAX_MANIFEST_BYTES, Manifest, ManifestError, ModelEntry,
-                            S3Location, S3Options, facecue_version_tuple, load_public_key, make_s3_client,
-                            open_manifest, s3_error_message, utc_now)
+from device.model_store import (
+    METADATA_FILE,
+    MODEL_FILE,
+    StoreError,
+    current_version,
+    install_version,
+    model_generation,
+    prune,
+    rollback,
+    servable_problem,
+    staging_dir,
+    store_lock,
+    verify_model,
+    version_source,
+    write_file_atomic,
+)
+from tools.manifest import (
+    MANIFEST_KEY,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    ManifestError,
+    ModelEntry,
+    S3Location,
+    S3Options,
+    facecue_version_tuple,
+    load_public_key,
+    make_s3_client,
+    open_manifest,
+    s3_error_message,
+    utc_now,
+)
 
 DEFAULT_SETTINGS = Path("/etc/facecue/sync.toml")
 STATE_FILE = "state.json"

@@ -156,7 +156,7 @@ class Trainer:
                 per = loss(targets, p) * w
                 value = tf.reduce_mean(per)
             grads = tape.gradient(value, model.trainable_variables)
-            opt.apply_gradients(zip(grads, model.trainable_variables))
+            opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(p, 1), tf.argmax(targets, 1)), tf.float32))
             return value, hits
 
@@ -201,7 +201,7 @@ class Trainer:
             values = [slots[f"arr_{i}"] for i in range(len(slots.files))]
         if len(values) != len(self.opt.variables):
             raise RuntimeError("checkpoint optimizer state does not match this model")
-        for var, value in zip(self.opt.variables, values):
+        for var, value in zip(self.opt.variables, values, strict=True):
             var.assign(value)
         self.state = state
         return True
