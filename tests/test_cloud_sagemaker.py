@@ -56,7 +56,7 @@ def test_every_training_setting_is_forwarded():
     flags = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz")
     assert set(flags) == {"arch", "epochs", "batch", "lr", "momentum", "weight-decay", "warmup-epochs",
                           "label-smoothing", "class-weight", "dropout", "erase-prob", "cutmix", "limit", "seed",
-                          "threads", "train", "valid", "run"}
+                          "threads", "keep-from", "train", "valid", "run"}
 
 
 @pytest.mark.parametrize("region,instance,uri", [

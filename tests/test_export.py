@@ -129,3 +129,12 @@ def test_model_card_says_when_weights_were_averaged_and_faces_mirrored(shipped_m
     assert "Keras float (averaged weights)" in text
     assert ("finally, its best weights averaged with `runs/a/best.weights.h5`, batch-norm statistics "
             "re-estimated on 8,000 training faces. ") in text
+
+
+def test_model_card_lists_several_averaged_weights_as_a_sentence():
+    from tools.model_card import describe_averaging
+
+    averaged = {"weights": ["e32.h5", "e33.h5", "e34.h5"], "bn_faces": 500}
+    assert describe_averaging(averaged) == ("; finally, its best weights averaged with `e32.h5`, `e33.h5` and "
+                                            "`e34.h5`, batch-norm statistics re-estimated on 500 training faces")
+    assert describe_averaging(None) == ""

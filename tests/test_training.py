@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     cfg = TrainConfig(arch="vgg_elu-tiny", train=str(write_patterned_faces(tmp / "train.npz", 224, 1)),
                       valid=str(write_patterned_faces(tmp / "valid.npz", 70, 2)), epochs=2, batch=32,
-                      lr=0.02, warmup_epochs=0.0, seed=3)
+                      lr=0.02, warmup_epochs=0.0, seed=3, keep_from=2)
     run = tmp / "run"
     prepare_run(run, cfg, resume=False)
     first = run_training(cfg, run, stop_after=1, log=lambda _: None)
@@ -71,6 +71,14 @@ def test_resume_continues_from_the_checkpoint(trained):
     assert int(resumed.opt.iterations.numpy()) == 2 * resumed.steps
     assert np.isfinite([row["loss"] for row in resumed.state["history"]]).all()
     assert list(run.joinpath("checkpoint").glob("epoch001.*")) == []
+
+
+def test_weights_are_kept_from_the_chosen_epoch(trained):
+    """keep_from=2 keeps epoch 2's weights (for averaging at export) and not epoch 1's."""
+    run, _, _ = trained
+    assert [p.name for p in run.joinpath("epochs").iterdir()] == ["epoch002.weights.h5"]
+    kept = run / "epochs" / "epoch002.weights.h5"
+    assert kept.read_bytes() == (run / "checkpoint" / "epoch002.weights.h5").read_bytes()
 
 
 def test_report_files_agree_with_the_run(trained):

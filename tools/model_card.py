@@ -79,7 +79,8 @@ def describe_averaging(averaged: dict[str, Any] | None) -> str:
     """The weight averaging an export applied after training (``tools.export --average``), if any."""
     if not averaged:
         return ""
-    others = " and ".join(f"`{w}`" for w in averaged["weights"])
+    names = [f"`{w}`" for w in averaged["weights"]]
+    others = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     return (f"; finally, its best weights averaged with {others}, batch-norm statistics re-estimated "
             f"on {averaged['bn_faces']:,} training faces")
 

@@ -48,6 +48,7 @@ class TrainConfig:
     limit: int = 0  # train on a random N of the training faces (smoke tests, search)
     seed: int = 1
     threads: int = 0  # 0: all cores
+    keep_from: int = 0  # keep each epoch's weights from this epoch on in <run>/epochs/ (0: none), to average later
 
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
@@ -190,6 +191,10 @@ class Trainer:
         for old in self.ckpt_dir.glob("epoch*"):
             if not old.name.startswith(f"epoch{epoch:03d}."):
                 old.unlink()
+        if self.cfg.keep_from and epoch >= self.cfg.keep_from:
+            kept = self.run / "epochs" / weights.name
+            kept.parent.mkdir(exist_ok=True)
+            write_atomic(kept, weights.read_bytes())
 
     def restore(self) -> bool:
         state_file = self.ckpt_dir / "state.json"
@@ -473,6 +478,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=d.limit, help="train on a random N faces only")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--keep-from", type=int, default=d.keep_from, metavar="EPOCH",
+                   help="keep every epoch's weights from EPOCH on in RUN/epochs/, for tools.export --average")
     p.add_argument("--no-report", action="store_true", help="skip curves/confusion/report files")
     return p.parse_args(argv)
 
@@ -485,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
                       label_smoothing=args.label_smoothing,
                       class_weight=args.class_weight, dropout=args.dropout,
                       erase_prob=args.erase_prob, cutmix=args.cutmix, init_weights=args.init_weights,
-                      limit=args.limit, seed=args.seed, threads=args.threads)
+                      limit=args.limit, seed=args.seed, threads=args.threads, keep_from=args.keep_from)
     for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix)):
         if not 0.0 <= share <= 1.0:
             raise SystemExit(f"error: {flag} {share}: a share of faces, between 0 and 1")
