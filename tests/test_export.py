@@ -138,3 +138,10 @@ def test_model_card_lists_several_averaged_weights_as_a_sentence():
     assert describe_averaging(averaged) == ("; finally, its best weights averaged with `e32.h5`, `e33.h5` and "
                                             "`e34.h5`, batch-norm statistics re-estimated on 500 training faces")
     assert describe_averaging(None) == ""
+
+
+@pytest.mark.parametrize("drop, words", [(0.11, "drop 0.11 pt"), (0.0, "drop 0.00 pt"), (-0.2, "0.20 pt above float")])
+def test_int8_against_float_in_words(drop, words):
+    from tools.metrics import describe_int8_drop
+
+    assert describe_int8_drop(drop) == words

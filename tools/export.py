@@ -40,7 +40,7 @@ from tools.augment import to_input
 from tools.averaging import average_weights, reestimate_batch_norm
 from tools.dataset import DatasetError, FaceSet, load_faces
 from tools.evaluate import evaluate_model
-from tools.metrics import Scores, score
+from tools.metrics import Scores, describe_int8_drop, score
 from tools.train import (
     FinishedRun,
     history_seconds,
@@ -227,7 +227,7 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
         shutil.rmtree(stage, ignore_errors=True)
 
     log(f"valid accuracy keras {keras_scores.accuracy:.4f} float32 {scores['float32'].accuracy:.4f} "
-        f"int8 {scores['int8'].accuracy:.4f} (drop {accuracy['int8_drop_pt']:.2f} pt), "
+        f"int8 {scores['int8'].accuracy:.4f} ({describe_int8_drop(accuracy['int8_drop_pt'])}), "
         f"int8 macro_f1 {scores['int8'].macro_f1:.4f}, n {scores['int8'].n}")
     if keras_scores.accuracy - scores["int8"].accuracy > MAX_INT8_DROP:
         log(f"warning: int8 accuracy drop {accuracy['int8_drop_pt']:.2f} pt exceeds {100 * MAX_INT8_DROP:.1f} pt")
