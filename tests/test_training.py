@@ -293,3 +293,12 @@ def test_export_with_missing_average_weights_is_a_one_line_error_and_writes_noth
                  "--average", str(missing)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"error: weights file {missing} not found"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_negative_keep_from_is_a_one_line_error(tmp_path):
+    from tools.train import main
+
+    with pytest.raises(SystemExit, match="--keep-from -3: an epoch number, or 0 to keep none"):
+        main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+              "--keep-from", "-3"])
+    assert not (tmp_path / "run").exists()

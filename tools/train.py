@@ -174,7 +174,8 @@ class Trainer:
         return self.run / "checkpoint"
 
     def save(self) -> None:
-        """Write weights + optimizer slots, then the state file that points at them.
+        """Write weights + optimizer slots (and, from ``keep_from`` on, a kept copy of the
+        weights), then the state file that points at them.
 
         The state file is replaced last, so a kill at any moment leaves the
         previous complete checkpoint in force.
@@ -186,15 +187,15 @@ class Trainer:
         self.model.save_weights(weights)
         with open(slots, "wb") as f:
             np.savez(f, *[v.numpy() for v in self.opt.variables])
+        if self.cfg.keep_from and epoch >= self.cfg.keep_from:
+            kept = self.run / "epochs" / weights.name
+            kept.parent.mkdir(exist_ok=True)
+            write_atomic(kept, weights.read_bytes())
         state = dict(self.state, weights=weights.name, optimizer=slots.name)
         write_atomic(self.ckpt_dir / "state.json", json.dumps(state, indent=1).encode())
         for old in self.ckpt_dir.glob("epoch*"):
             if not old.name.startswith(f"epoch{epoch:03d}."):
                 old.unlink()
-        if self.cfg.keep_from and epoch >= self.cfg.keep_from:
-            kept = self.run / "epochs" / weights.name
-            kept.parent.mkdir(exist_ok=True)
-            write_atomic(kept, weights.read_bytes())
 
     def restore(self) -> bool:
         state_file = self.ckpt_dir / "state.json"
@@ -496,6 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix)):
         if not 0.0 <= share <= 1.0:
             raise SystemExit(f"error: {flag} {share}: a share of faces, between 0 and 1")
+    if cfg.keep_from < 0:
+        raise SystemExit(f"error: --keep-from {cfg.keep_from}: an epoch number, or 0 to keep none")
     if cfg.init_weights and not Path(cfg.init_weights).is_file():
         raise SystemExit(f"error: --init-weights {cfg.init_weights}: no such file")
     if not cfg.train:
