@@ -229,8 +229,7 @@ def _clients(args: argparse.Namespace):
 
 def cmd_launch(args: argparse.Namespace) -> int:
     region, sagemaker, s3 = _clients(args)
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                            if f.name not in NOT_FORWARDED})
+    config = TrainConfig.from_args(args, skip=NOT_FORWARDED)
     spec = JobSpec(job_name=args.job_name, role_arn=args.role_arn, region=region, train=args.train,
                    valid=args.valid, output=args.output, source="", config=config,
                    instance_type=args.instance_type, tf_version=args.tf_version, py_version=args.py_version)

@@ -54,6 +54,12 @@ class TrainConfig:
     def from_json(cls, path: Path) -> "TrainConfig":
         return cls(**json.loads(path.read_text()))
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, skip: tuple[str, ...] = ()) -> "TrainConfig":
+        """The config a command line asked for: one flag per field, so a new field needs no
+        hand-kept list; ``skip`` leaves fields at their defaults (flags meaning something else there)."""
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if f.name not in skip})
+
 
 def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
     """Per-class loss weights, mean 1 over the training faces.
@@ -487,13 +493,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = TrainConfig(arch=args.arch, train=args.train, valid=args.valid, epochs=args.epochs,
-                      batch=args.batch, lr=args.lr, momentum=args.momentum,
-                      weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                      label_smoothing=args.label_smoothing,
-                      class_weight=args.class_weight, dropout=args.dropout,
-                      erase_prob=args.erase_prob, cutmix=args.cutmix, init_weights=args.init_weights,
-                      limit=args.limit, seed=args.seed, threads=args.threads, keep_from=args.keep_from)
+    cfg = TrainConfig.from_args(args)
     for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix)):
         if not 0.0 <= share <= 1.0:
             raise SystemExit(f"error: {flag} {share}: a share of faces, between 0 and 1")
