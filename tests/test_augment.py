@@ -1,5 +1,6 @@
-"""CutMix in the training batches: the pasted area and the mixed label agree, and a
-share of 0 leaves batches (and the random stream) exactly as without it."""
+"""CutMix in the training batches: the pasted area and the mixed targets agree (one-hot
+labels or a teacher's soft rows), and a share of 0 leaves batches (and the random
+stream) exactly as without it."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,18 +16,22 @@ def flat_faces(n: int, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(values[:, None, None, None], (n, size, size, 1)).copy(), np.arange(n) % N_CLASSES
 
 
+def one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(N_CLASSES, dtype=np.float32)[labels]
+
+
 def test_zero_share_is_one_hot_and_draws_nothing():
     faces, labels = flat_faces(10)
     rng = np.random.default_rng(5)
-    mixed, targets = cutmix(faces, labels, N_CLASSES, rng, 0.0)
+    mixed, targets = cutmix(faces, one_hot(labels), rng, 0.0)
     assert mixed is faces
-    assert np.array_equal(targets, np.eye(N_CLASSES, dtype=np.float32)[labels])
+    assert np.array_equal(targets, one_hot(labels))
     assert rng.random() == np.random.default_rng(5).random()
 
 
 def test_label_shares_follow_the_pasted_area():
     faces, labels = flat_faces(64)
-    mixed, targets = cutmix(faces, labels, N_CLASSES, np.random.default_rng(1), 1.0)
+    mixed, targets = cutmix(faces, one_hot(labels), np.random.default_rng(1), 1.0)
     assert targets.dtype == np.float32 and np.allclose(targets.sum(axis=1), 1.0)
     changed = 0
     for i in range(len(faces)):
@@ -47,6 +52,18 @@ def test_label_shares_follow_the_pasted_area():
 
 def test_share_sets_how_many_faces_are_mixed():
     faces, labels = flat_faces(2000, size=8)
-    mixed, _ = cutmix(faces, labels, N_CLASSES, np.random.default_rng(2), 0.3)
+    mixed, _ = cutmix(faces, one_hot(labels), np.random.default_rng(2), 0.3)
     touched = np.mean([np.any(mixed[i] != faces[i]) for i in range(len(faces))])
     assert 0.24 < touched < 0.32  # 30 % chosen, less the few given their own face or an empty box
+
+
+def test_soft_target_rows_are_mixed_by_area_like_labels():
+    faces, labels = flat_faces(64)
+    soft = np.random.default_rng(3).dirichlet(np.ones(N_CLASSES), len(faces)).astype(np.float32)
+    mixed, targets = cutmix(faces, soft, np.random.default_rng(1), 1.0)
+    for i in range(len(faces)):
+        own = faces[i, 0, 0, 0]
+        pasted = float(np.mean(mixed[i] != own))
+        donor = int(round(mixed[i][mixed[i] != own][0] * 100)) - 1 if pasted else i
+        assert np.allclose(targets[i], (1.0 - pasted) * soft[i] + pasted * soft[donor], atol=1e-6)
+    assert np.allclose(targets.sum(axis=1), 1.0, atol=1e-5)

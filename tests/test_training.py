@@ -16,6 +16,7 @@ pytest.importorskip("tensorflow")
 
 from device.classify import Classifier, sha256_file  # noqa: E402
 from models.architectures import VGG_ELU_SIZES, build  # noqa: E402
+from tools.augment import to_input  # noqa: E402
 from tools.dataset import load_faces  # noqa: E402
 from tools.evaluate import evaluate_model, predict_probabilities  # noqa: E402
 from tools.export import export_run  # noqa: E402
@@ -130,6 +131,73 @@ def test_cutmix_batches_carry_soft_targets_weighted_by_their_classes(trained, tm
     assert np.allclose(w, targets @ trainer.weights) and w.dtype == np.float32
     loss, _ = trainer.train_step(x, targets, w)
     assert np.isfinite(float(loss))
+
+
+def test_teacher_is_the_runs_mean_and_distilled_targets_blend_it_with_the_label(trained, tmp_path):
+    from tools.teacher import load_teacher, make_teacher, save_teacher
+    from tools.train import Trainer, describe_recipe, recipe
+
+    run, _, resumed = trained
+    data = load_faces(run.parent / "train.npz")
+    lines: list[str] = []
+    teacher = make_teacher([run, run], data, log=lines.append)
+    assert teacher.probs.shape == (len(data), len(CLASSES)) and np.allclose(teacher.probs.sum(axis=1), 1.0)
+    x = to_input(data.preprocessed())
+    mirrored = (resumed.model.predict(x, verbose=0) + resumed.model.predict(x[:, :, ::-1], verbose=0)) / 2
+    assert np.allclose(teacher.probs, mirrored, atol=1e-5)  # two copies of one run: that run's flip average
+    accuracy = np.mean(teacher.probs.argmax(axis=1) == data.labels)
+    assert lines[-1] == f"teacher of 2: accuracy {accuracy:.4f} on these faces"
+    save_teacher(teacher, tmp_path / "teacher.npz")
+    assert np.array_equal(load_teacher(tmp_path / "teacher.npz", data).probs, teacher.probs)
+
+    cfg = TrainConfig(arch="vgg_elu-tiny", train=str(data_file := run.parent / "train.npz"), epochs=1, batch=32,
+                      teacher=str(tmp_path / "teacher.npz"), distill=0.5, seed=5)
+    trainer = Trainer(cfg, tmp_path / "kd", load_faces(data_file), None)
+    onehot = np.eye(len(CLASSES), dtype=np.float32)[data.labels]
+    assert np.allclose(trainer.train_targets, 0.5 * onehot + 0.5 * teacher.probs)
+    assert np.array_equal(trainer.train_targets.argmax(axis=1), data.labels)  # the label keeps the lead
+    idx = np.arange(5, 37)
+    x, targets, w = trainer.batch(idx, np.random.default_rng(0))
+    assert np.allclose(targets, trainer.train_targets[idx]) and np.allclose(w, targets @ trainer.weights)
+    assert np.isfinite(float(trainer.train_step(x, targets, w)[0]))
+    assert "targets 0.5 from the teacher `teacher.npz`" in describe_recipe(recipe(cfg))
+
+
+def test_teacher_made_for_other_faces_is_refused_before_a_run_folder_is_made(trained, tmp_path):
+    from tools.teacher import make_teacher, save_teacher
+    from tools.train import main
+
+    run, _, _ = trained
+    save_teacher(make_teacher([run], load_faces(run.parent / "valid.npz"), log=lambda _: None),
+                 tmp_path / "valid_teacher.npz")
+    with pytest.raises(SystemExit, match="valid_teacher.npz: made for other faces than these 224"):
+        main(["--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"),
+              "--teacher", str(tmp_path / "valid_teacher.npz"), "--distill", "0.5"])
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--distill", "0.5"], "--teacher and --distill go together"),
+    (["--teacher", "t.npz"], "--teacher and --distill go together"),
+    (["--teacher", "t.npz", "--distill", "1.5"], "--distill 1.5: a share of each target, between 0 and 1"),
+    (["--teacher", "missing.npz", "--distill", "0.3"], "missing.npz: no such teacher file"),
+])
+def test_bad_distillation_flags_are_one_line_errors(tmp_path, flags, message):
+    from tools.train import main
+
+    with pytest.raises(SystemExit, match=message):
+        main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+              *flags])
+    assert not (tmp_path / "run").exists()
+
+
+def test_teacher_from_a_folder_that_is_no_run_is_a_one_line_error(tmp_path):
+    from tools.teacher import main
+
+    with pytest.raises(SystemExit, match="error: .*nowhere is not a run folder"):
+        main(["--runs", str(tmp_path / "nowhere"), "--data", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+              "--out", str(tmp_path / "teacher.npz")])
+    assert not (tmp_path / "teacher.npz").exists()
 
 
 def test_missing_warm_start_weights_is_a_one_line_error(tmp_path):

@@ -52,19 +52,20 @@ def augment(faces: np.ndarray, rng: np.random.Generator, p: AugmentParams = Augm
     return out[..., None]
 
 
-def cutmix(faces: np.ndarray, labels: np.ndarray, n_classes: int, rng: np.random.Generator,
+def cutmix(faces: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
            prob: float) -> tuple[np.ndarray, np.ndarray]:
     """CutMix (Yun et al., 2019) within a batch: a share ``prob`` of the faces get a box
-    copied from the same place in another face of the batch, and their one-hot label
+    copied from the same place in another face of the batch, and their target row
     is mixed with the donor's by the area pasted.
 
     Why: the shipped network over-fits (76 % on augmented training faces, 67 % on
     valid), and FER faces are aligned, so a pasted box swaps like for like (a mouth
     for a mouth) and the model has to read every region. With ``prob`` 0 no random
-    numbers are drawn, so runs without CutMix keep their batches. Takes and returns
-    (N, S, S, 1) float faces; the targets are (N, n_classes) float32 rows summing to 1.
+    numbers are drawn, so runs without CutMix keep their batches. Takes (N, S, S, 1)
+    float faces and (N, classes) target rows summing to 1 (one-hot labels, or a
+    teacher's blend); returns new arrays of the same shapes, rows still summing to 1.
     """
-    targets = np.eye(n_classes, dtype=np.float32)[labels]
+    targets = np.asarray(targets, np.float32)
     if prob <= 0:
         return faces, targets
     n, size = faces.shape[0], faces.shape[1]
@@ -72,14 +73,14 @@ def cutmix(faces: np.ndarray, labels: np.ndarray, n_classes: int, rng: np.random
     donors = rng.integers(0, n, len(chosen))
     sides = np.rint(np.sqrt(1.0 - rng.uniform(0.0, 1.0, len(chosen))) * size).astype(int)
     centres = rng.integers(0, size, (len(chosen), 2))
-    mixed, onehot = faces.copy(), targets.copy()
+    mixed, mixed_targets = faces.copy(), targets.copy()
     for i, j, side, (cy, cx) in zip(chosen, donors, sides, centres, strict=True):
         y0, y1 = max(cy - side // 2, 0), min(cy - side // 2 + side, size)
         x0, x1 = max(cx - side // 2, 0), min(cx - side // 2 + side, size)
         mixed[i, y0:y1, x0:x1] = faces[j, y0:y1, x0:x1]
         share = (y1 - y0) * (x1 - x0) / size ** 2
-        targets[i] = (1.0 - share) * onehot[i] + share * onehot[j]
-    return mixed, targets
+        mixed_targets[i] = (1.0 - share) * targets[i] + share * targets[j]
+    return mixed, mixed_targets
 
 
 def to_input(faces: np.ndarray) -> np.ndarray:

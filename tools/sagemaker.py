@@ -98,8 +98,9 @@ def channel_path(channel: str, s3_url: str) -> str:
 
 
 # TrainConfig fields that are not passed through as they stand: the data files arrive as
-# channels, and a warm start's weights file exists only on the machine that launches.
-NOT_FORWARDED = ("train", "valid", "init_weights")
+# channels, and a warm start's weights file and a distillation teacher (with its share)
+# exist only on the machine that launches.
+NOT_FORWARDED = ("train", "valid", "init_weights", "teacher", "distill")
 
 
 def train_arguments(config: TrainConfig, train_url: str, valid_url: str) -> dict[str, object]:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from tools.augment import AugmentParams, augment, cutmix, to_input
-from tools.dataset import FaceSet, load_faces, shared_split
+from tools.dataset import DatasetError, FaceSet, load_faces, shared_split
 
 
 @dataclass
@@ -49,6 +49,8 @@ class TrainConfig:
     seed: int = 1
     threads: int = 0  # 0: all cores
     keep_from: int = 0  # keep each epoch's weights from this epoch on in <run>/epochs/ (0: none), to average later
+    teacher: str = ""  # soft targets from tools.teacher, made for the training file
+    distill: float = 0.0  # share of each face's target taken from the teacher, the rest its one-hot label
 
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
@@ -79,6 +81,19 @@ def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
     else:
         raise ValueError(f"class_weight must be none, sqrt or balanced, not {mode!r}")
     return (w / (w[labels].mean())).astype(np.float32)
+
+
+def training_targets(train: FaceSet, cfg: TrainConfig) -> np.ndarray:
+    """Each training face's target row: its one-hot label, blended with the teacher's
+    prediction in the share ``cfg.distill`` when distilling. Up to a share of 0.5 the
+    label keeps the largest part of every row, so training accuracy still means
+    agreement with the label."""
+    onehot = np.eye(len(train.classes), dtype=np.float32)[train.labels]
+    if not cfg.distill:
+        return onehot
+    from tools.teacher import load_teacher  # tools.teacher builds on this module
+
+    return (1.0 - cfg.distill) * onehot + cfg.distill * load_teacher(cfg.teacher, train).probs
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -129,10 +144,12 @@ class Trainer:
         self.classes = train.classes
         self.train_x = train.preprocessed()
         self.train_y = train.labels
+        self.train_targets = training_targets(train, cfg)
         if cfg.limit:
             # A random subset: the data files are ordered by class, so the first N would be one class.
             keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(self.train_y))[: cfg.limit])
-            self.train_x, self.train_y = self.train_x[keep], self.train_y[keep]
+            self.train_x, self.train_y, self.train_targets = \
+                self.train_x[keep], self.train_y[keep], self.train_targets[keep]
         self.valid_x = to_input(valid.preprocessed()) if valid is not None else None
         self.valid_y = valid.labels if valid is not None else None
         self.weights = class_weights(self.train_y, len(self.classes), cfg.class_weight)
@@ -226,7 +243,7 @@ class Trainer:
         """The augmented faces of training rows ``idx``, their (soft) targets, and their
         loss weights: the class weights mixed in the same shares as the targets."""
         x = augment(self.train_x[idx], rng, self.augment_params)
-        x, targets = cutmix(x, self.train_y[idx], len(self.classes), rng, self.cfg.cutmix)
+        x, targets = cutmix(x, self.train_targets[idx], rng, self.cfg.cutmix)
         return x, targets, targets @ self.weights
 
     def epoch_batches(self, epoch: int):
@@ -361,6 +378,8 @@ def describe_recipe(r: dict) -> str:
     their defaults, which is what those runs used."""
     d = TrainConfig()
     mixing = f", CutMix {r['cutmix']}" if r.get("cutmix", d.cutmix) else ""
+    if r.get("distill", d.distill):
+        mixing += f", targets {r['distill']} from the teacher `{Path(r['teacher']).name}`"
     return (f"SGD with Nesterov momentum {r['momentum']}, learning rate {r['lr']} (warm-up "
             f"{r['warmup_epochs']} epoch, cosine decay), weight decay {r['weight_decay']}, batch {r['batch']}, "
             f"label smoothing {r['label_smoothing']}, `{r['class_weight']}` class weights, dropout "
@@ -445,6 +464,16 @@ def measure(archs: list[str], cfg: TrainConfig, steps: int = 20) -> None:
               f"s/step {per_step:.3f} s/epoch {per_step * n_train / cfg.batch:.0f}", flush=True)
 
 
+def check_teacher(cfg: TrainConfig) -> None:
+    """Refuse, before a run folder is made, a teacher that does not fit the training data."""
+    from tools.teacher import TeacherError, load_teacher
+
+    try:
+        load_teacher(cfg.teacher, load_faces(cfg.train))
+    except (DatasetError, TeacherError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def config_defaults(argv: list[str] | None) -> TrainConfig:
     """The ``--config FILE`` (e.g. a search's ``best.json``) as defaults that flags override."""
     pre = argparse.ArgumentParser(add_help=False)
@@ -487,6 +516,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--keep-from", type=int, default=d.keep_from, metavar="EPOCH",
                    help="keep every epoch's weights from EPOCH on in RUN/epochs/, for tools.export --average")
+    p.add_argument("--teacher", default=d.teacher, help="soft targets from tools.teacher for --train")
+    p.add_argument("--distill", type=float, default=d.distill,
+                   help="share of each target taken from --teacher, the rest the label (0: off)")
     p.add_argument("--no-report", action="store_true", help="skip curves/confusion/report files")
     return p.parse_args(argv)
 
@@ -497,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
     for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix)):
         if not 0.0 <= share <= 1.0:
             raise SystemExit(f"error: {flag} {share}: a share of faces, between 0 and 1")
+    if not 0.0 <= cfg.distill <= 1.0:
+        raise SystemExit(f"error: --distill {cfg.distill}: a share of each target, between 0 and 1")
+    if bool(cfg.teacher) != bool(cfg.distill):
+        raise SystemExit("error: --teacher and --distill go together: a teacher file and the share it gives")
     if cfg.keep_from < 0:
         raise SystemExit(f"error: --keep-from {cfg.keep_from}: an epoch number, or 0 to keep none")
     if cfg.init_weights and not Path(cfg.init_weights).is_file():
@@ -506,7 +542,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
         measure(args.measure, cfg)
         return 0
-    cfg = prepare_run(args.run, cfg, args.resume)
+    if args.resume:
+        cfg = prepare_run(args.run, cfg, resume=True)
+    if cfg.distill:
+        check_teacher(cfg)  # before a new run folder is made; for a resumed run, its teacher may have moved
+    if not args.resume:
+        cfg = prepare_run(args.run, cfg, resume=False)
     trainer = run_training(cfg, args.run, args.resume)
     if not args.no_report:
         from tools.report import write_training_report
