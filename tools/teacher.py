@@ -13,8 +13,9 @@ al., 2018, for a teacher of the student's own size). Measured once so far
 (``runs/kd1``, see models/README.md): with a 69 % teacher of three of our runs
 the student ended level with 1.4.0, so the gain waits on a stronger teacher.
 
-Each run scores every face and its mirror image with its best weights; the
-teacher is the mean of those probabilities. The file records a hash of the
+Each run scores every face and its mirror image with its best weights, through
+the same mirror-averaging wrapper as the shipped file; the teacher is the mean
+of those probabilities. The file records a hash of the
 faces it labelled, so training refuses a teacher made for other data.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 
 from tools.augment import to_input
 from tools.dataset import DatasetError, FaceSet, load_faces, shared_split
+from tools.export import with_flip_average
 from tools.train import load_run, write_atomic
 
 
@@ -51,14 +53,6 @@ class Teacher:
     runs: tuple[str, ...]
 
 
-def predict_with_mirror(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
-    """Mean of the model's probabilities for each face and its mirror image, as the
-    shipped flip-averaged model scores (N, S, S, 1) faces."""
-    plain = np.asarray(model.predict(x, batch_size=batch, verbose=0), np.float64)
-    mirrored = np.asarray(model.predict(x[:, :, ::-1], batch_size=batch, verbose=0), np.float64)
-    return (plain + mirrored) / 2
-
-
 def make_teacher(runs: Sequence[Path], data: FaceSet, log=print) -> Teacher:
     """The flip-averaged mean prediction of ``runs`` (their best weights) on ``data``."""
     if not runs:
@@ -69,7 +63,7 @@ def make_teacher(runs: Sequence[Path], data: FaceSet, log=print) -> Teacher:
         finished = load_run(Path(run), valid="")
         if finished.classes != data.classes:
             raise TeacherError(f"{run} predicts {list(finished.classes)}, the data holds {list(data.classes)}")
-        probs = predict_with_mirror(finished.model, x)
+        probs = np.asarray(with_flip_average(finished.model).predict(x, batch_size=256, verbose=0), np.float64)
         log(f"{run}: accuracy {np.mean(probs.argmax(axis=1) == data.labels):.4f} on these faces")
         total += probs
     probs = (total / len(runs)).astype(np.float32)
