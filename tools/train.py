@@ -412,15 +412,32 @@ def lineage(cfg: TrainConfig) -> list[dict]:
     }]
 
 
+def check_teacher(cfg: TrainConfig) -> None:
+    """Refuse a distilling run's teacher that does not fit its training data (one line)."""
+    if not cfg.distill:
+        return
+    from tools.teacher import TeacherError, load_teacher
+
+    try:
+        load_teacher(cfg.teacher, load_faces(cfg.train))
+    except (DatasetError, TeacherError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
 def prepare_run(run: Path, cfg: TrainConfig | None, resume: bool) -> TrainConfig:
-    """Create or reopen a run folder; the config is frozen at the first start."""
+    """Create or reopen a run folder; the config is frozen at the first start. A distilling
+    run's teacher is checked against its training data first, so a bad one makes no
+    folder (and a resumed run whose teacher has moved stops before loading anything)."""
     config_file = run / "config.json"
     if resume:
         if not config_file.is_file():
             raise SystemExit(f"error: {run} has no run to resume (no config.json)")
-        return TrainConfig.from_json(config_file)
+        cfg = TrainConfig.from_json(config_file)
+        check_teacher(cfg)
+        return cfg
     if (run / "checkpoint" / "state.json").exists():
         raise SystemExit(f"error: {run} already holds a run; use --resume or another --run")
+    check_teacher(cfg)
     run.mkdir(parents=True, exist_ok=True)
     write_atomic(config_file, json.dumps(dataclasses.asdict(cfg), indent=1).encode())
     return cfg
@@ -462,16 +479,6 @@ def measure(archs: list[str], cfg: TrainConfig, steps: int = 20) -> None:
         model = build(arch)
         print(f"measure {arch} params {model.count_params()} macs {count_macs(model)} "
               f"s/step {per_step:.3f} s/epoch {per_step * n_train / cfg.batch:.0f}", flush=True)
-
-
-def check_teacher(cfg: TrainConfig) -> None:
-    """Refuse, before a run folder is made, a teacher that does not fit the training data."""
-    from tools.teacher import TeacherError, load_teacher
-
-    try:
-        load_teacher(cfg.teacher, load_faces(cfg.train))
-    except (DatasetError, TeacherError) as exc:
-        raise SystemExit(f"error: {exc}") from None
 
 
 def config_defaults(argv: list[str] | None) -> TrainConfig:
@@ -542,12 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure:
         measure(args.measure, cfg)
         return 0
-    if args.resume:
-        cfg = prepare_run(args.run, cfg, resume=True)
-    if cfg.distill:
-        check_teacher(cfg)  # before a new run folder is made; for a resumed run, its teacher may have moved
-    if not args.resume:
-        cfg = prepare_run(args.run, cfg, resume=False)
+    cfg = prepare_run(args.run, cfg, args.resume)
     trainer = run_training(cfg, args.run, args.resume)
     if not args.no_report:
         from tools.report import write_training_report
