@@ -16,7 +16,7 @@ import pytest
 from device.classify import Classifier
 from device.preprocess import preprocess_face
 from tools.evaluate import main
-from tools.metrics import score
+from tools.metrics import PairedComparison, paired_comparison, score
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^accuracy (\d\.\d{4}) macro_f1 (\d\.\d{4}) n (\d+)$")
@@ -77,6 +77,50 @@ def test_classes_are_matched_by_name_not_position(fixture_npz, model_path, tmp_p
         last_line(["--data", str(fixture_npz), "--model", str(model_path)], capsys)
 
 
+def test_against_prints_the_paired_comparison_of_the_two_models_answers(fixture_npz, model_path, capsys):
+    """``--against`` compares the shipped int8 file with its float32 twin face by face; the
+    counts are those of the two interpreters' own answers, and the last line stays --model's."""
+    float_path = model_path.with_name("facecue_vgg_elu_float32.tflite")
+    if not float_path.is_file():
+        pytest.skip(f"{float_path.name} is absent")
+    images, labels = fixture_faces()
+    faces = np.stack([preprocess_face(img) for img in images])
+    pred = {p: Classifier(p).probabilities(faces).argmax(axis=1) for p in (model_path, float_path)}
+
+    assert main(["--data", str(fixture_npz), "--model", str(model_path), "--against", str(float_path)]) == 0
+    lines = capsys.readouterr().out.rstrip("\n").splitlines()
+    assert lines[-3] == f"against {float_path}: {score(labels, pred[float_path], CLASSES).summary_line()}"
+    assert lines[-2] == paired_comparison(pred[model_path] == labels, pred[float_path] == labels).line()
+    assert lines[-1] == score(labels, pred[model_path], CLASSES).summary_line()
+
+
+def test_paired_comparison_counts_only_the_faces_the_models_disagree_on():
+    new = np.array([1, 1, 1, 0, 0, 1, 0], bool)
+    old = np.array([1, 0, 0, 0, 1, 1, 0], bool)
+    assert paired_comparison(new, old) == PairedComparison(only_new=2, only_old=1)
+    with pytest.raises(ValueError, match="not the same faces"):
+        paired_comparison(new, old[:-1])
+
+
+@pytest.mark.parametrize("only_new, only_old, z, p", [
+    (10, 2, 8 / np.sqrt(12), 2 * (1 + 12 + 66) / 2**12),  # exact binomial tail, by hand
+    (2, 10, -8 / np.sqrt(12), 2 * (1 + 12 + 66) / 2**12),
+    (5, 5, 0.0, 1.0),
+    (0, 0, 0.0, 1.0),                                      # identical answers: no evidence either way
+    (400, 300, 100 / np.sqrt(700), None),
+])
+def test_paired_comparison_z_and_exact_p(only_new, only_old, z, p):
+    c = PairedComparison(only_new, only_old)
+    assert c.z == pytest.approx(z)
+    if p is not None:
+        assert c.p_value == pytest.approx(p)
+    else:  # large counts: the exact p is near the continuity-corrected normal approximation
+        from math import erfc
+        corrected = (abs(only_new - only_old) - 1) / np.sqrt(only_new + only_old)
+        assert c.p_value == pytest.approx(erfc(corrected / np.sqrt(2)), rel=0.05)
+        assert c.p_value < 0.001
+
+
 def test_macro_f1_weights_every_class_equally():
     truth = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
     pred = np.array([0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
@@ -105,6 +149,11 @@ def test_unknown_class_and_missing_model_exit_2(fixture_npz, tmp_path, model_pat
     assert "bored" in capsys.readouterr().err
     assert main(["--data", str(fixture_npz), "--model", str(tmp_path / "none.tflite")]) == 2
     assert "none.tflite" in capsys.readouterr().err
+    old = tmp_path / "old.tflite"
+    against_missing = ["--data", str(fixture_npz), "--model", str(model_path), "--against", str(old)]
+    assert main(against_missing) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "old.tflite" in out.err and out.err.count("\n") == 1
 
 
 def test_eval_runs_without_tensorflow(fixture_npz, model_path):

@@ -1,12 +1,17 @@
 """``facecue eval``: score a shipped ``.tflite`` on a labelled npz, as the device runs it.
 
     facecue eval --data ../shared/data/fer2013/valid.npz [--model PATH] [--threads N]
+                 [--against OLD.tflite]
 
 Every face goes through the model's own ``Classifier.preprocess`` (the
 preprocessing parameters in its JSON) and the LiteRT interpreter, exactly as
 on the hat, so the accuracy printed here is the wearer's accuracy, not the
 Keras model's. Needs no TensorFlow. The last line is fixed for scripts:
 ``accuracy A macro_f1 F n N``.
+
+``--against`` scores a second model on the same faces and prints a paired
+(McNemar) comparison: a candidate model replaces the shipped one only when
+it wins on the faces where the two disagree, not on a 0.2 pt difference.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import numpy as np
 from device.classify import Classifier, ModelError
 from models import DEFAULT_MODEL
 from tools.dataset import DatasetError, FaceSet, load_faces
-from tools.metrics import Scores, score
+from tools.metrics import Scores, paired_comparison, score
 
 
 def predict_probabilities(classifier: Classifier, faces: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -38,15 +43,20 @@ def labels_in_model_order(data: FaceSet, model_labels: tuple[str, ...]) -> np.nd
     return mapping[data.labels]
 
 
-def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores:
-    """Scores of ``model`` on ``data`` through the device's preprocessing and interpreter."""
+def model_answers(model: str | Path, data: FaceSet, threads: int = 1) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(true labels, predicted labels, label names) of ``model`` on ``data``, both as indices
+    into the model's own labels, through the device's preprocessing and interpreter."""
     if len(data) == 0:
         raise DatasetError("the data set holds no faces")
     classifier = Classifier(model, num_threads=threads)
     truth = labels_in_model_order(data, classifier.labels)
     faces = np.stack([classifier.preprocess(image) for image in data.images])
-    probs = predict_probabilities(classifier, faces)
-    return score(truth, probs.argmax(axis=1), classifier.labels)
+    return truth, predict_probabilities(classifier, faces).argmax(axis=1), classifier.labels
+
+
+def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores:
+    """Scores of ``model`` on ``data`` as the wearer's device would classify them."""
+    return score(*model_answers(model, data, threads))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -55,6 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                    help=f"a .tflite with its .json (default {DEFAULT_MODEL.name})")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    p.add_argument("--against", type=Path, metavar="OLD",
+                   help="a second .tflite to compare with --model, face by face (McNemar)")
     return p.parse_args(argv)
 
 
@@ -64,13 +76,20 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --threads must be at least 1", file=sys.stderr)
         return 2
     try:
-        scores = evaluate_model(args.model, load_faces(args.data), args.threads)
+        data = load_faces(args.data)
+        truth, predicted, labels = model_answers(args.model, data, args.threads)
+        old = model_answers(args.against, data, args.threads) if args.against else None
     except (DatasetError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    scores = score(truth, predicted, labels)
     print(f"model {args.model} on {args.data}")
     print(scores.recall_table())
     print(scores.confusion_table())
+    if old is not None:
+        old_truth, old_predicted, old_labels = old
+        print(f"against {args.against}: {score(old_truth, old_predicted, old_labels).summary_line()}")
+        print(paired_comparison(predicted == truth, old_predicted == old_truth).line())
     print(scores.summary_line())
     return 0
 

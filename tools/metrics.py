@@ -7,6 +7,7 @@ benchmark table always means the same thing. NumPy only: it runs on the device.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import comb, sqrt
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,44 @@ class Scores:
 def score(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...] | list[str]) -> Scores:
     classes = tuple(classes)
     return Scores(confusion_matrix(y_true, y_pred, len(classes)), classes)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Which of two models is right where they disagree, on the same faces (McNemar's test).
+
+    On 3,589 faces two accuracies 0.3 pt apart may be noise or a real gain; the
+    faces both get right or both get wrong say nothing about which, so the
+    decision to ship a new model rests on the discordant faces alone.
+    """
+
+    only_new: int  # faces the new model gets right and the old one wrong
+    only_old: int  # and the other way round
+
+    @property
+    def z(self) -> float:
+        """(only_new - only_old) / sqrt(only_new + only_old); 0 when the models never disagree."""
+        n = self.only_new + self.only_old
+        return (self.only_new - self.only_old) / sqrt(n) if n else 0.0
+
+    @property
+    def p_value(self) -> float:
+        """Exact two-sided binomial p that the discordant faces split this unevenly by chance."""
+        n = self.only_new + self.only_old
+        tail = sum(comb(n, i) for i in range(min(self.only_new, self.only_old) + 1))
+        return min(1.0, 2 * tail / 2**n)
+
+    def line(self) -> str:
+        return (f"paired: new right and old wrong {self.only_new}, old right and new wrong {self.only_old}, "
+                f"z {self.z:+.2f}, p {self.p_value:.3f}")
+
+
+def paired_comparison(new_right: np.ndarray, old_right: np.ndarray) -> PairedComparison:
+    """Compare two models from their per-face right/wrong answers on the same faces, in the same order."""
+    new_right, old_right = np.asarray(new_right, bool), np.asarray(old_right, bool)
+    if new_right.shape != old_right.shape:
+        raise ValueError(f"{len(new_right)} answers against {len(old_right)}: not the same faces")
+    return PairedComparison(int(np.sum(new_right & ~old_right)), int(np.sum(old_right & ~new_right)))
 
 
 def describe_int8_drop(drop_pt: float) -> str:
