@@ -16,7 +16,7 @@ import pytest
 from device.classify import Classifier
 from device.preprocess import preprocess_face
 from tools.evaluate import main
-from tools.metrics import PairedComparison, paired_comparison, score
+from tools.metrics import PairedComparison, confidence_table, paired_comparison, score
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^accuracy (\d\.\d{4}) macro_f1 (\d\.\d{4}) n (\d+)$")
@@ -119,6 +119,26 @@ def test_paired_comparison_z_and_exact_p(only_new, only_old, z, p):
         corrected = (abs(only_new - only_old) - 1) / np.sqrt(only_new + only_old)
         assert c.p_value == pytest.approx(erfc(corrected / np.sqrt(2)), rel=0.05)
         assert c.p_value < 0.001
+
+
+def test_confidence_table_counts_the_faces_at_or_above_each_threshold():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.45, 0.55], [0.2, 0.8], [0.5, 0.5]])
+    truth = np.array([0, 1, 1, 0, 0])  # right, wrong, right, wrong, right (a tie goes to class 0)
+    rows = confidence_table(truth, probs, (0.0, 0.55, 0.8, 0.95)).splitlines()
+    assert rows[1].split() == [">=", "0.00", "100.0%", "0.6000"]
+    assert rows[2].split() == [">=", "0.55", "80.0%", "0.5000"]  # 0.9 0.6 0.55 0.8
+    assert rows[3].split() == [">=", "0.80", "40.0%", "0.5000"]
+    assert rows[4].split() == [">=", "0.95", "0.0%", "-"]
+
+
+def test_eval_prints_accuracy_at_the_device_s_confidence_threshold(fixture_npz, model_path, capsys):
+    from device.config import DecideConfig
+
+    main(["--data", str(fixture_npz), "--model", str(model_path)])
+    out = capsys.readouterr().out
+    threshold = DecideConfig().min_confidence
+    assert f"min_confidence is {threshold}" in out
+    assert any(line.startswith(f">= {threshold:.2f} ") for line in out.splitlines())
 
 
 def test_macro_f1_weights_every_class_equally():

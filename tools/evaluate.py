@@ -12,6 +12,8 @@ Keras model's. Needs no TensorFlow. The last line is fixed for scripts:
 ``--against`` scores a second model on the same faces and prints a paired
 (McNemar) comparison: a candidate model replaces the shipped one only when
 it wins on the faces where the two disagree, not on a 0.2 pt difference.
+A table of accuracy against the top probability shows what the wearer hears
+with ``[decide] min_confidence`` set to each value.
 """
 from __future__ import annotations
 
@@ -22,9 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from device.classify import Classifier, ModelError
+from device.config import DecideConfig
 from models import DEFAULT_MODEL
 from tools.dataset import DatasetError, FaceSet, load_faces
-from tools.metrics import Scores, paired_comparison, score
+from tools.metrics import Scores, confidence_table, paired_comparison, score
+
+CONFIDENCE_STEPS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)  # rows of the table; the configured default is added
 
 
 def predict_probabilities(classifier: Classifier, faces: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -44,19 +49,20 @@ def labels_in_model_order(data: FaceSet, model_labels: tuple[str, ...]) -> np.nd
 
 
 def model_answers(model: str | Path, data: FaceSet, threads: int = 1) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """(true labels, predicted labels, label names) of ``model`` on ``data``, both as indices
+    """(true labels, probabilities, label names) of ``model`` on ``data``, labels as indices
     into the model's own labels, through the device's preprocessing and interpreter."""
     if len(data) == 0:
         raise DatasetError("the data set holds no faces")
     classifier = Classifier(model, num_threads=threads)
     truth = labels_in_model_order(data, classifier.labels)
     faces = np.stack([classifier.preprocess(image) for image in data.images])
-    return truth, predict_probabilities(classifier, faces).argmax(axis=1), classifier.labels
+    return truth, predict_probabilities(classifier, faces), classifier.labels
 
 
 def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores:
     """Scores of ``model`` on ``data`` as the wearer's device would classify them."""
-    return score(*model_answers(model, data, threads))
+    truth, probs, labels = model_answers(model, data, threads)
+    return score(truth, probs.argmax(axis=1), labels)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -77,17 +83,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         data = load_faces(args.data)
-        truth, predicted, labels = model_answers(args.model, data, args.threads)
+        truth, probs, labels = model_answers(args.model, data, args.threads)
         old = model_answers(args.against, data, args.threads) if args.against else None
     except (DatasetError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    predicted = probs.argmax(axis=1)
     scores = score(truth, predicted, labels)
     print(f"model {args.model} on {args.data}")
     print(scores.recall_table())
     print(scores.confusion_table())
+    steps = sorted({*CONFIDENCE_STEPS, DecideConfig().min_confidence})
+    print(f"by top probability (the device's default [decide] min_confidence is {DecideConfig().min_confidence})")
+    print(confidence_table(truth, probs, steps))
     if old is not None:
-        old_truth, old_predicted, old_labels = old
+        old_truth, old_probs, old_labels = old
+        old_predicted = old_probs.argmax(axis=1)
         print(f"against {args.against}: {score(old_truth, old_predicted, old_labels).summary_line()}")
         print(paired_comparison(predicted == truth, old_predicted == old_truth).line())
     print(scores.summary_line())

@@ -6,6 +6,7 @@ benchmark table always means the same thing. NumPy only: it runs on the device.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import comb, sqrt
 from typing import Any
@@ -128,6 +129,24 @@ def paired_comparison(new_right: np.ndarray, old_right: np.ndarray) -> PairedCom
     if new_right.shape != old_right.shape:
         raise ValueError(f"{len(new_right)} answers against {len(old_right)}: not the same faces")
     return PairedComparison(int(np.sum(new_right & ~old_right)), int(np.sum(old_right & ~new_right)))
+
+
+def confidence_table(truth: np.ndarray, probs: np.ndarray, thresholds: Sequence[float]) -> str:
+    """For each threshold on the top probability: the share of faces the model is that
+    confident on, and its accuracy on those.
+
+    The device stays silent below ``[decide] min_confidence``, so a wearer hears
+    the accuracy of the confident faces, not the overall one; this is the table
+    a helper needs to set that option (a single face, without the smoothing
+    over frames the device adds).
+    """
+    top, right = probs.max(axis=1), probs.argmax(axis=1) == truth
+    rows = ["confidence  faces    accuracy"]
+    for threshold in thresholds:
+        kept = top >= threshold
+        accuracy = f"{right[kept].mean():.4f}" if kept.any() else "-"
+        rows.append(f">= {threshold:.2f}     {kept.mean():6.1%}   {accuracy}")
+    return "\n".join(rows)
 
 
 def describe_int8_drop(drop_pt: float) -> str:
