@@ -134,7 +134,7 @@ def test_confidence_table_counts_the_faces_at_or_above_each_threshold():
 def test_eval_prints_accuracy_at_the_device_s_confidence_threshold(fixture_npz, model_path, capsys):
     from device.config import DecideConfig
 
-    main(["--data", str(fixture_npz), "--model", str(model_path)])
+    assert main(["--data", str(fixture_npz), "--model", str(model_path)]) == 0
     out = capsys.readouterr().out
     threshold = DecideConfig().min_confidence
     assert f"min_confidence is {threshold}" in out

@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {args.model} on {args.data}")
     print(scores.recall_table())
     print(scores.confusion_table())
-    steps = sorted({*CONFIDENCE_STEPS, DecideConfig().min_confidence})
-    print(f"by top probability (the device's default [decide] min_confidence is {DecideConfig().min_confidence})")
-    print(confidence_table(truth, probs, steps))
+    default = DecideConfig().min_confidence
+    print(f"by top probability (the device's default [decide] min_confidence is {default})")
+    print(confidence_table(truth, probs, sorted({*CONFIDENCE_STEPS, default})))
     if old is not None:
         old_truth, old_probs, old_labels = old
         old_predicted = old_probs.argmax(axis=1)

@@ -15,8 +15,8 @@ the student ended level with 1.4.0, so the gain waits on a stronger teacher.
 
 Each run scores every face and its mirror image with its best weights, through
 the same mirror-averaging wrapper as the shipped file; the teacher is the mean
-of those probabilities. The file records a hash of the
-faces it labelled, so training refuses a teacher made for other data.
+of those probabilities. The file records a hash of the faces it labelled, so
+training refuses a teacher made for other data.
 """
 from __future__ import annotations
 
