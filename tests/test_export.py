@@ -127,15 +127,20 @@ def test_model_card_says_when_weights_were_averaged_and_faces_mirrored(shipped_m
     text = render_figures(dict(shipped_meta, flip_average=True, training=averaged), None)
     assert "| inference | each face and its mirror image in one batch, probabilities averaged |" in text
     assert "Keras float (averaged weights)" in text
-    assert ("finally, its best weights averaged with `runs/a/best.weights.h5`, batch-norm statistics "
+    assert ("; its best weights averaged with `runs/a/best.weights.h5`, batch-norm statistics "
             "re-estimated on 8,000 training faces. ") in text
+    middle = dict(averaged, warm_start=[dict(shipped_meta["training"]["warm_start"][-1],
+                                             averaged_with={"weights": ["e9.h5"], "bn_faces": 100})])
+    text = render_figures(dict(shipped_meta, training=middle), None)
+    assert "`e9.h5`, batch-norm statistics re-estimated on 100 training faces; then, from the averaged weights, " \
+        in text and text.count("then, from") == 1
 
 
 def test_model_card_lists_several_averaged_weights_as_a_sentence():
     from tools.model_card import describe_averaging
 
     averaged = {"weights": ["e32.h5", "e33.h5", "e34.h5"], "bn_faces": 500}
-    assert describe_averaging(averaged) == ("; finally, its best weights averaged with `e32.h5`, `e33.h5` and "
+    assert describe_averaging(averaged) == ("; its best weights averaged with `e32.h5`, `e33.h5` and "
                                             "`e34.h5`, batch-norm statistics re-estimated on 500 training faces")
     assert describe_averaging(None) == ""
 

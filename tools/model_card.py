@@ -10,6 +10,7 @@ Only the text between the two marker lines is replaced.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -60,12 +61,19 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
         "|" + "---|" * len(acc["per_class_recall_int8"]),
         "| " + " | ".join(f"{r:.3f}" for r in acc["per_class_recall_int8"].values()) + " |",
         "",
-        "Training, " + "; then, from its best weights, ".join(
-            map(describe_stage, [*train.get("warm_start", []), train]))
-        + describe_averaging(train.get("averaged_with"))
-        + f". {train['n_train']:,} training faces, on {train['machine']}.",
+        f"Training, {describe_lineage([*train.get('warm_start', []), train])}. "
+        f"{train['n_train']:,} training faces, on {train['machine']}.",
     ]
     return "\n".join(lines)
+
+
+def describe_lineage(stages: list[dict[str, Any]]) -> str:
+    """The training runs that made the model, oldest first, each started from the one before."""
+    text = describe_stage(stages[0])
+    for before, stage in itertools.pairwise(stages):
+        start = "the averaged weights" if before.get("averaged_with") else "its best weights"
+        text += f"; then, from {start}, {describe_stage(stage)}"
+    return text
 
 
 def describe_stage(stage: dict[str, Any]) -> str:
@@ -73,7 +81,8 @@ def describe_stage(stage: dict[str, Any]) -> str:
     if "recipe" not in stage:  # a warm start from a weights file that came without its run folder
         return f"weights `{stage['weights']}` of unrecorded training"
     return (f"{stage['epochs_run']} of {stage['recipe']['epochs']} epochs (best epoch {stage['best_epoch']}, "
-            f"{stage['seconds'] / 3600:.2f} h): {describe_recipe(stage['recipe'])}")
+            f"{stage['seconds'] / 3600:.2f} h): {describe_recipe(stage['recipe'])}"
+            f"{describe_averaging(stage.get('averaged_with'))}")
 
 
 def describe_averaging(averaged: dict[str, Any] | None) -> str:
@@ -82,7 +91,7 @@ def describe_averaging(averaged: dict[str, Any] | None) -> str:
         return ""
     names = [f"`{w}`" for w in averaged["weights"]]
     others = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    return (f"; finally, its best weights averaged with {others}, batch-norm statistics re-estimated "
+    return (f"; its best weights averaged with {others}, batch-norm statistics re-estimated "
             f"on {averaged['bn_faces']:,} training faces")
 
 

@@ -393,11 +393,15 @@ def lineage(cfg: TrainConfig) -> list[dict]:
 
     ``init_weights`` names a weights file; when that file sits in a run folder
     the folder's config and checkpoint state are read (and, recursively, its
-    own parents). A weights file from elsewhere is recorded by name only.
+    own parents); beside weights rebuilt from a shipped model by
+    ``tools.recover``, the history recorded in that model. A weights file from
+    elsewhere is recorded by name only.
     """
     if not cfg.init_weights:
         return []
     folder = Path(cfg.init_weights).parent
+    if (folder / "lineage.json").is_file():
+        return json.loads((folder / "lineage.json").read_text())
     config_file, state_file = folder / "config.json", folder / "checkpoint" / "state.json"
     if not (config_file.is_file() and state_file.is_file()):
         return [{"weights": cfg.init_weights}]
