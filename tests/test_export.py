@@ -120,7 +120,11 @@ def test_model_card_figures_come_from_the_json(model_path, shipped_meta, tmp_pat
 def test_model_card_says_when_weights_were_averaged_and_faces_mirrored(shipped_meta):
     from tools.model_card import render_figures
 
-    training = {k: v for k, v in shipped_meta["training"].items() if k != "averaged_with"}
+    def unaveraged(stage):
+        return {k: v for k, v in stage.items() if k != "averaged_with"}
+
+    training = dict(unaveraged(shipped_meta["training"]),
+                    warm_start=[unaveraged(s) for s in shipped_meta["training"]["warm_start"]])
     plain = render_figures(dict(shipped_meta, flip_average=False, training=training), None)
     assert "mirror image" not in plain and "averaged with" not in plain and "Keras float (best epoch)" in plain
     averaged = dict(training, averaged_with={"weights": ["runs/a/best.weights.h5"], "bn_faces": 8000})
