@@ -62,9 +62,10 @@ def unfold(model, layers: list[tuple[str, np.ndarray, np.ndarray]], faces: np.nd
 
     For a folded layer ``z = W x`` plus bias ``b``, the kernel is scaled so that
     ``z`` has unit variance over ``faces`` (the scale a batch norm makes
-    irrelevant, and the one training begins from), and the batch norm is set to
-    the measured mean ``m`` (variance 1) with ``gamma = sigma`` and
-    ``beta = sigma * m + b``: it gives back ``W x + b`` exactly in inference mode.
+    irrelevant, and the one training begins from): with ``m`` and ``sigma`` the mean
+    and deviation of ``z``, the batch norm gets moving mean ``m / sigma``, moving
+    variance 1, ``gamma = sigma`` and ``beta = m + b``, so it gives back ``W x + b``
+    exactly in inference mode and, its batch statistics being those, nearly so in training.
     """
     import keras
 
