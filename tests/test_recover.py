@@ -97,3 +97,12 @@ def test_a_file_that_cannot_be_recovered_is_one_line_and_writes_nothing(exported
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_recovery_needs_faces_to_measure_the_batch_norms_on(exported, tmp_path, capsys):
+    from tools.recover import main
+
+    tflite, faces, _ = exported
+    assert main(["--model", str(tflite), "--out", str(tmp_path / "out"), "--train", str(faces), "--faces", "0"]) == 2
+    assert capsys.readouterr().err == "error: --faces must be at least 1\n"
+    assert not (tmp_path / "out").exists()

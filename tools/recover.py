@@ -175,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="training npz whose faces measure the batch norms")
     p.add_argument("--faces", type=int, default=4000, help="training faces to measure the batch norms on")
     args = p.parse_args(argv)
-    if args.train is None:
-        print("error: no training data: pass --train FILE.npz", file=sys.stderr)
+    if args.train is None or args.faces < 1:
+        print("error: " + ("--faces must be at least 1" if args.train else "no training data: pass --train FILE.npz"),
+              file=sys.stderr)
         return 2
     try:
         recover(args.model, args.out, args.train, args.faces)
