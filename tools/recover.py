@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from device.classify import ModelError, load_interpreter_class
-from tools.augment import to_input
+from models import MODELS_DIR
 from tools.dataset import DatasetError, load_faces, shared_split
+from tools.export import representative_faces, with_flip_average
 from tools.train import write_atomic
 
 LINEAGE_FILE = "lineage.json"
@@ -107,8 +109,6 @@ def unfold(model, layers: list[tuple[str, np.ndarray, np.ndarray]], faces: np.nd
 
 def max_difference(model, tflite_file: Path, faces: np.ndarray, flip_average: bool) -> float:
     """Largest difference between ``model``'s probabilities and the file's over ``faces``."""
-    from tools.export import with_flip_average
-
     keras_probs = (with_flip_average(model) if flip_average else model).predict(faces, batch_size=250, verbose=0)
     interpreter = load_interpreter_class()(model_path=str(tflite_file))
     interpreter.allocate_tensors()
@@ -144,9 +144,7 @@ def recover(tflite_file: Path, out: Path, train_file: Path, n_faces: int = 4000,
         raise ModelError(f"{meta_file}: no readable model JSON naming the architecture ({exc})") from None
     if meta.get("quantization") != "float32":
         raise ModelError(f"{tflite_file}: recovery needs the float32 twin, not a {meta.get('quantization')} model")
-    train = load_faces(train_file)
-    order = np.random.default_rng(0).permutation(len(train.labels))
-    faces = to_input(train.preprocessed()[order[:n_faces]])
+    faces = representative_faces(load_faces(train_file), n_faces, seed=0)
 
     model = build(arch)
     unfold(model, read_layers(tflite_file), faces)
@@ -157,10 +155,9 @@ def recover(tflite_file: Path, out: Path, train_file: Path, n_faces: int = 4000,
         f"largest probability difference {worst:.1e} on {check_faces} faces")
 
     out.mkdir(parents=True, exist_ok=True)
-    scratch = out / f".partial.{WEIGHTS_FILE}"
+    scratch = out / f".partial.{WEIGHTS_FILE}"  # Keras writes in place; the rename makes it whole or absent
     model.save_weights(scratch)
-    write_atomic(out / WEIGHTS_FILE, scratch.read_bytes())
-    scratch.unlink()
+    os.replace(scratch, out / WEIGHTS_FILE)
     write_atomic(out / LINEAGE_FILE, json.dumps(recovered_lineage(meta, tflite_file), indent=1).encode())
     log(f"wrote {out / WEIGHTS_FILE} and {out / LINEAGE_FILE}")
     return out / WEIGHTS_FILE
@@ -168,7 +165,7 @@ def recover(tflite_file: Path, out: Path, train_file: Path, n_faces: int = 4000,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.recover", description=__doc__.splitlines()[0])
-    p.add_argument("--model", type=Path, default=Path("models/facecue_vgg_elu_float32.tflite"),
+    p.add_argument("--model", type=Path, default=MODELS_DIR / "facecue_vgg_elu_float32.tflite",
                    help="a float32 .tflite written by tools.export, its JSON beside it")
     p.add_argument("--out", type=Path, required=True, help="folder for recovered.weights.h5 and lineage.json")
     p.add_argument("--train", type=Path, default=shared_split("train"),
