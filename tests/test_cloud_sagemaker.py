@@ -57,6 +57,8 @@ def test_every_training_setting_is_forwarded():
     assert set(flags) == {"arch", "epochs", "batch", "lr", "momentum", "weight-decay", "warmup-epochs",
                           "label-smoothing", "class-weight", "dropout", "erase-prob", "cutmix", "limit", "seed",
                           "threads", "keep-from", "train", "valid", "run"}
+    warm = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz", "s3://b/code/warm/ab12/w.weights.h5")
+    assert set(warm) - set(flags) == {"init-weights"}
 
 
 @pytest.mark.parametrize("region,instance,uri", [
@@ -106,6 +108,43 @@ def test_launch_against_moto(bucket):
     assert uploaded == package_source()
 
 
+def test_a_warm_start_travels_with_its_history(bucket, tmp_path):
+    """A local weights file goes up alone with its lineage.json; the container's
+    tools/train.py finds both where the ``init`` channel puts them."""
+    import boto3
+
+    history = [{"weights": "runs/final/best.weights.h5", "epochs_run": 32, "seconds": 5639.6}]
+    (tmp_path / "lineage.json").write_text(json.dumps(history))
+    weights = tmp_path / "recovered.weights.h5"
+    weights.write_bytes(b"not really weights, only bytes to carry")
+    sagemaker = boto3.client("sagemaker", endpoint_url=bucket.moto.url, region_name="eu-west-1")
+    _, sent = launch(sagemaker, bucket.client, spec(bucket.name, job_name="facecue-warm"),
+                     S3Location.parse(f"s3://{bucket.name}/sagemaker/code"), init_weights=weights)
+    job = sagemaker.describe_training_job(TrainingJobName="facecue-warm")
+    [init] = [c for c in job["InputDataConfig"] if c["ChannelName"] == "init"]
+    prefix = S3Location.parse(init["DataSource"]["S3DataSource"]["S3Uri"])
+    listed = bucket.client.list_objects_v2(Bucket=prefix.bucket, Prefix=prefix.prefix + "/")["Contents"]
+    uploaded = {o["Key"].rsplit("/", 1)[-1]: bucket.client.get_object(Bucket=prefix.bucket, Key=o["Key"])["Body"].read()
+                for o in listed}
+    assert uploaded == {"recovered.weights.h5": weights.read_bytes(), "lineage.json": uploaded["lineage.json"]}
+    assert json.loads(uploaded["lineage.json"]) == history
+    args = parse_args(container_argv(job["HyperParameters"]))
+    assert args.init_weights == "/opt/ml/input/data/init/recovered.weights.h5"
+    assert sent.init_weights.endswith("/recovered.weights.h5")
+
+
+def test_a_missing_warm_start_is_one_line(bucket, tmp_path):
+    from tools.sagemaker import main
+
+    result = run_main(main, ["launch", "--job-name", "facecue-warm-2", "--role-arn", ROLE,
+                             "--train", f"{bucket.url}/t.npz", "--valid", f"{bucket.url}/v.npz",
+                             "--output", f"{bucket.url}/out", "--code", f"{bucket.url}/code",
+                             "--init-weights", str(tmp_path / "gone.weights.h5"), "--region", "eu-west-1",
+                             "--endpoint-url", bucket.moto.url])
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err.startswith("sagemaker: error: --init-weights ") and "No such file" in result.err
+
+
 def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
     """moto marks jobs Completed at once; the test puts the run folder tools/train.py
     would leave in /opt/ml/model where SageMaker would, then publishes and syncs it."""
@@ -120,6 +159,8 @@ def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
                      S3Location.parse(f"s3://{bucket.name}/sagemaker/code"))
     faces = fixture_faces_npz(tmp_path / "faces.npz")
     run = fixture_run(tmp_path / "job-run", faces)
+    history = [{"weights": "/opt/ml/input/data/init/recovered.weights.h5", "epochs_run": 40}]
+    (run / "warm_start.json").write_text(json.dumps(history))  # as a warm-started run writes it
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
         tar.add(run, arcname=".")
@@ -137,6 +178,7 @@ def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
     assert ms.current_version(fleet.store) == "facecue-job-1"
     meta = json.loads((fleet.store / "versions" / "facecue-job-1" / "model.json").read_text())
     assert meta["arch"] == "vgg_elu-tiny" and meta["quantization"] == "int8"
+    assert meta["training"]["warm_start"] == history
 
 
 def test_publishing_a_job_without_output_says_so(fleet, tmp_path):

@@ -7,6 +7,7 @@ is fast enough for CI; it needs TensorFlow and skips cleanly without it.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -100,9 +101,11 @@ def test_warm_start_begins_from_the_parent_weights_and_records_its_lineage(train
     from tools.train import Trainer, history_seconds, lineage, load_run
 
     run, _, resumed = trained
+    parent_copy = tmp_path / "parent"  # a parent folder that will be wiped
+    shutil.copytree(run, parent_copy)
     cfg = TrainConfig(arch="vgg_elu-tiny", train=str(run.parent / "train.npz"), valid=str(run.parent / "valid.npz"),
                       epochs=1, batch=32, lr=0.002, warmup_epochs=0.0, dropout=0.2, erase_prob=0.1, seed=4,
-                      init_weights=str(run / "best.weights.h5"))
+                      init_weights=str(parent_copy / "best.weights.h5"))
     child = Trainer(prepare_run(tmp_path / "child", cfg, resume=False), tmp_path / "child",
                     load_faces(cfg.train), load_faces(cfg.valid))
     parent = load_run(run, valid="")
@@ -112,8 +115,11 @@ def test_warm_start_begins_from_the_parent_weights_and_records_its_lineage(train
     assert (entry["weights"], entry["epochs_run"], entry["best_epoch"]) == \
         (cfg.init_weights, 2, resumed.state["best_epoch"])
     assert entry["seconds"] == history_seconds(resumed.state) > 0 and entry["recipe"]["seed"] == 3
-    # A second generation carries the first along, oldest first.
+    # A second generation carries the first along, oldest first, even once the first's
+    # folder is gone: the child recorded its history when it started.
+    assert json.loads((tmp_path / "child" / "warm_start.json").read_text()) == lineage(cfg)
     child.fit(log=lambda _: None)
+    shutil.rmtree(parent_copy)
     grandchild = TrainConfig(arch="vgg_elu-tiny", init_weights=str(tmp_path / "child" / "best.weights.h5"))
     assert [e["recipe"]["seed"] for e in lineage(grandchild)] == [3, 4]
 

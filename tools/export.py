@@ -44,10 +44,10 @@ from tools.metrics import Scores, describe_int8_drop, score
 from tools.train import (
     FinishedRun,
     history_seconds,
-    lineage,
     load_run,
     recipe,
     recorded_machine,
+    run_lineage,
     write_atomic,
 )
 
@@ -143,7 +143,7 @@ def model_metadata(tflite_file: Path, name: str, version: str, quantization: str
             "weights": weights,
             "seconds": history_seconds(state),
             # A warm-started run's parents: their recipes, epochs and seconds count too.
-            "warm_start": lineage(cfg),
+            "warm_start": run_lineage(trained.run, cfg),
             "machine": recorded_machine(state),
             **({"averaged_with": averaged} if averaged else {}),
         },

@@ -28,9 +28,9 @@ from tools.train import (
     TrainConfig,
     describe_recipe,
     history_seconds,
-    lineage,
     load_run,
     recorded_machine,
+    run_lineage,
     write_atomic,
 )
 
@@ -123,7 +123,7 @@ def report_dict(trained: TrainedRun, run_dir: Path, scores: Scores | None) -> di
         "best_epoch": int(state.get("best_epoch", 0)),
         "best_val_acc": float(state.get("best_acc", -1.0)),
         "train_seconds": history_seconds(state),
-        "warm_start": lineage(trained.cfg),
+        "warm_start": run_lineage(run_dir, trained.cfg),
         "machine": recorded_machine(state),
         "valid": scores.to_dict() if scores is not None else None,
         "history": history,

@@ -3,6 +3,7 @@
     python -m tools.sagemaker launch --job-name NAME --role-arn ARN \\
         --train s3://B/data/train.npz --valid s3://B/data/valid.npz \\
         --output s3://B/sagemaker/output --code s3://B/sagemaker/code [--arch vgg_elu-small --epochs 40 ...]
+        [--init-weights runs/recovered/recovered.weights.h5]
     python -m tools.sagemaker publish NAME --to s3://B/PREFIX --key signing.pem \\
         --train train.npz --valid valid.npz
 
@@ -11,7 +12,10 @@ framework container: the source goes up as ``sourcedir.tar.gz`` (Python files
 only), the training flags become hyperparameters (which the container passes
 back as ``--flag value``), the two ``.npz`` files are the ``train`` and
 ``valid`` channels, and the run folder is written to ``/opt/ml/model`` so it
-comes back as the job's ``model.tar.gz``. ``publish`` exports that run
+comes back as the job's ``model.tar.gz``. A warm start's weights file goes up
+beside the source with its history (``lineage.json``) and arrives as the
+``init`` channel, so the cloud run continues a local one and its model's
+metadata still states every cycle behind it. ``publish`` exports that run
 folder with ``tools.export`` and publishes the int8 model through the same
 signed manifest as a local one.
 """
@@ -41,7 +45,7 @@ from tools.manifest import (
     s3_error_message,
 )
 from tools.model_publish import publish_model
-from tools.train import TrainConfig, write_atomic
+from tools.train import TrainConfig, lineage, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINT = "tools/train.py"
@@ -97,18 +101,25 @@ def channel_path(channel: str, s3_url: str) -> str:
     return f"{CHANNELS_DIR}/{channel}/{s3_url.rstrip('/').rsplit('/', 1)[-1]}"
 
 
-# TrainConfig fields that are not passed through as they stand: the data files arrive as
-# channels, and a warm start's weights file and a distillation teacher (with its share)
-# exist only on the machine that launches.
+def channel_prefix(s3_url: str) -> str:
+    """The S3 prefix of the channel that brings ``s3_url`` with its folder's other files."""
+    return s3_url.rstrip("/").rsplit("/", 1)[0] + "/"
+
+
+# TrainConfig fields that are not passed through as they stand: the data files and a warm
+# start's weights arrive as channels, and a distillation teacher (with its share) exists
+# only on the machine that launches.
 NOT_FORWARDED = ("train", "valid", "init_weights", "teacher", "distill")
 
 
-def train_arguments(config: TrainConfig, train_url: str, valid_url: str) -> dict[str, object]:
+def train_arguments(config: TrainConfig, train_url: str, valid_url: str, init_url: str = "") -> dict[str, object]:
     """tools/train.py flags (without the dashes) for a run inside the container."""
     flags: dict[str, object] = {f.name.replace("_", "-"): getattr(config, f.name)
                                 for f in dataclasses.fields(TrainConfig) if f.name not in NOT_FORWARDED}
     flags.update({"train": channel_path("train", train_url), "valid": channel_path("valid", valid_url),
                   "run": MODEL_DIR})
+    if init_url:
+        flags["init-weights"] = channel_path("init", init_url)
     return flags
 
 
@@ -121,6 +132,7 @@ class JobSpec:
     valid: str
     output: str  # s3:// prefix for the job's model.tar.gz
     source: str  # s3:// URL of sourcedir.tar.gz
+    init_weights: str = ""  # s3:// URL of a warm start's weights file, its lineage.json beside it
     config: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     instance_type: str = "ml.c5.4xlarge"
     volume_gb: int = 30
@@ -135,7 +147,7 @@ def build_request(spec: JobSpec) -> dict:
     if not JOB_NAME.fullmatch(spec.job_name):
         raise JobError(f"job name {spec.job_name!r}: letters, digits and hyphens, at most 63")
     hyperparameters = {key: json.dumps(value) for key, value in
-                       train_arguments(spec.config, spec.train, spec.valid).items()}
+                       train_arguments(spec.config, spec.train, spec.valid, spec.init_weights).items()}
     hyperparameters.update({
         "sagemaker_program": json.dumps(ENTRY_POINT),
         "sagemaker_submit_directory": json.dumps(spec.source),
@@ -143,9 +155,12 @@ def build_request(spec: JobSpec) -> dict:
         "sagemaker_container_log_level": "20",
         "sagemaker_job_name": json.dumps(spec.job_name),
     })
+    sources = [("train", spec.train), ("valid", spec.valid)]
+    if spec.init_weights:
+        sources.append(("init", channel_prefix(spec.init_weights)))
     channels = [{"ChannelName": name, "InputMode": "File", "DataSource": {"S3DataSource": {
         "S3DataType": "S3Prefix", "S3Uri": url, "S3DataDistributionType": "FullyReplicated"}}}
-        for name, url in (("train", spec.train), ("valid", spec.valid))]
+        for name, url in sources]
     return {
         "TrainingJobName": spec.job_name,
         "RoleArn": spec.role_arn,
@@ -166,13 +181,31 @@ def build_request(spec: JobSpec) -> dict:
     }
 
 
-def launch(sagemaker, s3, spec: JobSpec, code: S3Location) -> tuple[str, JobSpec]:
+def upload_warm_start(s3, weights: Path, code: S3Location) -> str:
+    """Put a local weights file and its history (``lineage.json``, as ``tools.train.lineage``
+    reads it on this machine) alone in a folder under ``code`` named by the weights' hash;
+    returns the weights' s3:// URL."""
+    try:
+        data = weights.read_bytes()
+    except OSError as exc:
+        raise JobError(f"--init-weights {weights}: {exc.strerror or exc}") from None
+    folder = code.key(f"warm/{hashlib.sha256(data).hexdigest()[:16]}")
+    history = json.dumps(lineage(TrainConfig(init_weights=str(weights))), indent=1).encode()
+    s3.put_object(Bucket=code.bucket, Key=f"{folder}/lineage.json", Body=history, ContentType="application/json")
+    s3.put_object(Bucket=code.bucket, Key=f"{folder}/{weights.name}", Body=data)
+    return f"s3://{code.bucket}/{folder}/{weights.name}"
+
+
+def launch(sagemaker, s3, spec: JobSpec, code: S3Location, init_weights: Path | None = None) -> tuple[str, JobSpec]:
     """Upload the source under ``code`` (content-addressed, so re-launching the same
-    code reuses it), then create the job; returns (ARN, the spec as sent)."""
+    code reuses it) and the warm start's weights if any, then create the job;
+    returns (ARN, the spec as sent)."""
     bundle = package_source()
     key = code.key(f"{hashlib.sha256(bundle).hexdigest()[:16]}/sourcedir.tar.gz")
     s3.put_object(Bucket=code.bucket, Key=key, Body=bundle, ContentType="application/gzip")
     spec = dataclasses.replace(spec, source=f"s3://{code.bucket}/{key}")
+    if init_weights is not None:
+        spec = dataclasses.replace(spec, init_weights=upload_warm_start(s3, init_weights, code))
     arn = sagemaker.create_training_job(**build_request(spec))["TrainingJobArn"]
     return arn, spec
 
@@ -234,7 +267,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     spec = JobSpec(job_name=args.job_name, role_arn=args.role_arn, region=region, train=args.train,
                    valid=args.valid, output=args.output, source="", config=config,
                    instance_type=args.instance_type, tf_version=args.tf_version, py_version=args.py_version)
-    arn, spec = launch(sagemaker, s3, spec, S3Location.parse(args.code))
+    arn, spec = launch(sagemaker, s3, spec, S3Location.parse(args.code), args.init_weights)
     print(f"started {arn} ({spec.instance_type}, {spec.config.arch}, {spec.config.epochs} epochs); "
           f"then: python -m tools.sagemaker publish {spec.job_name} --to s3://BUCKET/PREFIX --key ...")
     return 0
@@ -259,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch_p.add_argument("--instance-type", default=JobSpec.instance_type)
     launch_p.add_argument("--tf-version", default=JobSpec.tf_version)
     launch_p.add_argument("--py-version", default=JobSpec.py_version)
+    launch_p.add_argument("--init-weights", type=Path, help="warm start: a local weights file of the same arch")
     for f in dataclasses.fields(TrainConfig):
         if f.name not in NOT_FORWARDED:
             launch_p.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),

@@ -27,6 +27,9 @@ import numpy as np
 from tools.augment import AugmentParams, augment, cutmix, to_input
 from tools.dataset import DatasetError, FaceSet, load_faces, shared_split
 
+# A warm-started run's history (``lineage``), written into its folder at its first start.
+WARM_START_FILE = "warm_start.json"
+
 
 @dataclass
 class TrainConfig:
@@ -392,8 +395,8 @@ def lineage(cfg: TrainConfig) -> list[dict]:
     epochs and training seconds, so an export can state the whole cost and recipe.
 
     ``init_weights`` names a weights file; when that file sits in a run folder
-    the folder's config and checkpoint state are read (and, recursively, its
-    own parents); beside weights rebuilt from a shipped model by
+    the folder's config and checkpoint state are read (and its own parents, as
+    ``run_lineage`` finds them); beside weights rebuilt from a shipped model by
     ``tools.recover``, the history recorded in that model. A weights file from
     elsewhere is recorded by name only.
     """
@@ -407,13 +410,23 @@ def lineage(cfg: TrainConfig) -> list[dict]:
         return [{"weights": cfg.init_weights}]
     parent = TrainConfig.from_json(config_file)
     state = json.loads(state_file.read_text())
-    return lineage(parent) + [{
+    return run_lineage(folder, parent) + [{
         "weights": cfg.init_weights,
         "epochs_run": int(state.get("epoch", 0)),
         "best_epoch": int(state.get("best_epoch", 0)),
         "seconds": history_seconds(state),
         "recipe": recipe(parent),
     }]
+
+
+def run_lineage(run: Path, cfg: TrainConfig) -> list[dict]:
+    """The lineage of the run in ``run``: as recorded in its folder when it started,
+    which outlives the parents' folders and travels with the run (a SageMaker job's
+    output holds the folder, not its warm start), else as ``lineage`` finds it now."""
+    recorded = run / WARM_START_FILE
+    if recorded.is_file():
+        return json.loads(recorded.read_text())
+    return lineage(cfg)
 
 
 def check_teacher(cfg: TrainConfig) -> None:
@@ -444,6 +457,8 @@ def prepare_run(run: Path, cfg: TrainConfig | None, resume: bool) -> TrainConfig
     check_teacher(cfg)
     run.mkdir(parents=True, exist_ok=True)
     write_atomic(config_file, json.dumps(dataclasses.asdict(cfg), indent=1).encode())
+    if cfg.init_weights:
+        write_atomic(run / WARM_START_FILE, json.dumps(lineage(cfg), indent=1).encode())
     return cfg
 
 
