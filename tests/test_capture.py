@@ -77,6 +77,8 @@ def test_realtime_paces_a_file_without_counting_the_wait_as_capture(tmp_path):
         assert len(items) == 10
         if realtime:
             assert elapsed >= 0.85  # the last frame is due at 0.9 s
-            assert max(ms for _, ms in items) < 50
+            # Frames are 100 ms apart: a counted wait would put the typical frame near 100 ms.
+            # The median, not the largest, so one frame delayed by a busy machine does not fail it.
+            assert sorted(ms for _, ms in items)[len(items) // 2] < 50
         else:
             assert elapsed < 0.85
