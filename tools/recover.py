@@ -32,9 +32,8 @@ from device.classify import ModelError, load_interpreter_class
 from models import MODELS_DIR
 from tools.dataset import DatasetError, load_faces, shared_split
 from tools.export import representative_faces, with_flip_average
-from tools.train import write_atomic
+from tools.train import LINEAGE_FILE, write_atomic
 
-LINEAGE_FILE = "lineage.json"
 WEIGHTS_FILE = "recovered.weights.h5"
 MAX_DIFFERENCE = 1e-4  # largest probability difference from the file tolerated after recovery
 
@@ -172,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="training npz whose faces measure the batch norms")
     p.add_argument("--faces", type=int, default=4000, help="training faces to measure the batch norms on")
     args = p.parse_args(argv)
-    if args.train is None or args.faces < 1:
-        print("error: " + ("--faces must be at least 1" if args.train else "no training data: pass --train FILE.npz"),
-              file=sys.stderr)
+    if args.train is None:
+        print("error: no training data: pass --train FILE.npz", file=sys.stderr)
+        return 2
+    if args.faces < 1:
+        print("error: --faces must be at least 1", file=sys.stderr)
         return 2
     try:
         recover(args.model, args.out, args.train, args.faces)

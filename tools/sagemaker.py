@@ -45,7 +45,7 @@ from tools.manifest import (
     s3_error_message,
 )
 from tools.model_publish import publish_model
-from tools.train import TrainConfig, lineage, write_atomic
+from tools.train import LINEAGE_FILE, TrainConfig, lineage, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINT = "tools/train.py"
@@ -191,7 +191,7 @@ def upload_warm_start(s3, weights: Path, code: S3Location) -> str:
         raise JobError(f"--init-weights {weights}: {exc.strerror or exc}") from None
     folder = code.key(f"warm/{hashlib.sha256(data).hexdigest()[:16]}")
     history = json.dumps(lineage(TrainConfig(init_weights=str(weights))), indent=1).encode()
-    s3.put_object(Bucket=code.bucket, Key=f"{folder}/lineage.json", Body=history, ContentType="application/json")
+    s3.put_object(Bucket=code.bucket, Key=f"{folder}/{LINEAGE_FILE}", Body=history, ContentType="application/json")
     s3.put_object(Bucket=code.bucket, Key=f"{folder}/{weights.name}", Body=data)
     return f"s3://{code.bucket}/{folder}/{weights.name}"
 

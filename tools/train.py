@@ -29,6 +29,9 @@ from tools.dataset import DatasetError, FaceSet, load_faces, shared_split
 
 # A warm-started run's history (``lineage``), written into its folder at its first start.
 WARM_START_FILE = "warm_start.json"
+# The history of a weights file that is not in a run folder (rebuilt by tools.recover,
+# or carried to a SageMaker job), beside it.
+LINEAGE_FILE = "lineage.json"
 
 
 @dataclass
@@ -403,8 +406,8 @@ def lineage(cfg: TrainConfig) -> list[dict]:
     if not cfg.init_weights:
         return []
     folder = Path(cfg.init_weights).parent
-    if (folder / "lineage.json").is_file():
-        return json.loads((folder / "lineage.json").read_text())
+    if (folder / LINEAGE_FILE).is_file():
+        return json.loads((folder / LINEAGE_FILE).read_text())
     config_file, state_file = folder / "config.json", folder / "checkpoint" / "state.json"
     if not (config_file.is_file() and state_file.is_file()):
         return [{"weights": cfg.init_weights}]
