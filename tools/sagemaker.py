@@ -45,7 +45,7 @@ from tools.manifest import (
     s3_error_message,
 )
 from tools.model_publish import publish_model
-from tools.train import LINEAGE_FILE, TrainConfig, lineage, write_atomic
+from tools.train import LINEAGE_FILE, TrainConfig, lineage, switch, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINT = "tools/train.py"
@@ -294,9 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     launch_p.add_argument("--py-version", default=JobSpec.py_version)
     launch_p.add_argument("--init-weights", type=Path, help="warm start: a local weights file of the same arch")
     for f in dataclasses.fields(TrainConfig):
-        if f.name not in NOT_FORWARDED:
-            launch_p.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
-                                  default=getattr(defaults, f.name))
+        if f.name in NOT_FORWARDED:
+            continue
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            launch_p.add_argument(f"--{f.name.replace('_', '-')}", nargs="?", const=True, type=switch,
+                                  default=default, metavar="yes|no")
+        else:
+            launch_p.add_argument(f"--{f.name.replace('_', '-')}", type=type(default), default=default)
     launch_p.set_defaults(func=cmd_launch)
 
     publish_p = sub.add_parser("publish", help="export a finished job's model and publish it")

@@ -57,6 +57,7 @@ class TrainConfig:
     keep_from: int = 0  # keep each epoch's weights from this epoch on in <run>/epochs/ (0: none), to average later
     teacher: str = ""  # soft targets from tools.teacher, made for the training file
     distill: float = 0.0  # share of each face's target taken from the teacher, the rest its one-hot label
+    quant_aware: bool = False  # fine-tune init_weights through the export's int8 rounding (tools.quant_aware)
 
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
@@ -166,6 +167,14 @@ class Trainer:
         if cfg.init_weights:
             # A second cosine cycle from a finished run: cheaper than starting again from scratch.
             self.model.load_weights(cfg.init_weights)
+        # What the optimizer trains: the model, or its int8 simulation sharing its variables.
+        net = self.model
+        if cfg.quant_aware:
+            from tools.quant_aware import CALIBRATION_FACES, int8_simulated
+
+            pick = np.random.default_rng(cfg.seed).choice(len(self.train_x), min(CALIBRATION_FACES, len(self.train_x)),
+                                                          replace=False)
+            net = int8_simulated(self.model, to_input(self.train_x[pick]))
         self.augment_params = AugmentParams(erase_prob=cfg.erase_prob)
         total = max(cfg.epochs * self.steps, 1)
         warmup = min(int(cfg.warmup_epochs * self.steps), total - 1)
@@ -175,24 +184,24 @@ class Trainer:
             warmup_target=cfg.lr if warmup else None, warmup_steps=warmup)
         self.opt = keras.optimizers.SGD(schedule, momentum=cfg.momentum, nesterov=True,
                                         weight_decay=cfg.weight_decay)
-        self.opt.build(self.model.trainable_variables)
+        self.opt.build(net.trainable_variables)
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing, reduction=None)
-        model, opt = self.model, self.opt
+        opt = self.opt
 
         @tf.function(reduce_retracing=True)
         def train_step(x, targets, w):
             with tf.GradientTape() as tape:
-                p = model(x, training=True)
+                p = net(x, training=True)
                 per = loss(targets, p) * w
                 value = tf.reduce_mean(per)
-            grads = tape.gradient(value, model.trainable_variables)
-            opt.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            grads = tape.gradient(value, net.trainable_variables)
+            opt.apply_gradients(zip(grads, net.trainable_variables, strict=True))
             hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(p, 1), tf.argmax(targets, 1)), tf.float32))
             return value, hits
 
         @tf.function(reduce_retracing=True)
         def predict_step(x):
-            return model(x, training=False)
+            return net(x, training=False)
 
         self.train_step, self.predict_step = train_step, predict_step
         self.state = {"epoch": 0, "history": [], "best_acc": -1.0, "best_epoch": 0}
@@ -386,6 +395,8 @@ def describe_recipe(r: dict) -> str:
     mixing = f", CutMix {r['cutmix']}" if r.get("cutmix", d.cutmix) else ""
     if r.get("distill", d.distill):
         mixing += f", targets {r['distill']} from the teacher `{Path(r['teacher']).name}`"
+    if r.get("quant_aware", d.quant_aware):
+        mixing += ", trained through simulated int8 rounding (quantization-aware)"
     return (f"SGD with Nesterov momentum {r['momentum']}, learning rate {r['lr']} (warm-up "
             f"{r['warmup_epochs']} epoch, cosine decay), weight decay {r['weight_decay']}, batch {r['batch']}, "
             f"label smoothing {r['label_smoothing']}, `{r['class_weight']}` class weights, dropout "
@@ -516,6 +527,17 @@ def config_defaults(argv: list[str] | None) -> TrainConfig:
         raise SystemExit(f"error: {path}: not a training config ({exc})") from None
 
 
+def switch(text: str) -> bool:
+    """An on/off flag's value: ``--quant-aware`` alone means yes, and ``--quant-aware false``
+    (how SageMaker hands back a hyperparameter) means no."""
+    value = text.strip().lower()
+    if value in ("yes", "true", "on", "1"):
+        return True
+    if value in ("no", "false", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r}: yes or no")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = config_defaults(argv)
     p = argparse.ArgumentParser(prog="facecue-train", description=__doc__.splitlines()[0])
@@ -548,6 +570,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--teacher", default=d.teacher, help="soft targets from tools.teacher for --train")
     p.add_argument("--distill", type=float, default=d.distill,
                    help="share of each target taken from --teacher, the rest the label (0: off)")
+    p.add_argument("--quant-aware", nargs="?", const=True, type=switch, default=d.quant_aware, metavar="yes|no",
+                   help="fine-tune --init-weights through the int8 rounding the export applies "
+                        "(a few epochs at a low --lr)")
     p.add_argument("--no-report", action="store_true", help="skip curves/confusion/report files")
     return p.parse_args(argv)
 
@@ -564,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("error: --teacher and --distill go together: a teacher file and the share it gives")
     if cfg.keep_from < 0:
         raise SystemExit(f"error: --keep-from {cfg.keep_from}: an epoch number, or 0 to keep none")
+    if cfg.quant_aware and not (cfg.init_weights and cfg.arch.startswith("vgg_elu")):
+        raise SystemExit("error: --quant-aware fine-tunes a trained vgg_elu model: pass --init-weights")
     if cfg.init_weights and not Path(cfg.init_weights).is_file():
         raise SystemExit(f"error: --init-weights {cfg.init_weights}: no such file")
     if not cfg.train:
