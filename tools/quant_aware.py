@@ -26,6 +26,8 @@ statistics stay frozen: in the file they are folded constants.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 # Training faces the activation ranges are calibrated on, as many as tools.export calibrates on.
@@ -59,22 +61,24 @@ def quantize_kernel(kernel):
                                                                     narrow_range=True)
 
 
+@functools.cache
 def _layers():
-    """The Keras layer classes, defined on first use so importing this module needs no TensorFlow."""
+    """The Keras layer classes, defined once on first use so importing this module needs no TensorFlow."""
     import keras
     import tensorflow as tf
 
     class FoldedLinear(keras.layers.Layer):
-        """A Conv2D or Dense layer and the batch norm after it (or none) as one int8-rounded
-        kernel and a bias; the two layers' variables are used, not copied."""
+        """A Conv2D or Dense layer and the batch norm after it (or none) as one kernel, int8-rounded
+        unless ``rounded`` is False, and a bias; the two layers' variables are used, not copied."""
 
-        def __init__(self, linear, bn=None, **kwargs) -> None:
+        def __init__(self, linear, bn=None, rounded: bool = True, **kwargs) -> None:
             super().__init__(**kwargs)
-            self.linear, self.bn = linear, bn
+            self.linear, self.bn, self.rounded = linear, bn, rounded
 
         def call(self, x):
             kernel, bias = _folded(self.linear, self.bn)
-            kernel = quantize_kernel(kernel)
+            if self.rounded:
+                kernel = quantize_kernel(kernel)
             if len(kernel.shape) == 4:
                 y = tf.nn.conv2d(x, kernel, strides=self.linear.strides, padding=self.linear.padding.upper())
             else:
@@ -97,16 +101,18 @@ def _layers():
 
 def _rebuild(model, ranges: list[tuple[float, float]] | None):
     """``model`` (a chain of layers, as ``models.architectures.vgg_elu`` builds) with
-    folded, int8-rounded kernels. With ``ranges`` None, every tensor the int8 file
-    stores is an extra output, to calibrate on; else each is rounded over its range."""
+    folded kernels. With ``ranges`` None, the float network with every tensor the int8
+    file stores as an extra output, to calibrate on as the converter does; else the
+    kernels are int8-rounded and each stored tensor is rounded over its range."""
     import keras
     from keras import layers
 
     FoldedLinear, RoundToInt8 = _layers()
+    rounded = ranges is not None
     stored = []
 
     def store(t):
-        if ranges is not None:
+        if rounded:
             t = RoundToInt8(*ranges[len(stored)])(t)
         stored.append(t)
         return t
@@ -117,13 +123,13 @@ def _rebuild(model, ranges: list[tuple[float, float]] | None):
     while i < len(chain):
         layer, following = chain[i], chain[i + 1] if i + 1 < len(chain) else None
         if isinstance(layer, (layers.Conv2D, layers.Dense)) and isinstance(following, layers.BatchNormalization):
-            x = store(FoldedLinear(layer, following)(x))
+            x = store(FoldedLinear(layer, following, rounded)(x))
             i += 2
             continue
         if isinstance(layer, layers.Dense) and following is None:
             if layer.activation is not keras.activations.softmax:
                 raise ValueError(f"quantization-aware training needs a softmax classifier, not {layer.name}")
-            x = keras.ops.softmax(store(FoldedLinear(layer)(x)))
+            x = keras.ops.softmax(store(FoldedLinear(layer, None, rounded)(x)))
         elif isinstance(layer, (layers.Activation, layers.GlobalAveragePooling2D)):
             x = store(layer(x))
         elif isinstance(layer, (layers.MaxPooling2D, layers.Dropout)):
@@ -132,7 +138,7 @@ def _rebuild(model, ranges: list[tuple[float, float]] | None):
             raise ValueError(f"quantization-aware training does not handle layer {layer.name} "
                              f"({type(layer).__name__})")
         i += 1
-    outputs = x if ranges is not None else [x, *stored]
+    outputs = x if rounded else [x, *stored]
     return keras.Model(face, outputs, name=f"{model.name}_int8_simulated")
 
 
