@@ -297,11 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
         if f.name in NOT_FORWARDED:
             continue
         default = getattr(defaults, f.name)
-        if isinstance(default, bool):
-            launch_p.add_argument(f"--{f.name.replace('_', '-')}", nargs="?", const=True, type=switch,
-                                  default=default, metavar="yes|no")
-        else:
-            launch_p.add_argument(f"--{f.name.replace('_', '-')}", type=type(default), default=default)
+        kind = (dict(nargs="?", const=True, type=switch, metavar="yes|no") if isinstance(default, bool)
+                else dict(type=type(default)))
+        launch_p.add_argument(f"--{f.name.replace('_', '-')}", default=default, **kind)
     launch_p.set_defaults(func=cmd_launch)
 
     publish_p = sub.add_parser("publish", help="export a finished job's model and publish it")

@@ -170,11 +170,11 @@ class Trainer:
         # What the optimizer trains: the model, or its int8 simulation sharing its variables.
         net = self.model
         if cfg.quant_aware:
+            from tools.export import representative_faces  # tools.export builds on this module
             from tools.quant_aware import CALIBRATION_FACES, int8_simulated
 
-            pick = np.random.default_rng(cfg.seed).choice(len(self.train_x), min(CALIBRATION_FACES, len(self.train_x)),
-                                                          replace=False)
-            net = int8_simulated(self.model, to_input(self.train_x[pick]))
+            # The faces tools.export calibrates this run's file on, so the simulated ranges are the file's.
+            net = int8_simulated(self.model, representative_faces(train, CALIBRATION_FACES, cfg.seed))
         self.augment_params = AugmentParams(erase_prob=cfg.erase_prob)
         total = max(cfg.epochs * self.steps, 1)
         warmup = min(int(cfg.warmup_epochs * self.steps), total - 1)
