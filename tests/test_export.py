@@ -146,6 +146,7 @@ def test_model_card_lists_several_averaged_weights_as_a_sentence():
     averaged = {"weights": ["e32.h5", "e33.h5", "e34.h5"], "bn_faces": 500}
     assert describe_averaging(averaged) == ("; its best weights averaged with `e32.h5`, `e33.h5` and "
                                             "`e34.h5`, batch-norm statistics re-estimated on 500 training faces")
+    assert describe_averaging(dict(averaged, bn_faces=0)).endswith("batch-norm statistics averaged as they were")
     assert describe_averaging(None) == ""
 
 

@@ -358,6 +358,33 @@ def test_averaged_export_records_its_weights_and_serves_the_averaged_network(tra
     assert meta["accuracy"]["valid_int8"] == pytest.approx(evaluate_model(paths["int8"], valid).accuracy)
 
 
+def test_averaged_export_without_bn_faces_keeps_the_files_averaged_statistics(trained, tmp_path):
+    """``--bn-faces 0`` (the epochs of a quant-aware run, whose frozen batch norms the
+    int8 rounding was trained around): the file serves the plain average, statistics
+    included, not one re-measured on training faces."""
+    import keras
+
+    from tools.averaging import average_weights
+    from tools.train import load_run
+
+    def moving_means(model) -> list[np.ndarray]:
+        return [la.get_weights()[2] for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
+
+    run, first, _ = trained
+    epoch1 = tmp_path / "epoch1.weights.h5"
+    first.model.save_weights(epoch1)
+    paths = export_run(run, tmp_path / "out", name="avg0", version="9.9.9-test", calib=64, average=[epoch1],
+                       bn_faces=0, log=lambda _: None)
+    assert json.loads(paths["float32_json"].read_text())["training"]["averaged_with"]["bn_faces"] == 0
+    expected = load_run(run, valid="").model
+    halves = [(a + b) / 2 for a, b in zip(moving_means(expected), moving_means(first.model), strict=True)]
+    average_weights(expected, [epoch1])
+    assert all(np.allclose(got, want, atol=1e-6) for got, want in zip(moving_means(expected), halves, strict=True))
+    faces = load_faces(run.parent / "valid.npz").preprocessed()
+    got = predict_probabilities(Classifier(paths["float32"]), faces)
+    assert np.allclose(got, expected.predict(to_input(faces), verbose=0), atol=1e-4)
+
+
 def test_export_with_missing_average_weights_is_a_one_line_error_and_writes_nothing(trained, tmp_path, capsys):
     from tools.export import main
 

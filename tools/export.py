@@ -172,7 +172,10 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
 
     ``average`` names further weights files of the run's architecture (other
     cycles of its lineage) to average with the run's own; batch-norm statistics
-    are then re-estimated on ``bn_faces`` training faces.
+    are then re-estimated on ``bn_faces`` training faces, or, with ``bn_faces``
+    0, kept as the average of the files' own: right for the epochs of one
+    quantization-aware run, which all hold the same frozen statistics that the
+    int8 rounding was trained around.
 
     Returns the installed paths by key (``int8``, ``int8_json``, ``float32``,
     ``float32_json``). Raises ``DatasetError``/``ModelError``/``OSError``/
@@ -194,9 +197,11 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
         f"{trained.state.get('best_epoch') if weights == 'best' else trained.state.get('epoch')})")
     averaged = None
     if average:
-        log(f"averaging with {', '.join(map(str, average))}; batch norms re-estimated on {bn_faces} training faces")
+        log(f"averaging with {', '.join(map(str, average))}; batch norms "
+            + (f"re-estimated on {bn_faces} training faces" if bn_faces else "averaged as they are"))
         average_weights(trained.model, average)
-        reestimate_batch_norm(trained.model, representative_faces(train_set, bn_faces, trained.cfg.seed + 1))
+        if bn_faces:
+            reestimate_batch_norm(trained.model, representative_faces(train_set, bn_faces, trained.cfg.seed + 1))
         averaged = {"weights": [str(w) for w in average], "bn_faces": min(bn_faces, len(train_set))}
     model = with_flip_average(trained.model) if flip_average else trained.model
     blobs = {"int8": convert_int8(model, representative_faces(train_set, calib, trained.cfg.seed)),
@@ -255,10 +260,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="average the run's weights with these .weights.h5 of the same architecture "
                         "(e.g. the previous cycle's best)")
     p.add_argument("--bn-faces", type=int, default=8000,
-                   help="training faces to re-estimate batch-norm statistics on after --average")
+                   help="training faces to re-estimate batch-norm statistics on after --average "
+                        "(0: keep the files' averaged statistics, e.g. the epochs of one --quant-aware run)")
     args = p.parse_args(argv)
-    if args.calib < 1 or args.threads < 1 or args.bn_faces < 1:
-        print("error: --calib, --threads and --bn-faces must be at least 1", file=sys.stderr)
+    if args.calib < 1 or args.threads < 1 or args.bn_faces < 0:
+        print("error: --calib and --threads must be at least 1, --bn-faces at least 0", file=sys.stderr)
         return 2
     try:
         export_run(args.run, args.out, args.name, args.version, args.valid, args.weights, args.calib, args.threads,

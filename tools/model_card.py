@@ -91,8 +91,9 @@ def describe_averaging(averaged: dict[str, Any] | None) -> str:
         return ""
     names = [f"`{w}`" for w in averaged["weights"]]
     others = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    return (f"; its best weights averaged with {others}, batch-norm statistics re-estimated "
-            f"on {averaged['bn_faces']:,} training faces")
+    statistics = (f"re-estimated on {averaged['bn_faces']:,} training faces" if averaged["bn_faces"]
+                  else "averaged as they were")
+    return f"; its best weights averaged with {others}, batch-norm statistics {statistics}"
 
 
 def update_card(card: Path, model: Path) -> None:
