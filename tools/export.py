@@ -173,9 +173,10 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
     ``average`` names further weights files of the run's architecture (other
     cycles of its lineage) to average with the run's own; batch-norm statistics
     are then re-estimated on ``bn_faces`` training faces, or, with ``bn_faces``
-    0, kept as the average of the files' own: right for the epochs of one
-    quantization-aware run, which all hold the same frozen statistics that the
-    int8 rounding was trained around.
+    0, kept as the average of the files' own (the epochs of one quant-aware run
+    all hold the frozen statistics its int8 rounding was trained around; measured
+    on ``runs/qat7``, keeping them scored 68.8 % against 70.0 % re-estimated, so
+    re-estimating stays the default).
 
     Returns the installed paths by key (``int8``, ``int8_json``, ``float32``,
     ``float32_json``). Raises ``DatasetError``/``ModelError``/``OSError``/
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(e.g. the previous cycle's best)")
     p.add_argument("--bn-faces", type=int, default=8000,
                    help="training faces to re-estimate batch-norm statistics on after --average "
-                        "(0: keep the files' averaged statistics, e.g. the epochs of one --quant-aware run)")
+                        "(0: keep the files' averaged statistics)")
     args = p.parse_args(argv)
     if args.calib < 1 or args.threads < 1 or args.bn_faces < 0:
         print("error: --calib and --threads must be at least 1, --bn-faces at least 0", file=sys.stderr)
