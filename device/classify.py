@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from device.frames import FaceBox, Prediction
-from device.preprocess import PIXEL_SCALE, preprocess_face
+from device.frames import LANDMARKS, FaceBox, Prediction
+from device.preprocess import CROPS, PIXEL_SCALE, preprocess_face
 
 REQUIRED_KEYS = ("version", "labels", "sha256", "input", "preprocessing")
 
@@ -66,9 +67,14 @@ class ModelInfo:
 
     @property
     def preprocessing(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`preprocess_face` for this model. A model made
+        before the aligned crop says no ``crop`` and gets the box crop it was made for."""
         p = self.meta["preprocessing"]
-        return {"size": int(p.get("size", 48)), "margin": float(p.get("margin", 0.1)),
-                "equalize": bool(p.get("equalize", True))}
+        params = {"size": int(p.get("size", 48)), "margin": float(p.get("margin", 0.1)),
+                  "equalize": bool(p.get("equalize", True)), "crop": str(p.get("crop", "box"))}
+        if "template" in p:
+            params["template"] = tuple((float(x), float(y)) for x, y in p["template"])
+        return params
 
 
 def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> ModelInfo:
@@ -92,7 +98,28 @@ def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> Mod
         actual = sha256_file(model_path)
         if actual != meta["sha256"]:
             raise ModelError(f"model {model_path} sha256 {actual[:12]}... does not match its metadata")
-    return ModelInfo(model_path, meta)
+    info = ModelInfo(model_path, meta)
+    check_preprocessing(info, meta_file)
+    return info
+
+
+def check_preprocessing(info: ModelInfo, meta_file: Path) -> None:
+    """Refuse, at load time, preprocessing that would only fail at the first face."""
+    try:
+        p = info.preprocessing
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ModelError(f"model metadata {meta_file} has malformed preprocessing ({exc})") from None
+    where = f"model metadata {meta_file} preprocessing"
+    if not 8 <= p["size"] <= 512:
+        raise ModelError(f"{where} size must be 8..512, got {p['size']}")
+    if not (math.isfinite(p["margin"]) and 0.0 <= p["margin"] <= 1.0):
+        raise ModelError(f"{where} margin must be 0..1, got {p['margin']}")
+    if p["crop"] not in CROPS:
+        raise ModelError(f"{where} crop must be one of {', '.join(CROPS)}, got {p['crop']!r}")
+    template = p.get("template")
+    if template is not None and (len(template) != len(LANDMARKS) or not all(
+            math.isfinite(v) and 0.0 <= v <= 1.0 for point in template for v in point)):
+        raise ModelError(f"{where} template must be {len(LANDMARKS)} [x, y] points within 0..1")
 
 
 class Classifier:

@@ -151,8 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the known, user-caused errors all subclass these
         from device.capture import CaptureError
         from device.classify import ModelError
+        from device.detect import DetectorError
 
-        if isinstance(exc, (CaptureError, ModelError, OSError, ValueError)):
+        if isinstance(exc, (CaptureError, ModelError, DetectorError, OSError, ValueError)):
             print(f"facecue: error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -9,6 +9,7 @@ file that ``install.sh`` writes is rendered from them
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +42,25 @@ class CameraConfig:
 
 @dataclass(frozen=True)
 class DetectConfig:
-    scale: float = _opt(0.5, "downscale factor of the frame the Haar cascade runs on", min=0.1, max=1.0)
-    min_face: int = _opt(60, "smallest face side, in full-frame pixels", min=12, max=2000)
-    scale_factor: float = _opt(1.15, "Haar image pyramid step", min=1.01, max=2.0)
-    min_neighbors: int = _opt(5, "Haar detections needed to accept a face", min=1, max=50)
-    margin: float = _opt(0.1, "extra crop around the face box, as a fraction of its size", min=0.0, max=1.0)
+    method: str = _opt("yunet", "face detector: yunet (learned, gives landmarks for the aligned crop) or haar "
+                       "(the seed study's cascade)", choices=("yunet", "haar"))
+    scale: float = _opt(0.0, "downscale of the frame a full search runs on; 0: the detector's own "
+                        "(yunet 1.0, haar 0.5)", min=0.0, max=1.0)
+    min_face: int = _opt(60, "smallest face width, in full-frame pixels", min=12, max=2000)
+    score_threshold: float = _opt(0.8, "yunet: detection score needed to accept a face", min=0.05, max=1.0)
+    scale_factor: float = _opt(1.15, "haar: image pyramid step", min=1.01, max=2.0)
+    min_neighbors: int = _opt(5, "haar: detections needed to accept a face", min=1, max=50)
+    margin: float = _opt(0.1, "box crop (haar, or a model made for it): extra crop around the face box, "
+                         "as a fraction of its size", min=0.0, max=1.0)
+    tracking: bool = _opt(True, "follow a found face in a small region instead of searching every frame whole")
+    rescan_every: float = _opt(1.0, "tracking: seconds between full-frame searches for a nearer face",
+                               min=0.05, max=10)
+    idle_every: float = _opt(0.2, "tracking: seconds between full-frame searches while no face is in view",
+                             min=0.0, max=5)
+
+    def __post_init__(self) -> None:
+        if 0.0 < self.scale < 0.1:
+            raise ConfigError(f"[detect] scale must be 0 (the detector's own) or 0.1 to 1, got {self.scale}")
 
 
 @dataclass(frozen=True)
@@ -120,14 +135,15 @@ def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> A
     elif hint is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value
     elif hint is str:
         ok = isinstance(value, str)
     else:  # list[str]
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
     if not ok:
-        raise ConfigError(f"{where} must be {getattr(hint, '__name__', str(hint))}, got {value!r}")
+        kind = "a finite float" if hint is float else getattr(hint, "__name__", str(hint))
+        raise ConfigError(f"{where} must be {kind}, got {value!r}")
     meta = f.metadata
     if meta["choices"] and value not in meta["choices"]:
         raise ConfigError(f"{where} must be one of {', '.join(meta['choices'])}, got {value!r}")

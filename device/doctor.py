@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from device.config import Config
 
@@ -60,13 +59,17 @@ def check_camera(cfg: Config) -> Check:
 
 
 def check_detector(cfg: Config) -> Check:
-    from device.detect import DEFAULT_CASCADE, FaceDetector
+    import numpy as np
+
+    from device.detect import DetectorError
+    from device.tracker import tracker_from_config
 
     try:
-        FaceDetector(cfg.detect.scale, cfg.detect.min_face)
-    except Exception as exc:
+        tracker = tracker_from_config(cfg.detect)
+        tracker.scan(np.zeros((cfg.camera.height, cfg.camera.width, 3), np.uint8))
+    except DetectorError as exc:
         return Check("face detector", FAIL, str(exc))
-    return Check("face detector", OK, f"{Path(DEFAULT_CASCADE).name}")
+    return Check("face detector", OK, f"{cfg.detect.method}, full search at scale {tracker.scale}")
 
 
 def check_audio(cfg: Config) -> Check:

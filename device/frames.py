@@ -20,14 +20,22 @@ class Frame:
     index: int
 
 
+LANDMARKS = ("right_eye", "left_eye", "nose", "right_mouth", "left_mouth")
+"""The five facial points a learned detector gives, in this order. "Right" is
+the person's own right, which sits on the left of the image."""
+
+
 @dataclass(frozen=True)
 class FaceBox:
-    """A face in frame pixel coordinates."""
+    """A face in frame pixel coordinates, with its :data:`LANDMARKS` when the
+    detector gives them (the Haar cascade does not)."""
 
     x: int
     y: int
     w: int
     h: int
+    landmarks: tuple[tuple[float, float], ...] | None = None
+    score: float = 1.0
 
     @property
     def area(self) -> int:

@@ -20,11 +20,11 @@ from device.capture import CaptureError, FrameSource, open_source
 from device.classify import ModelError
 from device.config import Config
 from device.decide import Decider
-from device.detect import FaceDetector
 from device.frame_reader import END, FrameReader
 from device.model_slot import ModelSlot
 from device.pipeline import BadFrame, Pipeline, StageStats
 from device.sdnotify import Notifier
+from device.tracker import tracker_from_config
 
 log = logging.getLogger("facecue")
 
@@ -62,8 +62,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.stop_event = threading.Event()
         self.models = ModelSlot(cfg.model)
-        d = cfg.detect
-        self.detector = FaceDetector(d.scale, d.min_face, d.scale_factor, d.min_neighbors)
+        self.tracker = tracker_from_config(cfg.detect)
         self.decider = Decider(cfg.decide)
         self.pipeline: Pipeline | None = None
         self.camera_ok = False
@@ -117,7 +116,7 @@ class Daemon:
                 continue
             self.models.classifier = classifier
             self.announcer.recovered("error")
-            self.pipeline = Pipeline(self.detector, classifier, self.decider)
+            self.pipeline = Pipeline(self.tracker, classifier, self.decider)
             log.info("model loaded version %s from %s (%s, %s threads)", classifier.info.version,
                      classifier.info.path, classifier.input_dtype, self.cfg.model.threads)
             return True
@@ -178,6 +177,7 @@ class Daemon:
     def _serve(self, source: FrameSource) -> str:
         """Frames from one opened source until it ends ("end"), fails ("fault") or we stop."""
         reader = FrameReader(source, self.cfg.camera.realtime)
+        self.tracker.reset()  # a reopened source starts its own clock
         stats = StageStats()
         next_stats = time.monotonic() + self.cfg.log.stats_every
         try:

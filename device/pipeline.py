@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from device.classify import Classifier
 from device.decide import Decider
-from device.detect import FaceDetector
 from device.frames import Announcement, FaceBox, Frame, Prediction
+from device.tracker import FaceTracker
 
 STAGES = ("capture", "detect", "preprocess", "classify", "decide", "total")
 
@@ -71,8 +71,8 @@ class StageStats:
 class Pipeline:
     """The per-frame work of the device, minus capture and output."""
 
-    def __init__(self, detector: FaceDetector, classifier: Classifier, decider: Decider) -> None:
-        self.detector = detector
+    def __init__(self, tracker: FaceTracker, classifier: Classifier, decider: Decider) -> None:
+        self.tracker = tracker
         self.classifier = classifier
         self.decider = decider
 
@@ -80,7 +80,7 @@ class Pipeline:
         check_frame(frame)
         ms = {"capture": capture_ms}
         t0 = time.perf_counter()
-        box = self.detector.detect(frame.image)
+        box = self.tracker.find(frame.image, frame.t)
         t1 = time.perf_counter()
         prediction = None
         classifier = self.classifier  # one reference per frame: a hot swap never splits a frame

@@ -9,10 +9,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from device.align import FER_TEMPLATE, aligned_face
 from device.frames import FaceBox
 
 FACE_SIZE = 48
 DEFAULT_MARGIN = 0.1
+CROPS = ("aligned", "box")
 
 
 def crop_with_margin(image: np.ndarray, box: FaceBox, margin: float) -> np.ndarray:
@@ -48,16 +50,28 @@ def preprocess_face(
     size: int = FACE_SIZE,
     margin: float = DEFAULT_MARGIN,
     equalize: bool = True,
+    crop: str = "box",
+    template: tuple[tuple[float, float], ...] = FER_TEMPLATE,
 ) -> np.ndarray:
     """Face pixels -> ``size`` x ``size`` uint8 grey, histogram-equalised.
 
     ``box=None`` means ``image`` already is a face crop (the training data).
-    Resizing happens before equalisation so a 48x48 training face and a
-    live crop are equalised over the same number of pixels.
+    ``crop="aligned"`` maps the box's landmarks onto ``template``; a box
+    without landmarks (the Haar cascade's) falls back to the box crop, which
+    is what models made before the aligned crop expect. Resizing happens
+    before equalisation so a 48x48 training face and a live crop are
+    equalised over the same number of pixels.
     """
     if image.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {image.dtype}")
-    face = crop_with_margin(image, box, margin) if box is not None else image
+    if crop not in CROPS:
+        raise ValueError(f"unknown crop {crop!r}; known: {', '.join(CROPS)}")
+    if box is None:
+        face = image
+    elif crop == "aligned" and box.landmarks is not None:
+        face = aligned_face(image, box.landmarks, size, template)
+    else:
+        face = crop_with_margin(image, box, margin)
     grey = to_grey(face)
     if grey.shape != (size, size):
         interp = cv2.INTER_AREA if min(grey.shape) > size else cv2.INTER_LINEAR

@@ -33,21 +33,22 @@ def model_path() -> Path:
 
 @pytest.fixture(scope="session")
 def clear_faces(valid_faces: FaceSet, model_path: Path) -> dict[str, np.ndarray]:
-    """One validation face per label that the Haar cascade finds in a composed
+    """One validation face per label that the default detector finds in a composed
     640x480 frame and the shipped model calls right with confidence: the
     ground truth for end-to-end tests of the whole device path."""
     from device.classify import Classifier
-    from device.detect import FaceDetector
+    from device.config import DetectConfig
+    from device.tracker import tracker_from_config
     from tools.face_video import compose_frame
 
-    detector, classifier = FaceDetector(), Classifier(model_path)
+    detector, classifier = tracker_from_config(DetectConfig()), Classifier(model_path)
     chosen: dict[str, np.ndarray] = {}
     for image, label in zip(valid_faces.images, valid_faces.labels, strict=True):
         name = valid_faces.classes[label]
         if name in chosen:
             continue
         frame = compose_frame(image)
-        box = detector.detect(frame)
+        box = detector.scan(frame)
         if box is None:
             continue
         p = classifier.classify(classifier.preprocess(frame, box))
@@ -56,3 +57,21 @@ def clear_faces(valid_faces: FaceSet, model_path: Path) -> dict[str, np.ndarray]
         if len(chosen) == len(valid_faces.classes):
             break
     return chosen
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's photo of one person (a real face; no ../shared needed)."""
+    pytest.importorskip("skimage", reason="scikit-image (the dev extra) ships the test photos")
+    from tests.photos import astronaut
+
+    return astronaut()
+
+
+@pytest.fixture(scope="session")
+def coffee() -> np.ndarray:
+    """A real 640x480 scene with no face."""
+    pytest.importorskip("skimage", reason="scikit-image (the dev extra) ships the test photos")
+    from tests.photos import coffee
+
+    return coffee()

@@ -158,7 +158,7 @@ def test_bad_data_file_is_one_line_and_exit_2(tmp_path, capsys, content, message
         path.write_bytes(content)
     assert main(["--data", str(path)]) == 2
     out = capsys.readouterr()
-    assert out.out == "" and out.err.startswith("error: ") and message in out.err and out.err.count("\n") == 1
+    assert out.out == "" and out.err.startswith("facecue: error: ") and message in out.err and out.err.count("\n") == 1
 
 
 def test_unknown_class_and_missing_model_exit_2(fixture_npz, tmp_path, model_path, capsys):

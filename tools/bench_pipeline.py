@@ -18,8 +18,8 @@ from device.capture import VideoFileSource
 from device.classify import Classifier
 from device.config import Config
 from device.decide import Decider
-from device.detect import FaceDetector
 from device.pipeline import STAGES, Pipeline, StageStats
+from device.tracker import tracker_from_config
 from tools.face_video import Segment, write_video
 
 SCENE_FPS = 15.0
@@ -68,9 +68,8 @@ def run_pipeline(video: Path, model: Path, threads: int, cfg: Config | None = No
     previous = cv2.getNumThreads()
     cv2.setNumThreads(threads)
     try:
-        d = cfg.detect
-        pipeline = Pipeline(FaceDetector(d.scale, d.min_face, d.scale_factor, d.min_neighbors),
-                            Classifier(model, num_threads=threads), Decider(cfg.decide))
+        pipeline = Pipeline(tracker_from_config(cfg.detect), Classifier(model, num_threads=threads),
+                            Decider(cfg.decide))
         source = VideoFileSource(video)
         try:
             return _timed_loop(pipeline, source, threads, max_frames)

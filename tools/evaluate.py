@@ -2,12 +2,19 @@
 
     facecue eval --data ../shared/data/fer2013/valid.npz [--model PATH] [--threads N]
                  [--against OLD.tflite]
+    facecue eval --detect [--method yunet|haar] --data PHOTOS.npz ...
 
 Every face goes through the model's own ``Classifier.preprocess`` (the
 preprocessing parameters in its JSON) and the LiteRT interpreter, exactly as
 on the hat, so the accuracy printed here is the wearer's accuracy, not the
 Keras model's. Needs no TensorFlow. The last line is fixed for scripts:
 ``accuracy A macro_f1 F n N``.
+
+``--detect`` scores photos instead of face crops: the device's own detector
+finds the largest face in each photo and the model's own crop (aligned or
+box) cuts it out, so the figure includes what the detector misses. A photo
+with no face found counts as wrong; ``found F of N`` and the accuracy on the
+faces found are printed as well.
 
 ``--against`` scores a second model on the same faces and prints a paired
 (McNemar) comparison: a candidate model replaces the shipped one only when
@@ -19,14 +26,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from device.classify import Classifier, ModelError
-from device.config import DecideConfig
+from device.config import DecideConfig, DetectConfig
+from device.detect import METHODS, DetectorError
+from device.frames import FaceBox
+from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL
-from tools.dataset import DatasetError, FaceSet, load_faces
+from tools.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos
 from tools.metrics import Scores, confidence_table, paired_comparison, score
 
 CONFIDENCE_STEPS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)  # rows of the table; the configured default is added
@@ -48,26 +59,52 @@ def labels_in_model_order(data: FaceSet, model_labels: tuple[str, ...]) -> np.nd
     return mapping[data.labels]
 
 
-def model_answers(model: str | Path, data: FaceSet, threads: int = 1) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def find_faces(photos: PhotoSet, detect: DetectConfig) -> list[FaceBox | None]:
+    """The face the device would speak about in each photo (each photo on its own: no tracking)."""
+    tracker = tracker_from_config(detect)
+    return [tracker.scan(image) for image in photos.images]
+
+
+def model_answers(model: str | Path, data: FaceSet | PhotoSet, threads: int = 1,
+                  boxes: list[FaceBox | None] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """(true labels, probabilities, label names) of ``model`` on ``data``, labels as indices
-    into the model's own labels, through the device's preprocessing and interpreter."""
+    into the model's own labels, through the device's preprocessing and interpreter.
+    With ``boxes`` (photos), a photo whose box is None gets all-zero probabilities."""
     if len(data) == 0:
         raise DatasetError("the data set holds no faces")
     classifier = Classifier(model, num_threads=threads)
     truth = labels_in_model_order(data, classifier.labels)
-    faces = np.stack([classifier.preprocess(image) for image in data.images])
-    return truth, predict_probabilities(classifier, faces), classifier.labels
+    if boxes is None:
+        faces = np.stack([classifier.preprocess(image) for image in data.images])
+        return truth, predict_probabilities(classifier, faces), classifier.labels
+    found = [i for i, box in enumerate(boxes) if box is not None]
+    probs = np.zeros((len(data), len(classifier.labels)), np.float32)
+    if found:
+        faces = np.stack([classifier.preprocess(data.images[i], boxes[i]) for i in found])
+        probs[found] = predict_probabilities(classifier, faces)
+    return truth, probs, classifier.labels
+
+
+def answers(probs: np.ndarray) -> np.ndarray:
+    """The predicted label of each face, -1 where no face was found (all-zero probabilities)."""
+    return np.where(probs.max(axis=1) > 0, probs.argmax(axis=1), -1)
 
 
 def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores:
     """Scores of ``model`` on ``data`` as the wearer's device would classify them."""
     truth, probs, labels = model_answers(model, data, threads)
-    return score(truth, probs.argmax(axis=1), labels)
+    return score(truth, answers(probs), labels)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="facecue eval", description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, required=True, help="npz with images, labels, classes")
+    p.add_argument("--data", type=Path, required=True,
+                   help="npz with images, labels, classes: face crops, or photos with --detect")
+    p.add_argument("--detect", action="store_true",
+                   help="the images are photos: find each face with the device's detector and crop it as "
+                        "the device does; a photo without a face found counts as wrong")
+    p.add_argument("--method", choices=METHODS, default=DetectConfig().method,
+                   help="with --detect: the face detector (default %(default)s)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                    help=f"a .tflite with its .json (default {DEFAULT_MODEL.name})")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads")
@@ -79,28 +116,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads < 1:
-        print("error: --threads must be at least 1", file=sys.stderr)
+        print("facecue: error: --threads must be at least 1", file=sys.stderr)
         return 2
+    boxes = None
     try:
-        data = load_faces(args.data)
-        truth, probs, labels = model_answers(args.model, data, args.threads)
-        old = model_answers(args.against, data, args.threads) if args.against else None
-    except (DatasetError, ModelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if args.detect:
+            data: FaceSet | PhotoSet = load_photos(args.data)
+            boxes = find_faces(data, replace(DetectConfig(), method=args.method))
+        else:
+            data = load_faces(args.data)
+        truth, probs, labels = model_answers(args.model, data, args.threads, boxes)
+        old = model_answers(args.against, data, args.threads, boxes) if args.against else None
+    except (DatasetError, ModelError, DetectorError) as exc:
+        print(f"facecue: error: {exc}", file=sys.stderr)
         return 2
-    predicted = probs.argmax(axis=1)
+    predicted = answers(probs)
     scores = score(truth, predicted, labels)
-    print(f"model {args.model} on {args.data}")
+    found = predicted != -1
+    print(f"model {args.model} on {args.data}" + (f" (detector {args.method})" if args.detect else ""))
+    if args.detect:
+        on_found = score(truth[found], predicted[found], labels)
+        print(f"on the faces found: {on_found.summary_line()}")
+        print("recall below counts a photo with no face found as wrong")
     print(scores.recall_table())
     print(scores.confusion_table())
     default = DecideConfig().min_confidence
-    print(f"by top probability (the device's default [decide] min_confidence is {default})")
-    print(confidence_table(truth, probs, sorted({*CONFIDENCE_STEPS, default})))
+    print(f"by top probability (the device's default [decide] min_confidence is {default})"
+          + (", on the faces found" if args.detect else ""))
+    print(confidence_table(truth[found], probs[found], sorted({*CONFIDENCE_STEPS, default})))
     if old is not None:
         old_truth, old_probs, old_labels = old
-        old_predicted = old_probs.argmax(axis=1)
+        old_predicted = answers(old_probs)
         print(f"against {args.against}: {score(old_truth, old_predicted, old_labels).summary_line()}")
         print(paired_comparison(predicted == truth, old_predicted == old_truth).line())
+    if args.detect:
+        print(f"found {int(found.sum())} of {len(found)}")
     print(scores.summary_line())
     return 0
 

@@ -37,10 +37,16 @@ class Scores:
 
     confusion: np.ndarray
     classes: tuple[str, ...]
+    missed: np.ndarray | None = None  # per true class: faces given no answer (no face found); they count wrong
+
+    @property
+    def truth_counts(self) -> np.ndarray:
+        counts = self.confusion.sum(axis=1)
+        return counts + self.missed if self.missed is not None else counts
 
     @property
     def n(self) -> int:
-        return int(self.confusion.sum())
+        return int(self.truth_counts.sum())
 
     @property
     def accuracy(self) -> float:
@@ -48,7 +54,7 @@ class Scores:
 
     @property
     def recall(self) -> np.ndarray:
-        return _ratio(np.diag(self.confusion), self.confusion.sum(axis=1))
+        return _ratio(np.diag(self.confusion), self.truth_counts)
 
     @property
     def precision(self) -> np.ndarray:
@@ -76,7 +82,7 @@ class Scores:
     def recall_table(self) -> str:
         width = max(map(len, self.classes))
         rows = [f"{c:<{width}}  recall {r:.4f}  ({d}/{t})" for c, r, d, t in
-                zip(self.classes, self.recall, np.diag(self.confusion), self.confusion.sum(axis=1), strict=True)]
+                zip(self.classes, self.recall, np.diag(self.confusion), self.truth_counts, strict=True)]
         return "\n".join(rows)
 
     def confusion_table(self) -> str:
@@ -89,8 +95,17 @@ class Scores:
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...] | list[str]) -> Scores:
+    """Scores of predictions ``y_pred``; a prediction of -1 means no answer (no face
+    found) and counts as wrong for its face's class."""
     classes = tuple(classes)
-    return Scores(confusion_matrix(y_true, y_pred, len(classes)), classes)
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"{len(y_true)} labels but {len(y_pred)} predictions")
+    answered = y_pred != -1
+    confusion = confusion_matrix(y_true[answered], y_pred[answered], len(classes))
+    if answered.all():
+        return Scores(confusion, classes)
+    return Scores(confusion, classes, np.bincount(y_true[~answered], minlength=len(classes)))
 
 
 @dataclass(frozen=True)
