@@ -12,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from device.frames import FaceBox
+
 # Where the five landmarks (device.frames.LANDMARKS order) sit in a FER2013 crop, as
 # fractions of its side: the median of YuNet's points on 2,443 upscaled training faces,
 # made left-right symmetric so that a face and its mirror image align alike.
@@ -22,6 +24,28 @@ FER_TEMPLATE: tuple[tuple[float, float], ...] = (
     (0.3479, 0.7371),  # right mouth corner
     (0.6442, 0.7371),  # left mouth corner
 )
+
+
+# Where OpenCV's Haar cascade puts its square box, in units of the distance from the eyes' midpoint
+# to the mouth's: its centre that far above the midpoint of those two, its side that many wide.
+# Medians over the 83 Caltech photos where both detectors found the face (see the model card).
+HAAR_CENTRE_UP = 0.188
+HAAR_SIDE = 2.653
+
+
+def haar_like_box(landmarks: tuple[tuple[float, float], ...]) -> FaceBox:
+    """The box the Haar cascade would have drawn around a face with these landmarks.
+
+    Models made before the aligned crop learned the Haar box plus a margin;
+    a YuNet box is taller and narrower, so those models get this box instead.
+    """
+    points = np.asarray(landmarks, np.float64)
+    eyes, mouth = points[:2].mean(axis=0), points[3:5].mean(axis=0)
+    d = float(np.linalg.norm(mouth - eyes))
+    cx, cy = (eyes + mouth) / 2
+    cy -= HAAR_CENTRE_UP * d
+    side = HAAR_SIDE * d
+    return FaceBox(int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(side)), int(round(side)))
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:

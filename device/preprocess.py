@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from device.align import FER_TEMPLATE, aligned_face
+from device.align import FER_TEMPLATE, aligned_face, haar_like_box
 from device.frames import FaceBox
 
 FACE_SIZE = 48
@@ -57,8 +57,10 @@ def preprocess_face(
 
     ``box=None`` means ``image`` already is a face crop (the training data).
     ``crop="aligned"`` maps the box's landmarks onto ``template``; a box
-    without landmarks (the Haar cascade's) falls back to the box crop, which
-    is what models made before the aligned crop expect. Resizing happens
+    without landmarks (the Haar cascade's) falls back to the box crop.
+    ``crop="box"`` is what models made before the aligned crop expect: the
+    Haar box plus ``margin``, rebuilt from the landmarks when a learned
+    detector found the face. Resizing happens
     before equalisation so a 48x48 training face and a live crop are
     equalised over the same number of pixels.
     """
@@ -71,7 +73,7 @@ def preprocess_face(
     elif crop == "aligned" and box.landmarks is not None:
         face = aligned_face(image, box.landmarks, size, template)
     else:
-        face = crop_with_margin(image, box, margin)
+        face = crop_with_margin(image, haar_like_box(box.landmarks) if box.landmarks else box, margin)
     grey = to_grey(face)
     if grey.shape != (size, size):
         interp = cv2.INTER_AREA if min(grey.shape) > size else cv2.INTER_LINEAR

@@ -109,3 +109,15 @@ def test_a_model_with_unusable_crop_metadata_is_refused_at_load(model_path, tmp_
     copy.with_suffix(".json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match=message):
         Classifier(copy)
+
+
+def test_models_made_for_the_haar_crop_get_a_haar_like_box_from_yunet(astronaut, coffee):
+    from device.align import haar_like_box
+    from device.detect import HaarDetector, largest
+
+    frame = place(astronaut, coffee, 1.0, (60, 0))
+    haar = largest(HaarDetector().detect_all(frame, 1.0, 60))
+    rebuilt = haar_like_box(face_in(frame).landmarks)
+    assert abs(rebuilt.x + rebuilt.w / 2 - (haar.x + haar.w / 2)) < 0.1 * haar.w
+    assert abs(rebuilt.y + rebuilt.h / 2 - (haar.y + haar.h / 2)) < 0.1 * haar.w
+    assert 0.85 < rebuilt.w / haar.w < 1.15 and rebuilt.w == rebuilt.h

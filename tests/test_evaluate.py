@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -197,3 +198,46 @@ def test_shipped_metadata_states_what_eval_measures_on_the_shared_validation_spl
     assert scores.n == accuracy["n_valid"] == 3589
     assert scores.accuracy == pytest.approx(accuracy["valid_int8"], abs=1e-9)
     assert scores.macro_f1 == pytest.approx(accuracy["macro_f1_int8"], abs=1e-9)
+
+
+def test_detect_scores_photos_through_the_detector_and_counts_a_miss_wrong(astronaut, coffee, model_path, tmp_path,
+                                                                           capsys):
+    """Photos: her face at three sizes on a real scene, and one scene with nobody (a miss)."""
+    from tests.photos import place
+
+    photos = [place(astronaut, coffee, s, (150, 60)) for s in (0.8, 1.0, 1.2)] + [coffee]
+    path = tmp_path / "photos.npz"
+    np.savez(path, images=np.stack(photos), labels=np.array([3, 3, 3, 3], np.uint8), classes=np.array(CLASSES))
+    assert main(["--detect", "--data", str(path), "--model", str(model_path)]) == 0
+    lines = capsys.readouterr().out.rstrip("\n").splitlines()
+    assert lines[-2] == "found 3 of 4"
+    m = LINE.match(lines[-1])
+    assert m and m.group(3) == "4"
+    classifier = Classifier(model_path)
+    from device.config import DetectConfig
+    from device.tracker import tracker_from_config
+
+    tracker = tracker_from_config(DetectConfig())
+    right = sum(classifier.classify(classifier.preprocess(p, tracker.scan(p))).best[0] == "happy" for p in photos[:3])
+    assert float(m.group(1)) == pytest.approx(right / 4, abs=1e-4)  # the photo with no face counts wrong
+    on_found = next(line for line in lines if line.startswith("on the faces found:"))
+    assert on_found.endswith("n 3") and f"accuracy {right / 3:.4f}" in on_found
+
+
+def test_detect_reads_photos_of_different_sizes(astronaut, coffee, model_path, tmp_path, capsys):
+    photos = np.empty(2, dtype=object)
+    photos[0], photos[1] = astronaut, cv2.cvtColor(coffee, cv2.COLOR_BGR2GRAY)
+    path = tmp_path / "mixed.npz"
+    np.savez(path, images=photos, labels=np.array([3, 4], np.uint8), classes=np.array(CLASSES))
+    assert main(["--detect", "--method", "haar", "--data", str(path), "--model", str(model_path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-2] == "found 1 of 2"
+
+
+def test_photos_without_detect_are_refused_in_one_line(coffee, model_path, tmp_path, capsys):
+    path = tmp_path / "photos.npz"
+    np.savez(path, images=np.stack([coffee[:, :, 0]] * 2), labels=np.array([3, 4], np.uint8),
+             classes=np.array(CLASSES))
+    assert main(["--data", str(path), "--model", str(model_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"facecue: error: {path}: images are 640x480 photos, not face crops; add --detect to find the " \
+                  "faces in them\n"

@@ -87,6 +87,7 @@ class BlazeFaceDetector:
     """Finds faces with a BlazeFace .tflite (full or short range) in frames of any size."""
 
     name = "blazeface"
+    default_scale = 1.0  # the frame is always letterboxed to the model's input; a pre-shrink changes nothing
     # MediaPipe resizes bilinearly; INTER_AREA's anti-aliased downscale costs 1-2 ms more per 640x480
     # frame but finds more small faces (73 vs 68 of the 84 Caltech faces at ~35 px wide).
     interpolation = cv2.INTER_AREA
@@ -117,8 +118,10 @@ class BlazeFaceDetector:
         small = cv2.resize(square, (self.size, self.size), interpolation=self.interpolation)
         return (small.astype(np.float32) / 127.5 - 1.0)[None], side, left, top
 
-    def detect_all(self, image: np.ndarray) -> list[FaceBox]:
-        """Every face in ``image`` (HxWx3 BGR or HxW grey uint8), in full-frame pixels, best score first."""
+    def detect_all(self, image: np.ndarray, scale: float = 1.0, min_face: int | None = None) -> list[FaceBox]:
+        """Every face in ``image`` (HxWx3 BGR or HxW grey uint8), in full-frame pixels, best score first.
+        ``scale`` is accepted for the device's detector interface and has no effect."""
+        min_face = self.min_face if min_face is None else min_face
         tensor, side, left, top = self._tensor(image)
         self.interpreter.set_tensor(self.input_index, tensor)
         self.interpreter.invoke()
@@ -142,7 +145,7 @@ class BlazeFaceDetector:
             xy = row.reshape(-1, 2) * side - (left, top)  # normalised square -> frame pixels
             x0, y0 = int(round(min(max(xy[0, 0], 0), w))), int(round(min(max(xy[0, 1], 0), h)))
             x1, y1 = int(round(min(max(xy[1, 0], 0), w))), int(round(min(max(xy[1, 1], 0), h)))
-            if x1 - x0 < max(self.min_face, 1) or y1 - y0 < 1:
+            if x1 - x0 < max(min_face, 1) or y1 - y0 < 1:
                 continue
             eye_r, eye_l, nose, mouth = (tuple(float(v) for v in p) for p in xy[2:6])
             # BlazeFace gives one mouth centre, not corners: it fills both mouth slots.

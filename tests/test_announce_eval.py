@@ -1,0 +1,248 @@
+"""tools.announce_eval: scoring what the device says against a labelled video's schedule."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from device.config import Config, ConfigError
+from device.frames import EVENTS, Announcement
+from tools.announce_eval import (
+    AnnounceScore,
+    EvalError,
+    _run,
+    apply_sets,
+    load_schedule,
+    main,
+    replay,
+    run_video,
+    score_announcements,
+    sweep,
+    sweep_table,
+)
+
+LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+TWO = [(1.0, 4.0, "happy"), (5.0, 8.0, "sad")]
+
+
+def say(label: str, t: float, confidence: float = 0.7) -> Announcement:
+    return Announcement(label, confidence, t)
+
+
+# --- scoring by hand -----------------------------------------------------------------------------------------------
+
+def test_right_announcement_scores_face_and_word():
+    s = score_announcements([say("happy", 2.0), say("sad", 6.0)], TWO, LABELS)
+    assert s == AnnounceScore(faces=2, faces_right=2, faces_announced=2, said=2, said_right=2)
+
+
+def test_wrong_announcement_counts_as_announced_not_right():
+    s = score_announcements([say("angry", 2.0)], TWO, LABELS)
+    assert s == AnnounceScore(faces=2, faces_right=0, faces_announced=1, said=1, said_right=0)
+
+
+def test_announcement_in_gap_or_before_first_face_is_wrong():
+    s = score_announcements([say("happy", 0.5), say("happy", 4.7), say("sad", 4.9)], TWO, LABELS)
+    assert s == AnnounceScore(faces=2, faces_right=0, faces_announced=0, said=3, said_right=0)
+
+
+def test_grace_after_face_leaves():
+    inside = score_announcements([say("happy", 4.3)], TWO, LABELS)
+    assert (inside.faces_right, inside.said_right) == (1, 1)
+    at_edge = score_announcements([say("happy", 4.5)], TWO, LABELS)  # [start, end + grace): 4.5 is past it
+    assert (at_edge.faces_right, at_edge.faces_announced, at_edge.said_right) == (0, 0, 0)
+    after = score_announcements([say("sad", 8.6)], TWO, LABELS)
+    assert (after.said, after.said_right, after.faces_announced) == (1, 0, 0)
+    no_grace = score_announcements([say("happy", 4.1)], TWO, LABELS, grace=0.0)
+    assert no_grace.said_right == 0
+    wide = score_announcements([say("happy", 4.9)], TWO, LABELS, grace=1.0)
+    assert wide.said_right == 1
+
+
+def test_face_on_screen_wins_over_grace_of_previous():
+    schedule = [(1.0, 4.0, "happy"), (4.2, 7.0, "sad")]
+    s = score_announcements([say("happy", 4.3)], schedule, LABELS)
+    assert (s.faces_announced, s.faces_right, s.said_right) == (1, 0, 0)  # it is about the sad face now
+    s = score_announcements([say("sad", 4.3)], schedule, LABELS)
+    assert (s.faces_right, s.said_right) == (1, 1)
+
+
+def test_events_are_not_expressions():
+    events = [Announcement(e, 1.0, t) for e, t in zip(EVENTS, (1.5, 2.0, 2.5, 3.0, 3.5), strict=True)]
+    s = score_announcements(events + [say("contempt", 2.0)], TWO, LABELS)
+    assert s == AnnounceScore(faces=2, faces_right=0, faces_announced=0, said=0, said_right=0)
+    s = score_announcements(events + [say("happy", 2.0)], TWO, LABELS)
+    assert (s.said, s.said_right, s.faces_right) == (1, 1, 1)
+
+
+def test_repeated_announcements_of_one_face():
+    s = score_announcements([say("sad", 1.9), say("happy", 2.5), say("happy", 3.9)], TWO, LABELS)
+    assert s == AnnounceScore(faces=2, faces_right=1, faces_announced=1, said=3, said_right=2)
+    s = score_announcements([say("sad", 1.9), say("angry", 3.5)], TWO, LABELS)
+    assert (s.faces_right, s.faces_announced, s.said, s.said_right) == (0, 1, 2, 0)
+
+
+def test_line_and_shares():
+    s = AnnounceScore(faces=40, faces_right=24, faces_announced=30, said=35, said_right=28)
+    assert s.line() == "faces 40 announced right 24 (60.0 %) any 30; said 35, right 28 (80.0 %)"
+    assert s.faces_right_share == pytest.approx(0.6) and s.said_right_share == pytest.approx(0.8)
+    silent = score_announcements([], TWO, LABELS)
+    assert silent.line() == "faces 2 announced right 0 (0.0 %) any 0; said 0, right 0 (n/a)"
+    assert np.isnan(silent.said_right_share)
+
+
+def test_overlapping_schedule_is_refused():
+    with pytest.raises(EvalError):
+        score_announcements([], [(1.0, 4.0, "happy"), (3.0, 6.0, "sad")], LABELS)
+    with pytest.raises(EvalError):
+        score_announcements([], [(4.0, 4.0, "happy")], LABELS)
+
+
+# --- inputs --------------------------------------------------------------------------------------------------------
+
+def _scenes_json(path: Path, schedule: list[tuple[float, float, int]], classes=LABELS) -> Path:
+    """A schedule in the layout ``python -m tools.scenes video`` writes."""
+    doc = {"video": path.with_suffix(".avi").name, "fps": 15.0, "size": [640, 480], "classes": list(classes),
+           "source": "test", "seed": 0,
+           "schedule": [{"start_s": a, "end_s": b, "label": lab, "class": classes[lab], "index": k}
+                        for k, (a, b, lab) in enumerate(schedule)]}
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_load_schedule_reads_scenes_layout(tmp_path):
+    path = _scenes_json(tmp_path / "v.json", [(1.0, 4.0, 3), (5.0, 8.0, 5)])
+    assert load_schedule(path) == TWO
+    doc = json.loads(path.read_text())
+    for entry in doc["schedule"]:
+        del entry["class"]  # the label index alone is enough with classes
+    path.write_text(json.dumps(doc))
+    assert load_schedule(path) == TWO
+
+
+@pytest.mark.parametrize("doc", [
+    [1, 2, 3],
+    {"schedule": {"start_s": 1}},
+    {"schedule": [{"start_s": "1", "end_s": 4, "class": "happy"}]},
+    {"schedule": [{"start_s": 1, "end_s": 4}]},
+    {"classes": ["happy"], "schedule": [{"start_s": 1, "end_s": 4, "label": 3}]},
+    {"schedule": [{"start_s": 5, "end_s": 4, "class": "happy"}]},
+])
+def test_load_schedule_refuses_bad_layout(tmp_path, doc):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(EvalError, match="schedule"):
+        load_schedule(path)
+
+
+def test_apply_sets():
+    cfg = apply_sets(Config(), ["decide.min_confidence=0.6", "decide.quiet_labels=[\"neutral\"]", "detect.method=haar",
+                                "decide.face_earcons=true"])
+    assert cfg.decide.min_confidence == 0.6 and cfg.decide.quiet_labels == ["neutral"]
+    assert cfg.detect.method == "haar" and cfg.decide.face_earcons is True
+    for bad in ("decide.foo=1", "nosuch.x=1", "decide.min_confidence", "min_confidence=0.5",
+                "decide.min_confidence=2", "decide.stable_for=abc"):
+        with pytest.raises(ConfigError):
+            apply_sets(Config(), [bad])
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    video = tmp_path / "v.avi"
+    assert main(["--video", str(video)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facecue: error: ") and err.count("\n") == 1 and "not found" in err
+    video.write_bytes(b"not read before the schedule is checked")
+    (tmp_path / "v.json").write_text(json.dumps({"schedule": "nope"}))
+    assert main(["--video", str(video)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facecue: error: schedule") and err.count("\n") == 1
+    assert main(["--video", str(video), "--set", "decide.nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facecue: error: ") and "unknown key [decide] nope" in err and err.count("\n") == 1
+
+
+# --- end to end on a real face -------------------------------------------------------------------------------------
+
+def _astronaut_face(photo: np.ndarray) -> np.ndarray:
+    """A grey square around the astronaut's face (~90 px at x 178-268, y 63-176), forehead to chin like FER."""
+    return np.ascontiguousarray(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)[55:185, 158:288])
+
+
+@pytest.fixture(scope="module")
+def face_video(tmp_path_factory, astronaut, model_path):
+    """A short scenes video of the astronaut twice (once mirrored), its schedule and the pipeline's output."""
+    from tools.scenes import scene_video
+
+    face = _astronaut_face(astronaut)
+    video = tmp_path_factory.mktemp("ann") / "faces.avi"
+    raw = scene_video(video, [face, face[:, ::-1].copy()], [3, 4], seconds_per_face=3.0, gap=1.0, fps=15.0, seed=0)
+    _scenes_json(video.with_suffix(".json"), raw)
+    announcements, per_frame, labels = _run(video, model_path, Config())
+    schedule = [(a, b, labels[lab]) for a, b, lab in raw]
+    return video, schedule, announcements, per_frame, labels
+
+
+def test_video_announcements_are_consistent(face_video):
+    video, schedule, announcements, per_frame, labels = face_video
+    assert labels == LABELS
+    end = schedule[-1][1] + 1.0
+    assert len(per_frame) == round(end * 15)
+    on_face = [p is not None for t, p in per_frame if any(a <= t < b for a, b, _ in schedule)]
+    assert sum(on_face) >= len(on_face) // 2  # the detector finds the pasted face in most frames
+    for a in announcements:
+        assert a.label in labels or a.label in EVENTS
+        assert 0.0 <= a.t <= end and 0.0 <= a.confidence <= 1.0
+    s = score_announcements(announcements, schedule, labels)
+    expressions = [a for a in announcements if a.label in labels]
+    assert s.faces == 2 and s.said == len(expressions) >= 1
+    assert 0 <= s.faces_right <= s.faces_announced <= s.faces
+    assert 0 <= s.said_right <= s.said and s.faces_right <= s.said_right
+    for a in expressions:  # said only after the expression held stable_for on a face
+        assert any(start + Config().decide.stable_for - 1e-6 <= a.t < stop + 1.6 for start, stop, _ in schedule)
+
+
+def test_replay_matches_the_pipeline(face_video, model_path):
+    video, schedule, announcements, per_frame, labels = face_video
+    assert replay(per_frame, Config().decide) == announcements
+    assert run_video(video, model_path, Config()) == announcements  # deterministic: frame times, not wall time
+    noisy = replay(per_frame, dataclasses.replace(Config().decide, face_earcons=True))
+    assert {a.label for a in noisy} & {"face", "noface"}
+    assert score_announcements(noisy, schedule, labels) == score_announcements(announcements, schedule, labels)
+
+
+def test_sweep_rows_replay_each_setting(face_video):
+    _, schedule, announcements, per_frame, labels = face_video
+    base = Config().decide
+    rows = sweep(per_frame, schedule, labels, base, min_confidence=(0.5, 0.99), stable_for=(0.8,),
+                 smoothing=(0.0, 0.4))
+    assert len(rows) == 4
+    mine = [r for r in rows if (r.decide.smoothing, r.decide.min_confidence) == (0.4, 0.5)]
+    assert mine[0].score == score_announcements(announcements, schedule, labels)
+    strict = [r for r in rows if r.decide.min_confidence == 0.99]
+    assert all(r.score.said <= mine[0].score.said for r in strict)
+    table = sweep_table(rows, base)
+    assert len(table.splitlines()) == 2 + 4 and sum(line.startswith("*") for line in table.splitlines()) == 1
+
+
+def test_cli_scores_the_video(face_video, capsys):
+    video, schedule, announcements, _, labels = face_video
+    assert main(["--video", str(video), "--sweep", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert score_announcements(announcements, schedule, labels).line() in out
+    assert "min_conf" in out and out.count("\n*") == 1
+
+
+def test_no_face_video_says_no_expression(tmp_path, model_path):
+    pytest.importorskip("skimage", reason="scikit-image (the dev extra) ships the background photos")
+    from tools.scenes import scene_video
+
+    video = tmp_path / "empty.avi"
+    assert scene_video(video, [], [], gap=3.0, fps=15.0, seed=1) == []
+    cfg = apply_sets(Config(), ["decide.face_earcons=true", "decide.min_confidence=0.0", "decide.stable_for=0.0"])
+    announcements = run_video(video, model_path, cfg)
+    assert [a for a in announcements if a.label not in EVENTS] == []
+    assert score_announcements(announcements, [], LABELS) == AnnounceScore(0, 0, 0, 0, 0)
