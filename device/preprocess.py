@@ -81,6 +81,13 @@ def preprocess_face(
     return cv2.equalizeHist(grey) if equalize else np.ascontiguousarray(grey)
 
 
+def crop_metadata() -> dict[str, object]:
+    """The ``preprocessing`` of a model trained on FER2013-framed crops, for its JSON: the
+    device gives it the aligned crop, which frames live faces as those crops are framed."""
+    return {"size": FACE_SIZE, "margin": DEFAULT_MARGIN, "equalize": True, "pixel_scale": PIXEL_SCALE,
+            "crop": "aligned", "template": [list(point) for point in FER_TEMPLATE]}
+
+
 def preprocess_batch(images: np.ndarray, **params) -> np.ndarray:
     """Preprocess a stack of face crops (N, H, W) -> (N, size, size) uint8."""
     return np.stack([preprocess_face(img, **params) for img in images])

@@ -48,15 +48,12 @@ def calibration_faces(sample: Faces, full: Faces | None, n: int = CALIBRATION_FA
 def shipped_spec(model: Path, full: Faces | None) -> tuple[tuple[str, ...] | None, dict[str, Any], str]:
     """Labels, preprocessing and architecture for bench-built files, taken from the shipped model."""
     try:
-        meta = read_model_info(model, verify_checksum=False).meta
+        info = read_model_info(model, verify_checksum=False)
     except ModelError:
         labels = tuple(dict.fromkeys(full.names.tolist())) if full is not None else None
         return labels, {"size": FACE_SIZE, "margin": DEFAULT_MARGIN, "equalize": True}, MODIFIED_ARCH
-    p = meta["preprocessing"]
-    prep = {"size": int(p.get("size", FACE_SIZE)), "margin": float(p.get("margin", DEFAULT_MARGIN)),
-            "equalize": bool(p.get("equalize", True))}
-    arch = meta.get("arch") or MODIFIED_ARCH
-    return tuple(meta["labels"]), prep, str(arch)
+    arch = info.meta.get("arch") or MODIFIED_ARCH
+    return info.labels, info.preprocessing, str(arch)
 
 
 class TableBuilder:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from device.classify import ModelError, load_interpreter_class, sha256_file
-from device.preprocess import DEFAULT_MARGIN, FACE_SIZE, PIXEL_SCALE
+from device.preprocess import crop_metadata
 from tools.augment import to_input
 from tools.averaging import average_weights, reestimate_batch_norm
 from tools.dataset import DatasetError, FaceSet, load_faces
@@ -131,7 +131,7 @@ def model_metadata(tflite_file: Path, name: str, version: str, quantization: str
         "size": tflite_file.stat().st_size,
         "labels": list(trained.classes),
         **tensor_specs(tflite_file),
-        "preprocessing": {"size": FACE_SIZE, "margin": DEFAULT_MARGIN, "equalize": True, "pixel_scale": PIXEL_SCALE},
+        "preprocessing": crop_metadata(),
         "flip_average": flip_average,
         "macs": count_macs(trained.model) * (2 if flip_average else 1),
         "params": int(trained.model.count_params()),
