@@ -66,8 +66,10 @@ def test_table_has_every_row_and_the_json_matches(model_path, small_data, cache,
                                      "VGG-16 float32 / modified int8"}
     assert all(v > 0 for v in result["ratios"].values())
     runs = result["pipeline"]["runs"]
-    assert [r["threads"] for r in runs] == [1, 2]
+    assert [(r["detector"], r["threads"]) for r in runs] == [("yunet", 1), ("yunet", 2), ("haar", 1), ("haar", 2)]
     assert all(r["frames"] > 0 and r["fps"] > 0 and r["dominant"] in r["ms"] for r in runs)
+    assert all(r["faces"] > 0 for r in runs)  # the composed video holds real faces, which both detectors find
+    assert "real scenes" in result["pipeline"]["video"]
     assert result["daemon"] == {"skipped": "left out (--skip daemon)"}
     assert result["machine"]["cores"] >= 1 and result["machine"]["litert"] != "absent"
 

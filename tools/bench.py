@@ -24,15 +24,17 @@ from typing import Any
 
 from device.capture import CaptureError
 from device.classify import ModelError
+from device.config import Config, DetectConfig
+from device.detect import METHODS
 from models import DEFAULT_MODEL, MODELS_DIR
 from tools.bench_convert import DEFAULT_CACHE
 from tools.bench_daemon import DaemonError, write_loop_playlist
 from tools.bench_machine import machine_info
-from tools.bench_models import Faces, bench_faces
+from tools.bench_models import bench_faces
 from tools.bench_pipeline import make_scene_video, run_pipeline, video_info
 from tools.bench_report import render_markdown, write_outputs
 from tools.bench_soak import soak
-from tools.bench_table import TableBuilder, TableOptions, calibration_faces, ratios
+from tools.bench_table import TableBuilder, TableOptions, ratios
 from tools.dataset import shared_split
 
 PARTS = ("vgg16", "peer", "pipeline", "daemon")
@@ -57,7 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model-threads", type=int, default=1, help="interpreter threads for Table I (device default 1)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="'all threads' for the pipeline run")
     p.add_argument("--video", type=Path, help="640x480 video for the pipeline (default: composed from --data)")
-    p.add_argument("--scene-seconds", type=float, default=24.0, help="length of the composed video")
+    p.add_argument("--scene-seconds", type=float, default=24.0,
+                   help="length of the composed video of real faces in real scenes")
     p.add_argument("--daemon-seconds", type=float, default=20.0, help="how long the daemon runs after READY")
     p.add_argument("--soak", type=float, metavar="MINUTES", help="only soak the daemon this long")
     p.add_argument("--soak-every", type=float, default=60.0, metavar="SECONDS", help="RSS sample interval")
@@ -76,28 +79,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def scene_video(args: argparse.Namespace, sample: Faces, full: Faces | None, folder: Path,
-                notes: list[str]) -> Path:
-    """The user's ``--video``, or one composed from the data's faces."""
+def scene_video(args: argparse.Namespace, folder: Path) -> tuple[Path, str]:
+    """The user's ``--video``, or real faces composed into real scenes."""
     if args.video is not None:
         if not args.video.is_file():
             raise CaptureError(f"video {args.video} not found")
-        return args.video
-    if full is None:
-        notes.append("no --data: the composed video holds noise squares, not faces, so detection finds "
-                     "nothing and classify rarely runs; pass --data or --video for a real figure")
-    return make_scene_video(folder / "scene.avi", calibration_faces(sample, full, 60), args.scene_seconds)
+        return args.video, str(args.video)
+    return make_scene_video(folder / "scene.avi", args.scene_seconds)
 
 
-def pipeline_part(args: argparse.Namespace, video: Path) -> dict[str, Any]:
+def pipeline_part(args: argparse.Namespace, video: Path, described: str) -> dict[str, Any]:
     if not args.model.is_file():
         return {"skipped": f"{args.model} not found"}
     info = video_info(video)
     runs = []
-    for threads in dict.fromkeys((1, args.threads)):
-        print(f"pipeline with {threads} thread(s) ...", flush=True)
-        runs.append(dataclasses.asdict(run_pipeline(video, args.model, threads)))
-    return {"video": str(args.video or "composed from validation faces"), "size": [info.width, info.height],
+    for method in METHODS:  # the shipped detector first, then Haar, in the same run
+        cfg = Config(detect=DetectConfig(method=method))
+        for threads in dict.fromkeys((1, args.threads)):
+            print(f"pipeline with {method} on {threads} thread(s) ...", flush=True)
+            runs.append(dataclasses.asdict(run_pipeline(video, args.model, threads, cfg)))
+    return {"video": described, "size": [info.width, info.height],
             "runs": runs}
 
 
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                           "data": str(args.data) if args.data else None, "model": str(args.model)}
     with tempfile.TemporaryDirectory(prefix="facecue-bench-") as tmp:
         folder = Path(tmp)
-        video = scene_video(args, sample, full, folder, notes)
+        video, described = scene_video(args, folder)
         if args.soak is not None:
             result["soak"] = daemon_part(args, video, folder, args.soak * 60.0, args.soak_every)
             return result
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["table"] = [dataclasses.asdict(r) for r in rows]
         result["ratios"] = ratios(rows)
         result["pipeline"] = ({"skipped": "left out (--skip pipeline)"} if "pipeline" in args.skip
-                              else pipeline_part(args, video))
+                              else pipeline_part(args, video, described))
         if "daemon" in args.skip:
             result["daemon"] = {"skipped": "left out (--skip daemon)"}
         else:

@@ -31,7 +31,7 @@ import numpy as np
 from device.detect import FaceDetector, HaarDetector, YuNetDetector
 from device.frames import FaceBox
 from device.tracker import FaceTracker
-from tools.scenes import SceneFrame, caltech_frames, empty_frames
+from tools.scenes import SceneFrame, caltech_frames, empty_frames, held
 
 FPS = 15.0
 MIN_FACE = 48  # every detector keeps faces from 48 px, so the 50-60 px band is measured too
@@ -108,16 +108,6 @@ def search(detector: FaceDetector, scale: float, min_face: int, frames: list[Sce
                           float(np.percentile(ms, 95)))
 
 
-def sequence(frames: list[SceneFrame], empty: list[SceneFrame]) -> list[SceneFrame | None]:
-    """Each face scene held 1 s, a no-face scene for 1 s after every third: the bench's 'video'."""
-    out: list[SceneFrame | None] = []
-    for i, f in enumerate(frames):
-        out += [f] * int(FPS)
-        if i % 3 == 2:
-            out += [empty[i % len(empty)]] * int(FPS)
-    return out
-
-
 def track(tracker: FaceTracker, seq: list[SceneFrame]) -> tuple[float, float, float, int]:
     """Detect ms per frame (mean, p95) with tracking, share of face frames found, boxes on empty frames."""
     ms, found, faces, false = [], 0, 0, 0
@@ -162,7 +152,7 @@ def run(n_faces: int, n_empty: int, blazeface: Path | None, seed: int = 0,
     cv2.setNumThreads(1)
     frames = caltech_frames(n_faces, seed=seed)
     empty = empty_frames(n_empty, seed=seed + 1)
-    seq = sequence(frames[: min(len(frames), 60)], empty)
+    seq = held(frames[: min(len(frames), 60)], empty, FPS)
     results = []
     for label, detector, scale, min_face in candidates(blazeface):
         if not only(label):

@@ -22,7 +22,8 @@ PAPER_ROWS = (
 )
 TARGET_SPEEDUP = 10.0
 TARGET_MS_PER_FACE = 2.0  # issue 3: the shipped int8 model on one thread
-TARGET_FPS = 30.0
+TARGET_FPS = 100.0
+TARGET_DETECT_MS = 8.0
 TARGET_RSS_MB = 200.0
 TARGET_SOAK_MIN = 30.0
 FLAT_MB_PER_H = 2.0
@@ -90,14 +91,15 @@ def pipeline_lines(p: dict[str, Any]) -> list[str]:
         return [f"Skipped: {p['skipped']}"]
     lines = [f"Source: {p['video']} ({p['size'][0]}x{p['size'][1]}). Decode runs on the same thread as the rest; "
              "times are means per frame in ms.", "",
-             "| threads | frames/s | capture/decode | detect | preprocess | classify | decide | total "
-             "| p95 total | frames with a face | slowest stage |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| detector | threads | frames/s | capture/decode | detect | p95 detect | preprocess | classify "
+             "| decide | total | p95 total | frames with a face | slowest stage |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for run in p["runs"]:
         ms = run["ms"]
-        lines.append(f"| {run['threads']} | {run['fps']:.1f} | {ms['capture']:.2f} | {ms['detect']:.2f} | "
-                     f"{ms['preprocess']:.2f} | {ms['classify']:.2f} | {ms['decide']:.3f} | {ms['total']:.2f} | "
-                     f"{run['p95_total_ms']:.2f} | {run['faces']}/{run['frames']} | {run['dominant']} |")
+        lines.append(f"| {run['detector']} | {run['threads']} | {run['fps']:.1f} | {ms['capture']:.2f} | "
+                     f"{ms['detect']:.2f} | {run['p95_detect_ms']:.2f} | {ms['preprocess']:.2f} | "
+                     f"{ms['classify']:.2f} | {ms['decide']:.3f} | {ms['total']:.2f} | {run['p95_total_ms']:.2f} | "
+                     f"{run['faces']}/{run['frames']} | {run['dominant']} |")
     return lines
 
 
@@ -130,10 +132,14 @@ def target_lines(result: dict[str, Any]) -> list[str]:
     rows.append(("modified VGG-16 int8 >= 10x faster than VGG-16 float32",
                  "n/a" if speedup is None else f"{speedup:.1f}x",
                  None if speedup is None else speedup >= TARGET_SPEEDUP))
-    one = next((r for r in result["pipeline"].get("runs", []) if r["threads"] == 1), None)
+    one = next((r for r in result["pipeline"].get("runs", []) if r["threads"] == 1), None)  # the shipped detector
     size = "x".join(map(str, result["pipeline"].get("size", ())))
-    rows.append((">= 30 frames/s at 640x480 on one thread", "n/a" if one is None else
-                 f"{one['fps']:.1f} frames/s at {size} (slowest stage: {one['dominant']})",
+    rows.append((f"detector, tracking included, mean <= {TARGET_DETECT_MS:g} ms a frame at 640x480 on one thread",
+                 "n/a" if one is None else f"{one['ms']['detect']:.2f} ms ({one['detector']}, p95 "
+                 f"{one['p95_detect_ms']:.2f} ms)",
+                 None if one is None or size != "640x480" else one["ms"]["detect"] <= TARGET_DETECT_MS))
+    rows.append((f">= {TARGET_FPS:g} frames/s at 640x480 on one thread", "n/a" if one is None else
+                 f"{one['fps']:.1f} frames/s at {size} ({one['detector']}; slowest stage: {one['dominant']})",
                  None if one is None or size != "640x480" else one["fps"] >= TARGET_FPS))
     daemon = result["daemon"]
     peak = daemon.get("peak_rss_mb")

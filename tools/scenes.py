@@ -244,30 +244,63 @@ def caltech_frames(n: int, seed: int = 0, face_px: tuple[int, int] = (50, 250), 
     names = sorted(faces)
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(names)) for _ in range(-(-n // len(names)))] or [np.zeros(0, int)])
-    fw_, fh_ = size
     out = []
     for i, width in zip(order[:n], _widths(n, face_px, rng), strict=True):
         name = names[int(i)]
-        photo = _caltech_photo(photo_dir / name)
-        fx, fy, fw, fh = faces[name]
-        s = width / fw
-        pw, ph = int(round(photo.shape[1] * s)), int(round(photo.shape[0] * s))
-        ox = _place(fx * s, width, pw, fw_, rng)
-        oy = _place(fy * s, fh * s, ph, fh_, rng)
-        frame = _random_background(rng, size)
-        scaled = _resize(photo, (pw, ph))
-        # A soft edge of a few pixels so the photo's rectangle is not a hard line through the frame.
-        _blend(frame, scaled, _feather(ph, pw, max(2.0, 0.03 * min(pw, ph))), ox, oy)
-        box = (int(round(ox + fx * s)), int(round(oy + fy * s)), int(width), int(round(fh * s)))
-        box = _clip_box(box, size)
-        ignore = []
-        for sx, sy, sw, sh in secondary.get(name, ()):
-            b = _clip_box((int(round(ox + sx * s)), int(round(oy + sy * s)),
-                           max(int(round(sw * s)), 1), max(int(round(sh * s)), 1)), size)
-            if b[2] * b[3] >= 0.25 * sw * sh * s * s and b[2] >= 1 and b[3] >= 1:
-                ignore.append(b)
-        out.append(SceneFrame(_light(frame, rng), box, tuple(ignore)))
+        out.append(place_photo(_caltech_photo(photo_dir / name), faces[name], secondary.get(name, ()), int(width),
+                               rng, size))
     return out
+
+
+def place_photo(photo: np.ndarray, face: Box, secondary: Sequence[Box], width: int, rng: np.random.Generator,
+                size: tuple[int, int] = SIZE) -> SceneFrame:
+    """``photo`` scaled so its ``face`` box is ``width`` px wide, at a random place in a frame whose
+    rest is a real background, under varied light; ``secondary`` faces become the frame's ignore boxes."""
+    fx, fy, fw, fh = face
+    frame_w, frame_h = size
+    s = width / fw
+    pw, ph = int(round(photo.shape[1] * s)), int(round(photo.shape[0] * s))
+    ox = _place(fx * s, width, pw, frame_w, rng)
+    oy = _place(fy * s, fh * s, ph, frame_h, rng)
+    frame = _random_background(rng, size)
+    scaled = _resize(photo, (pw, ph))
+    # A soft edge of a few pixels so the photo's rectangle is not a hard line through the frame.
+    _blend(frame, scaled, _feather(ph, pw, max(2.0, 0.03 * min(pw, ph))), ox, oy)
+    box = _clip_box((int(round(ox + fx * s)), int(round(oy + fy * s)), int(width), int(round(fh * s))), size)
+    ignore = []
+    for sx, sy, sw, sh in secondary:
+        b = _clip_box((int(round(ox + sx * s)), int(round(oy + sy * s)),
+                       max(int(round(sw * s)), 1), max(int(round(sh * s)), 1)), size)
+        if b[2] * b[3] >= 0.25 * sw * sh * s * s and b[2] >= 1 and b[3] >= 1:
+            ignore.append(b)
+    return SceneFrame(_light(frame, rng), box, tuple(ignore))
+
+
+def held(faces: Sequence[SceneFrame], empty: Sequence[SceneFrame], fps: float,
+         seconds: float = 1.0, gap_every: int = 3) -> list[SceneFrame]:
+    """A 'video' of scenes: each face scene held ``seconds``, and a no-face scene for as long
+    after every ``gap_every`` faces (the wearer's view as people come and go)."""
+    out: list[SceneFrame] = []
+    n = max(int(round(seconds * fps)), 1)
+    for i, f in enumerate(faces):
+        out += [f] * n
+        if i % gap_every == gap_every - 1:
+            out += [empty[i % len(empty)]] * n
+    return out
+
+
+def write_frames(path: Path, frames: Sequence[SceneFrame], fps: float) -> Path:
+    """``frames`` as an MJPG .avi (decodable by any OpenCV build)."""
+    size = frames[0].image.shape[1], frames[0].image.shape[0]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot write video {path}")
+    try:
+        for f in frames:
+            writer.write(f.image)
+    finally:
+        writer.release()
+    return path
 
 
 def _clip_box(box: Box, size: tuple[int, int]) -> Box:
