@@ -46,7 +46,7 @@ class DetectConfig:
                        "(the seed study's cascade)", choices=("yunet", "haar"))
     scale: float = _opt(0.0, "downscale of the frame a full search runs on; 0: the detector's own "
                         "(yunet 1.0, haar 0.5)", min=0.0, max=1.0)
-    min_face: int = _opt(60, "smallest face width, in full-frame pixels", min=12, max=2000)
+    min_face: int = _opt(48, "smallest face width, in full-frame pixels", min=12, max=2000)
     score_threshold: float = _opt(0.8, "yunet: detection score needed to accept a face", min=0.05, max=1.0)
     scale_factor: float = _opt(1.15, "haar: image pyramid step", min=1.01, max=2.0)
     min_neighbors: int = _opt(5, "haar: detections needed to accept a face", min=1, max=50)

@@ -18,8 +18,8 @@ from device.config import DetectConfig
 from device.detect import FaceDetector, largest, make_detector
 from device.frames import FaceBox
 
-ROI_SIDE = 160  # px of the square the tracked face is searched in
-ROI_FACES = 2.6  # the square spans this many face widths (YuNet boxes are ~1.3 widths tall)
+ROI_MAX = 224  # px: the largest square the tracked face is searched in
+ROI_FACES = 1.5  # the square's side in face-box sides (the box's longer side)
 
 
 class FaceTracker:
@@ -43,6 +43,16 @@ class FaceTracker:
         """The largest face of the whole ``image``: one photo, no history."""
         return largest(self.detector.detect_all(image, self.scale, self.min_face))
 
+    def settle(self, image: np.ndarray) -> FaceBox | None:
+        """The face the device settles on when it looks at ``image`` for a while: after the
+        first frame's full search, every later frame's box comes from the search near it.
+        Used to score photos (``facecue eval --detect``) as the device would see them."""
+        self.reset()
+        self.find(image, 0.0)
+        box = self.find(image, 1.0 / 15)
+        self.reset()
+        return box
+
     def find(self, image: np.ndarray, t: float) -> FaceBox | None:
         """The face to speak about in the frame taken at ``t`` seconds, or None."""
         if not self.tracking:
@@ -62,22 +72,30 @@ class FaceTracker:
         return self.box
 
     def _search_near(self, image: np.ndarray, last: FaceBox) -> FaceBox | None:
-        """The face in a ``ROI_SIDE`` square around ``last``, in frame pixels."""
+        """The face in a square around ``last``, in frame pixels.
+
+        The square keeps the face's own pixels where it can: a learned detector
+        loses many faces that are shrunk below about 100 px, so only a near face
+        is shrunk, to fit ``ROI_MAX``. The square is padded to a multiple of 32 so
+        that the detector sees only a handful of input sizes.
+        """
         h, w = image.shape[:2]
-        side = max(last.w * ROI_FACES, last.h * 2.0)
+        side = ROI_FACES * max(last.w, last.h)
         cx, cy = last.x + last.w / 2, last.y + last.h / 2
-        x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-        s = int(round(side))
-        # Pad where the square leaves the frame, so the search input keeps one size.
-        region = image[max(y0, 0):min(y0 + s, h), max(x0, 0):min(x0 + s, w)]
-        if region.size == 0:
+        x0, y0 = max(int(round(cx - side / 2)), 0), max(int(round(cy - side / 2)), 0)
+        x1, y1 = min(int(round(cx + side / 2)), w), min(int(round(cy + side / 2)), h)
+        if x1 - x0 < 8 or y1 - y0 < 8:
             return None
-        region = cv2.copyMakeBorder(region, max(-y0, 0), max(y0 + s - h, 0), max(-x0, 0), max(x0 + s - w, 0),
-                                    cv2.BORDER_REPLICATE)
-        k = ROI_SIDE / s
-        resized = cv2.resize(region, (ROI_SIDE, ROI_SIDE), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+        region = image[y0:y1, x0:x1]
+        k = min(1.0, ROI_MAX / max(region.shape[:2]))
+        if k < 1.0:
+            region = cv2.resize(region, (max(int(region.shape[1] * k), 1), max(int(region.shape[0] * k), 1)),
+                                interpolation=cv2.INTER_AREA)
+        square = min(-(-max(region.shape[:2]) // 32) * 32, ROI_MAX)
+        region = cv2.copyMakeBorder(region, 0, square - region.shape[0], 0, square - region.shape[1],
+                                    cv2.BORDER_CONSTANT, value=0)
         min_face = max(int(min(self.min_face, last.w / 2) * k), 8)
-        found = largest(self.detector.detect_all(resized, 1.0, min_face))
+        found = largest(self.detector.detect_all(region, 1.0, min_face))
         if found is None:
             return None
         box = _from_roi(found, x0, y0, k)

@@ -218,7 +218,8 @@ def test_detect_scores_photos_through_the_detector_and_counts_a_miss_wrong(astro
     from device.tracker import tracker_from_config
 
     tracker = tracker_from_config(DetectConfig())
-    right = sum(classifier.classify(classifier.preprocess(p, tracker.scan(p))).best[0] == "happy" for p in photos[:3])
+    right = sum(classifier.classify(classifier.preprocess(p, tracker.settle(p))).best[0] == "happy"
+                for p in photos[:3])
     assert float(m.group(1)) == pytest.approx(right / 4, abs=1e-4)  # the photo with no face counts wrong
     on_found = next(line for line in lines if line.startswith("on the faces found:"))
     assert on_found.endswith("n 3") and f"accuracy {right / 3:.4f}" in on_found

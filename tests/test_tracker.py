@@ -8,7 +8,7 @@ import pytest
 from device.config import DetectConfig
 from device.detect import YuNetDetector
 from device.frames import FaceBox
-from device.tracker import ROI_SIDE, FaceTracker, tracker_from_config
+from device.tracker import FaceTracker, tracker_from_config
 from tests.photos import place
 
 pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) ships the test photos")
@@ -22,10 +22,10 @@ class CountingYuNet(YuNetDetector):
         self.full = self.region = 0
 
     def detect_all(self, image: np.ndarray, scale: float, min_face: int) -> list[FaceBox]:
-        if image.shape[:2] == (ROI_SIDE, ROI_SIDE):
-            self.region += 1
-        else:
+        if image.shape[:2] == (480, 640):
             self.full += 1
+        else:
+            self.region += 1
         return super().detect_all(image, scale, min_face)
 
 
@@ -101,3 +101,15 @@ def test_config_builds_the_named_detector_at_its_own_scale():
     haar = tracker_from_config(DetectConfig(method="haar"))
     assert haar.detector.name == "haar" and haar.scale == 0.5
     assert tracker_from_config(DetectConfig(method="yunet", scale=0.75)).scale == 0.75
+
+
+def test_settle_gives_the_box_of_the_search_near_the_face(astronaut, coffee):
+    detector = CountingYuNet()
+    tracker = FaceTracker(detector, min_face=30)
+    frame = place(astronaut, coffee, 0.6, (200, 150))
+    box = tracker.settle(frame)
+    assert (detector.full, detector.region) == (1, 1)
+    again = FaceTracker(YuNetDetector(), min_face=30)
+    again.find(frame, 0.0)
+    assert again.find(frame, 0.5) == box  # what the device uses from its second frame on
+    assert tracker.settle(coffee) is None and tracker.box is None

@@ -60,7 +60,6 @@ class DetectorResult:
     tracked_p95_ms: float = 0.0
     tracked_found: float = 0.0  # share of face frames of the sequence with the face found
     tracked_false: int = 0  # boxes on the sequence's no-face frames
-    notes: list[str] = field(default_factory=list)
 
 
 def matches(box: FaceBox, truth: tuple[int, int, int, int]) -> bool:
@@ -81,45 +80,66 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     return out, (time.perf_counter() - t0) * 1e3
 
 
-def search(detector: FaceDetector, scale: float, min_face: int, frames: list[SceneFrame],
-           empty: list[SceneFrame]) -> DetectorResult:
-    """One full-frame search per frame, no history."""
-    detector.detect_all(frames[0].image, scale, min_face)  # warm-up: first call allocates
-    hits, widths, ms, stray = [], [], [], 0
-    for f in frames:
-        boxes, t = timed(lambda f=f: detector.detect_all(f.image, scale, min_face))
-        ms.append(t)
-        hit = any(matches(b, f.face) for b in boxes)
-        hits.append(hit)
-        widths.append(f.face[2])
-        stray += sum(not matches(b, f.face) and not any(matches(b, g) for g in f.ignore) for b in boxes)
-    false = 0
-    for f in empty:
-        boxes, t = timed(lambda f=f: detector.detect_all(f.image, scale, min_face))
-        ms.append(t)
-        false += len(boxes)
-    hits_a, widths_a = np.array(hits), np.array(widths)
+@dataclass
+class Tally:
+    """One detector's running counts while the frames go round."""
+
+    hits: list[bool] = field(default_factory=list)
+    ms: list[float] = field(default_factory=list)
+    stray: int = 0
+    false: int = 0
+    tracked_ms: list[float] = field(default_factory=list)
+    tracked_found: int = 0
+    tracked_false: int = 0
+
+
+Candidate = tuple[str, FaceDetector, float, int]  # label, detector, full-search scale, min_face
+
+
+def search(candidates: list[Candidate], frames: list[SceneFrame], empty: list[SceneFrame]) -> list[Tally]:
+    """One full-frame search per frame and detector, no history. The detectors take turns on each
+    frame, so a machine that slows down for a while slows all of them alike."""
+    tallies = [Tally() for _ in candidates]
+    for _, detector, scale, min_face in candidates:
+        detector.detect_all(frames[0].image, scale, min_face)  # warm-up: the first call allocates
+    for f in [*frames, *empty]:
+        for (_, detector, scale, min_face), tally in zip(candidates, tallies, strict=True):
+            boxes, t = timed(lambda f=f, d=detector, s=scale, m=min_face: d.detect_all(f.image, s, m))
+            tally.ms.append(t)
+            if f.face is None:
+                tally.false += len(boxes)
+                continue
+            tally.hits.append(any(matches(b, f.face) for b in boxes))
+            tally.stray += sum(not matches(b, f.face) and not any(matches(b, g) for g in f.ignore) for b in boxes)
+    return tallies
+
+
+def track(candidates: list[Candidate], seq: list[SceneFrame], tallies: list[Tally]) -> None:
+    """The device's tracking on the 15 frames/s sequence, the detectors again taking turns per frame."""
+    trackers = [FaceTracker(d, scale=s, min_face=m) for _, d, s, m in candidates]
+    for i, f in enumerate(seq):
+        for tracker, tally in zip(trackers, tallies, strict=True):
+            box, t = timed(lambda f=f, i=i, tr=tracker: tr.find(f.image, i / FPS))
+            tally.tracked_ms.append(t)
+            if f.face is None:
+                tally.tracked_false += box is not None
+            else:
+                tally.tracked_found += box is not None and matches(box, f.face)
+
+
+def result(label: str, tally: Tally, frames: list[SceneFrame], empty: list[SceneFrame],
+           seq: list[SceneFrame]) -> DetectorResult:
+    hits, widths = np.array(tally.hits), np.array([f.face[2] for f in frames])
     bands = {}
     for lo, hi in BANDS:
-        inside = (widths_a >= lo) & (widths_a < hi)
-        bands[f"{lo}-{hi - 1}"] = f"{hits_a[inside].sum()}/{inside.sum()}"
-    return DetectorResult("", float(hits_a.mean()), float(hits_a[widths_a >= 60].mean()), bands,
-                          200.0 * false / max(len(empty), 1), stray, float(np.mean(ms)),
-                          float(np.percentile(ms, 95)))
-
-
-def track(tracker: FaceTracker, seq: list[SceneFrame]) -> tuple[float, float, float, int]:
-    """Detect ms per frame (mean, p95) with tracking, share of face frames found, boxes on empty frames."""
-    ms, found, faces, false = [], 0, 0, 0
-    for i, f in enumerate(seq):
-        box, t = timed(lambda f=f, i=i: tracker.find(f.image, i / FPS))
-        ms.append(t)
-        if f.face is None:
-            false += box is not None
-        else:
-            faces += 1
-            found += box is not None and matches(box, f.face)
-    return float(np.mean(ms)), float(np.percentile(ms, 95)), found / max(faces, 1), false
+        inside = (widths >= lo) & (widths < hi)
+        bands[f"{lo}-{hi - 1}"] = f"{hits[inside].sum()}/{inside.sum()}"
+    face_frames = sum(f.face is not None for f in seq)
+    return DetectorResult(label, float(hits.mean()), float(hits[widths >= 60].mean()), bands,
+                          200.0 * tally.false / max(len(empty), 1), tally.stray, float(np.mean(tally.ms)),
+                          float(np.percentile(tally.ms, 95)), float(np.mean(tally.tracked_ms)),
+                          float(np.percentile(tally.tracked_ms, 95)), tally.tracked_found / max(face_frames, 1),
+                          tally.tracked_false)
 
 
 def yunet_ms(size: tuple[int, int], repeats: int = 30) -> float:
@@ -130,9 +150,9 @@ def yunet_ms(size: tuple[int, int], repeats: int = 30) -> float:
     return float(np.median([timed(lambda: detector.detect_all(image, 1.0, 10))[1] for _ in range(repeats)]))
 
 
-def candidates(blazeface: Path | None) -> list[tuple[str, FaceDetector, float, int]]:
-    """(label, detector, full-search scale, min_face) for every configuration compared."""
-    out: list[tuple[str, FaceDetector, float, int]] = [
+def candidates(blazeface: Path | None) -> list[Candidate]:
+    """Every configuration compared."""
+    out: list[Candidate] = [
         ("haar, scale 0.5 (the old default)", HaarDetector(), 0.5, MIN_FACE),
         ("yunet, full frame, score 0.8 (default)", YuNetDetector(0.8), 1.0, MIN_FACE),
         ("yunet, full frame, score 0.7", YuNetDetector(0.7), 1.0, MIN_FACE),
@@ -153,16 +173,12 @@ def run(n_faces: int, n_empty: int, blazeface: Path | None, seed: int = 0,
     frames = caltech_frames(n_faces, seed=seed)
     empty = empty_frames(n_empty, seed=seed + 1)
     seq = held(frames[: min(len(frames), 60)], empty, FPS)
-    results = []
-    for label, detector, scale, min_face in candidates(blazeface):
-        if not only(label):
-            continue
-        print(f"{label} ...", file=sys.stderr, flush=True)
-        r = search(detector, scale, min_face, frames, empty)
-        r.name = label
-        tracker = FaceTracker(detector, scale=scale, min_face=min_face)
-        r.tracked_ms, r.tracked_p95_ms, r.tracked_found, r.tracked_false = track(tracker, seq)
-        results.append(r)
+    chosen = [c for c in candidates(blazeface) if only(c[0])]
+    print(f"{len(chosen)} detectors on {len(frames) + len(empty)} frames ...", file=sys.stderr, flush=True)
+    tallies = search(chosen, frames, empty)
+    print(f"... and with tracking on {len(seq)} frames", file=sys.stderr, flush=True)
+    track(chosen, seq, tallies)
+    results = [result(c[0], t, frames, empty, seq) for c, t in zip(chosen, tallies, strict=True)]
     x86_320 = yunet_ms((320, 320))
     pi4 = PI4_YUNET_MS_320 / x86_320
     return {"frames": len(frames), "empty": len(empty), "sequence_frames": len(seq), "seed": seed,

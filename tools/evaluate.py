@@ -60,9 +60,10 @@ def labels_in_model_order(data: FaceSet, model_labels: tuple[str, ...]) -> np.nd
 
 
 def find_faces(photos: PhotoSet, detect: DetectConfig) -> list[FaceBox | None]:
-    """The face the device would speak about in each photo (each photo on its own: no tracking)."""
+    """The face the device would speak about in each photo, each photo on its own, as the
+    device settles on it when it holds still (see :meth:`FaceTracker.settle`)."""
     tracker = tracker_from_config(detect)
-    return [tracker.scan(image) for image in photos.images]
+    return [tracker.settle(image) for image in photos.images]
 
 
 def model_answers(model: str | Path, data: FaceSet | PhotoSet, threads: int = 1,
