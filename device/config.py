@@ -55,7 +55,7 @@ class DetectConfig:
     tracking: bool = _opt(True, "follow a found face in a small region instead of searching every frame whole")
     rescan_every: float = _opt(1.0, "tracking: seconds between full-frame searches for a nearer face",
                                min=0.05, max=10)
-    idle_every: float = _opt(0.2, "tracking: seconds between full-frame searches while no face is in view",
+    idle_every: float = _opt(0.3, "tracking: seconds between full-frame searches while no face is in view",
                              min=0.0, max=5)
 
     def __post_init__(self) -> None:

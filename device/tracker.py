@@ -23,8 +23,9 @@ ROI_FACES = 1.5  # the square's side in face-box sides (the box's longer side)
 
 
 class FaceTracker:
-    def __init__(self, detector: FaceDetector, *, scale: float = 0.0, min_face: int = 60,
-                 rescan_every: float = 1.0, idle_every: float = 0.2, tracking: bool = True) -> None:
+    def __init__(self, detector: FaceDetector, *, scale: float = DetectConfig.scale,
+                 min_face: int = DetectConfig.min_face, rescan_every: float = DetectConfig.rescan_every,
+                 idle_every: float = DetectConfig.idle_every, tracking: bool = DetectConfig.tracking) -> None:
         self.detector = detector
         self.scale = scale or detector.default_scale
         self.min_face = min_face
