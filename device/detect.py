@@ -97,7 +97,7 @@ class YuNetDetector:
     def _net(self, size: tuple[int, int]) -> cv2.FaceDetectorYN:
         net = self._nets.get(size)
         if net is None:
-            if len(self._nets) >= 8:  # the frame and a few search squares; forget sizes beyond those
+            if len(self._nets) >= 12:  # the frame, 4 rescan sizes and the search squares; forget others
                 self._nets.clear()
             try:
                 net = cv2.FaceDetectorYN.create(str(self.model), "", size, self.score_threshold,

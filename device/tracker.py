@@ -23,6 +23,7 @@ from device.frames import FaceBox
 ROI_MAX = 224  # px: the largest square the tracked face is searched in
 ROI_FACES = 1.5  # the square's side in face-box sides (the box's longer side)
 RESCAN_FACE = 64  # px: how wide the followed face is made for the periodic search for a nearer one
+RESCAN_SCALES = (0.25, 0.375, 0.5, 0.75)  # a few frame sizes only: the detector keeps a network per size
 
 
 class FaceTracker:
@@ -85,8 +86,10 @@ class FaceTracker:
     def _nearer_face(self, image: np.ndarray, current: FaceBox) -> FaceBox | None:
         """The largest face at least about as large as ``current``: the same face, or a nearer
         person. Only such faces matter, so the frame is shrunk until ``current`` would be
-        ``RESCAN_FACE`` px wide, which makes this search several times cheaper than a full one."""
-        scale = min(self.scale, RESCAN_FACE / max(current.w, 1))
+        about ``RESCAN_FACE`` px wide (at least), which makes this search several times cheaper
+        than a full one."""
+        wanted = RESCAN_FACE / max(current.w, 1)
+        scale = min(self.scale, next((s for s in RESCAN_SCALES if s >= wanted), 1.0))
         return largest(self.detector.detect_all(image, scale, max(self.min_face, int(0.8 * current.w))))
 
     def _search_near(self, image: np.ndarray, last: FaceBox) -> FaceBox | None:
