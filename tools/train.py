@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.augment import AugmentParams, augment, cutmix, to_input
+from tools.augment import AugmentParams, augment, camera, cutmix, to_input
 from tools.dataset import DatasetError, FaceSet, load_faces, shared_split
 
 # A warm-started run's history (``lineage``), written into its folder at its first start.
@@ -50,6 +50,7 @@ class TrainConfig:
     dropout: float = 0.4  # before the classifier; the conv blocks keep their light fixed dropout
     erase_prob: float = 0.35  # share of faces given a random-erasing box
     cutmix: float = 0.0  # share of faces given a box of another face, labels mixed by area
+    camera: float = 0.0  # share of faces degraded as a hat camera would (tools.augment.camera)
     init_weights: str = ""  # warm start: a weights file of the same arch (e.g. runs/final/best.weights.h5)
     limit: int = 0  # train on a random N of the training faces (smoke tests, search)
     seed: int = 1
@@ -257,7 +258,7 @@ class Trainer:
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The augmented faces of training rows ``idx``, their (soft) targets, and their
         loss weights: the class weights mixed in the same shares as the targets."""
-        x = augment(self.train_x[idx], rng, self.augment_params)
+        x = augment(camera(self.train_x[idx], rng, self.cfg.camera), rng, self.augment_params)
         x, targets = cutmix(x, self.train_targets[idx], rng, self.cfg.cutmix)
         return x, targets, targets @ self.weights
 
@@ -393,6 +394,8 @@ def describe_recipe(r: dict) -> str:
     their defaults, which is what those runs used."""
     d = TrainConfig()
     mixing = f", CutMix {r['cutmix']}" if r.get("cutmix", d.cutmix) else ""
+    if r.get("camera", d.camera):
+        mixing += f", camera degradations on {r['camera']} of the faces"
     if r.get("distill", d.distill):
         mixing += f", targets {r['distill']} from the teacher `{Path(r['teacher']).name}`"
     if r.get("quant_aware", d.quant_aware):
@@ -560,6 +563,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--erase-prob", type=float, default=d.erase_prob, help="share of faces randomly erased")
     p.add_argument("--cutmix", type=float, default=d.cutmix,
                    help="share of faces given a box from another face, labels mixed by area (0: off)")
+    p.add_argument("--camera", type=float, default=d.camera,
+                   help="share of faces degraded as a hat camera would: far (down- and up-sampled), blur, "
+                        "gamma, noise, JPEG")
     p.add_argument("--init-weights", default=d.init_weights,
                    help="start from these weights (same arch), e.g. runs/final/best.weights.h5")
     p.add_argument("--limit", type=int, default=d.limit, help="train on a random N faces only")
@@ -580,7 +586,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = TrainConfig.from_args(args)
-    for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix)):
+    for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix), ("--camera", cfg.camera)):
         if not 0.0 <= share <= 1.0:
             raise SystemExit(f"error: {flag} {share}: a share of faces, between 0 and 1")
     if not 0.0 <= cfg.distill <= 1.0:
