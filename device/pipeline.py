@@ -84,12 +84,15 @@ class Pipeline:
         t1 = time.perf_counter()
         prediction = None
         classifier = self.classifier  # one reference per frame: a hot swap never splits a frame
+        face = None
         if box is not None:
-            face = classifier.preprocess(frame.image, box)
-            t2 = time.perf_counter()
+            try:
+                face = classifier.preprocess(frame.image, box)
+            except ValueError:  # landmarks that coincide, a box off the frame: no usable face this frame
+                box = None
+        t2 = time.perf_counter()
+        if face is not None:
             prediction = classifier.classify(face)
-        else:
-            t2 = t1
         t3 = time.perf_counter()
         announcements = self.decider.update(prediction, frame.t)
         t4 = time.perf_counter()

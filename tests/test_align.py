@@ -121,3 +121,21 @@ def test_models_made_for_the_haar_crop_get_a_haar_like_box_from_yunet(astronaut,
     assert abs(rebuilt.x + rebuilt.w / 2 - (haar.x + haar.w / 2)) < 0.1 * haar.w
     assert abs(rebuilt.y + rebuilt.h / 2 - (haar.y + haar.h / 2)) < 0.1 * haar.w
     assert 0.85 < rebuilt.w / haar.w < 1.15 and rebuilt.w == rebuilt.h
+
+
+def test_a_degenerate_face_is_no_face_for_that_frame_not_a_crash(model_path, coffee):
+    from device.config import DecideConfig
+    from device.decide import Decider
+    from device.frames import Frame
+    from device.pipeline import Pipeline
+    from device.tracker import FaceTracker
+
+    class Degenerate(FaceTracker):
+        """The real tracker, but this frame's landmarks all coincide (what no detector should give)."""
+
+        def find(self, image, t):
+            return FaceBox(300, 200, 60, 60, ((320.0, 220.0),) * 5, 0.9)
+
+    pipeline = Pipeline(Degenerate(YuNetDetector()), Classifier(model_path), Decider(DecideConfig()))
+    result = pipeline.step(Frame(coffee, 0.0, 0))
+    assert result.box is None and result.prediction is None and result.announcements == []
