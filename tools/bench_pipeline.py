@@ -1,7 +1,7 @@
 """The whole per-frame path at 640x480: decode, detect, preprocess, classify, decide.
 
-Frames come from a video file (the user's, or one composed from validation
-faces with :mod:`tools.face_video`) and go through the device's own
+Frames come from a video file (the user's, or real faces placed in real
+scenes with :mod:`tools.scenes`) and go through the device's own
 :class:`~device.pipeline.Pipeline`. Decoding happens on the same thread as
 the rest, so the one-thread figure really is one core's worth of work.
 """
