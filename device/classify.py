@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,11 @@ class ModelInfo:
     def labels(self) -> tuple[str, ...]:
         return tuple(self.meta["labels"])
 
-    @property
+    @cached_property
     def preprocessing(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`preprocess_face` for this model. A model made
-        before the aligned crop says no ``crop`` and gets the box crop it was made for."""
+        """Keyword arguments of :func:`preprocess_face` for this model, read once (every
+        frame uses them). A model made before the aligned crop says no ``crop`` and gets
+        the box crop it was made for."""
         p = self.meta["preprocessing"]
         params = {"size": int(p.get("size", 48)), "margin": float(p.get("margin", 0.1)),
                   "equalize": bool(p.get("equalize", True)), "crop": str(p.get("crop", "box"))}

@@ -86,9 +86,12 @@ def model_answers(model: str | Path, data: FaceSet | PhotoSet, threads: int = 1,
     return truth, probs, classifier.labels
 
 
-def answers(probs: np.ndarray) -> np.ndarray:
-    """The predicted label of each face, -1 where no face was found (all-zero probabilities)."""
-    return np.where(probs.max(axis=1) > 0, probs.argmax(axis=1), -1)
+def answers(probs: np.ndarray, boxes: list[FaceBox | None] | None = None) -> np.ndarray:
+    """The predicted label of each face, -1 for a photo where no face was found."""
+    predicted = probs.argmax(axis=1)
+    if boxes is not None:
+        predicted[[box is None for box in boxes]] = -1
+    return predicted
 
 
 def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores:
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ModelError, DetectorError) as exc:
         print(f"facecue: error: {exc}", file=sys.stderr)
         return 2
-    predicted = answers(probs)
+    predicted = answers(probs, boxes)
     scores = score(truth, predicted, labels)
     found = predicted != -1
     print(f"model {args.model} on {args.data}" + (f" (detector {args.method})" if args.detect else ""))
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     print(confidence_table(truth[found], probs[found], sorted({*CONFIDENCE_STEPS, default})))
     if old is not None:
         old_truth, old_probs, old_labels = old
-        old_predicted = answers(old_probs)
+        old_predicted = answers(old_probs, boxes)
         print(f"against {args.against}: {score(old_truth, old_predicted, old_labels).summary_line()}")
         print(paired_comparison(predicted == truth, old_predicted == old_truth).line())
     if args.detect:

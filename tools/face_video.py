@@ -48,17 +48,22 @@ def scene_frames(segments: Sequence[Segment], fps: float, size: tuple[int, int] 
             yield frame
 
 
-def write_video(path: Path, segments: Sequence[Segment], fps: float = 15.0,
-                size: tuple[int, int] = (640, 480), upscale: float = 3.0) -> int:
-    """Encode ``segments`` as an MJPG AVI (decodable by any OpenCV build); returns frames written."""
+def write_mjpg(path: Path, frames: Iterable[np.ndarray], fps: float, size: tuple[int, int]) -> int:
+    """Encode ``frames`` (BGR, ``size``) as an MJPG AVI, decodable by any OpenCV build; returns frames written."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     if not writer.isOpened():
         raise RuntimeError(f"cannot write video {path}")
     n = 0
     try:
-        for frame in scene_frames(segments, fps, size, upscale):
+        for frame in frames:
             writer.write(frame)
             n += 1
     finally:
         writer.release()
     return n
+
+
+def write_video(path: Path, segments: Sequence[Segment], fps: float = 15.0,
+                size: tuple[int, int] = (640, 480), upscale: float = 3.0) -> int:
+    """Encode ``segments`` as an MJPG AVI; returns frames written."""
+    return write_mjpg(path, scene_frames(segments, fps, size, upscale), fps, size)

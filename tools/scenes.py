@@ -38,6 +38,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from tools.face_video import write_mjpg
+
 Box = tuple[int, int, int, int]
 
 SIZE = (640, 480)
@@ -292,14 +294,7 @@ def held(faces: Sequence[SceneFrame], empty: Sequence[SceneFrame], fps: float,
 def write_frames(path: Path, frames: Sequence[SceneFrame], fps: float) -> Path:
     """``frames`` as an MJPG .avi (decodable by any OpenCV build)."""
     size = frames[0].image.shape[1], frames[0].image.shape[0]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    if not writer.isOpened():
-        raise RuntimeError(f"cannot write video {path}")
-    try:
-        for f in frames:
-            writer.write(f.image)
-    finally:
-        writer.release()
+    write_mjpg(path, (f.image for f in frames), fps, size)
     return path
 
 
@@ -386,19 +381,16 @@ def scene_video(path: Path, faces: Sequence[np.ndarray] | np.ndarray, labels: Se
     rng = np.random.default_rng(seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-    if not writer.isOpened():
-        raise RuntimeError(f"cannot write video {path}")
     n_face, n_gap = max(int(round(seconds_per_face * fps)), 1), int(round(gap * fps))
     schedule: list[tuple[float, float, int]] = []
-    t = 0
-    widths = _widths(len(faces), face_px, rng)
-    try:
+
+    def frames():
+        t = 0
+        widths = _widths(len(faces), face_px, rng)
         for face, label, width in zip(faces, labels, widths, strict=True):
             if n_gap:
                 empty = _light(_random_background(rng, size), rng)
-                for _ in range(n_gap):
-                    writer.write(empty)
+                yield from [empty] * n_gap
                 t += n_gap
             background = _random_background(rng, size)
             lut = _light_lut(rng)  # one light per held face: the scene is still
@@ -406,15 +398,13 @@ def scene_video(path: Path, faces: Sequence[np.ndarray] | np.ndarray, labels: Se
             y = int(rng.integers(1, size[1] - width))
             for _ in range(n_face):
                 dx, dy = (int(v) for v in rng.integers(-1, 2, 2))
-                writer.write(cv2.LUT(paste_face(background, face, (x + dx, y + dy, int(width), int(width))), lut))
+                yield cv2.LUT(paste_face(background, face, (x + dx, y + dy, int(width), int(width))), lut)
             schedule.append((t / fps, (t + n_face) / fps, int(label)))
             t += n_face
         if n_gap:
-            empty = _light(_random_background(rng, size), rng)
-            for _ in range(n_gap):
-                writer.write(empty)
-    finally:
-        writer.release()
+            yield from [_light(_random_background(rng, size), rng)] * n_gap
+
+    write_mjpg(path, frames(), fps, size)
     return schedule
 
 
