@@ -307,12 +307,8 @@ def apply_sets(cfg: Config, sets: Sequence[str]) -> Config:
         section, dot, name = key.strip().partition(".")
         if not sep or not dot or not name:
             raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. decide.min_confidence=0.6")
-        if section not in data:
-            raise ConfigError(f"--set {item!r}: unknown section [{section}]; known: {', '.join(data)}")
-        if name not in data[section]:
-            raise ConfigError(f"--set {item!r}: unknown key [{section}] {name}; known: {', '.join(data[section])}")
-        data[section][name] = _parse_value(value.strip())
-    try:
+        data.setdefault(section, {})[name] = _parse_value(value.strip())
+    try:  # unknown sections and keys, and bad values, are refused as in a config file
         return from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"--set: {exc}") from None
