@@ -78,6 +78,24 @@ class ModelInfo:
             params["template"] = tuple((float(x), float(y)) for x, y in p["template"])
         return params
 
+    @cached_property
+    def temperature(self) -> float:
+        """The softmax temperature fitted on validation by ``tools.calibrate``, so that a
+        top probability of 0.8 is right about 80 % of the time and ``[decide]
+        min_confidence`` means what it says; 1.0 (as trained) for an uncalibrated model."""
+        return float(self.meta.get("calibration", {}).get("temperature", 1.0))
+
+
+def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities as the network would give them with its logits divided by
+    ``temperature``: softmax(log p / T) is p^(1/T) renormalised, so the int8 file
+    needs no change. The top class never changes; an all-zero row stays zero."""
+    if temperature == 1.0:
+        return probs
+    powered = np.power(np.maximum(probs, 0.0), np.float32(1.0 / temperature))
+    total = powered.sum(axis=-1, keepdims=True)
+    return np.divide(powered, total, out=np.zeros_like(powered), where=total > 0)
+
 
 def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> ModelInfo:
     """Read and check the JSON beside ``model_path`` (and the file's sha256)."""
@@ -102,6 +120,7 @@ def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> Mod
             raise ModelError(f"model {model_path} sha256 {actual[:12]}... does not match its metadata")
     info = ModelInfo(model_path, meta)
     check_preprocessing(info, meta_file)
+    check_calibration(info, meta_file)
     return info
 
 
@@ -124,11 +143,30 @@ def check_preprocessing(info: ModelInfo, meta_file: Path) -> None:
         raise ModelError(f"{where} template must be {len(LANDMARKS)} [x, y] points within 0..1")
 
 
+TEMPERATURE_RANGE = (0.1, 10.0)  # far outside any fitted value; beyond it the file is broken
+
+
+def check_calibration(info: ModelInfo, meta_file: Path) -> None:
+    """Refuse a calibration that would make every probability 0, 1 or NaN."""
+    calibration = info.meta.get("calibration", {})
+    try:
+        t = info.temperature
+    except (AttributeError, TypeError, ValueError):
+        raise ModelError(f"model metadata {meta_file} has malformed calibration {calibration!r}") from None
+    low, high = TEMPERATURE_RANGE
+    if not (math.isfinite(t) and low <= t <= high):
+        raise ModelError(f"model metadata {meta_file} calibration temperature must be {low}..{high}, got {t}")
+
+
 class Classifier:
     """A loaded model: preprocessed 48x48 faces in, :class:`Prediction` out."""
 
-    def __init__(self, model_path: str | Path, num_threads: int = 1, verify_checksum: bool = True) -> None:
+    def __init__(self, model_path: str | Path, num_threads: int = 1, verify_checksum: bool = True,
+                 calibrated: bool = True) -> None:
+        """``calibrated=False`` gives the network's own probabilities (for fitting a new
+        temperature); everything else uses the model's calibration."""
         self.info = read_model_info(model_path, verify_checksum)
+        self.temperature = self.info.temperature if calibrated else 1.0
         Interpreter = load_interpreter_class()
         try:
             self.interpreter = Interpreter(model_path=str(self.info.path), num_threads=num_threads)
@@ -184,7 +222,8 @@ class Classifier:
             self._batch = n
         self.interpreter.set_tensor(self._input["index"], self._to_input(faces))
         self.interpreter.invoke()
-        return self._from_output(self.interpreter.get_tensor(self._output["index"]))
+        return apply_temperature(self._from_output(self.interpreter.get_tensor(self._output["index"])),
+                                 self.temperature)
 
     def classify(self, face: np.ndarray) -> Prediction:
         """One preprocessed face -> probabilities over :attr:`labels`."""

@@ -47,9 +47,6 @@ def test_hyperparameters_are_train_py_flags():
     assert (args.arch, args.epochs, args.lr, args.weight_decay, args.class_weight, args.seed) == \
         ("vgg_elu-small", 40, 0.02, 1e-4, "balanced", 7)
     assert str(args.run) == MODEL_DIR == "/opt/ml/model"
-    assert args.quant_aware is False  # an on/off setting survives the trip as a value
-    quant_aware = build_request(spec(config=TrainConfig(quant_aware=True)))
-    assert parse_args(container_argv(quant_aware["HyperParameters"])).quant_aware is True
     assert (args.train, args.valid) == ("/opt/ml/input/data/train/train.npz", "/opt/ml/input/data/valid/valid.npz")
     assert json.loads(request["HyperParameters"]["sagemaker_program"]) == "tools/train.py"
     assert request["Environment"] == {"PYTHONPATH": "/opt/ml/code"}
@@ -59,7 +56,7 @@ def test_every_training_setting_is_forwarded():
     flags = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz")
     assert set(flags) == {"arch", "epochs", "batch", "lr", "momentum", "weight-decay", "warmup-epochs",
                           "label-smoothing", "class-weight", "dropout", "erase-prob", "cutmix", "camera", "limit",
-                          "seed", "threads", "keep-from", "quant-aware", "train", "valid", "run"}
+                          "seed", "threads", "keep-from", "train", "valid", "run"}
     warm = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz", "s3://b/code/warm/ab12/w.weights.h5")
     assert set(warm) - set(flags) == {"init-weights"}
 

@@ -139,71 +139,39 @@ def test_cutmix_batches_carry_soft_targets_weighted_by_their_classes(trained, tm
     assert np.isfinite(float(loss))
 
 
-def test_teacher_is_the_runs_mean_and_distilled_targets_blend_it_with_the_label(trained, tmp_path):
-    from tools.teacher import load_teacher, make_teacher, save_teacher
+def test_reframed_faces_are_mixed_in_by_their_share(trained, tmp_path):
     from tools.train import Trainer, describe_recipe, recipe
 
-    run, _, resumed = trained
-    data = load_faces(run.parent / "train.npz")
-    lines: list[str] = []
-    teacher = make_teacher([run, run], data, log=lines.append)
-    assert teacher.probs.shape == (len(data), len(CLASSES)) and np.allclose(teacher.probs.sum(axis=1), 1.0)
-    x = to_input(data.preprocessed())
-    mirrored = (resumed.model.predict(x, verbose=0) + resumed.model.predict(x[:, :, ::-1], verbose=0)) / 2
-    assert np.allclose(teacher.probs, mirrored, atol=1e-5)  # two copies of one run: that run's flip average
-    accuracy = np.mean(teacher.probs.argmax(axis=1) == data.labels)
-    assert lines[-1] == f"teacher of 2: accuracy {accuracy:.4f} on these faces"
-    save_teacher(teacher, tmp_path / "teacher.npz")
-    assert np.array_equal(load_teacher(tmp_path / "teacher.npz", data).probs, teacher.probs)
-
-    cfg = TrainConfig(arch="vgg_elu-tiny", train=str(data_file := run.parent / "train.npz"), epochs=1, batch=32,
-                      teacher=str(tmp_path / "teacher.npz"), distill=0.5, seed=5)
-    trainer = Trainer(cfg, tmp_path / "kd", load_faces(data_file), None)
-    onehot = np.eye(len(CLASSES), dtype=np.float32)[data.labels]
-    assert np.allclose(trainer.train_targets, 0.5 * onehot + 0.5 * teacher.probs)
-    assert np.array_equal(trainer.train_targets.argmax(axis=1), data.labels)  # the label keeps the lead
-    idx = np.arange(5, 37)
-    x, targets, w = trainer.batch(idx, np.random.default_rng(0))
-    assert np.allclose(targets, trainer.train_targets[idx]) and np.allclose(w, targets @ trainer.weights)
-    assert np.isfinite(float(trainer.train_step(x, targets, w)[0]))
-    assert "targets 0.5 from the teacher `teacher.npz`" in describe_recipe(recipe(cfg))
+    run, _, _ = trained
+    data_file = run.parent / "train.npz"
+    data = load_faces(data_file)
+    reframed = tmp_path / "reframed.npz"
+    np.savez(reframed, images=255 - data.images, labels=data.labels.astype(np.uint8), classes=np.array(CLASSES))
+    cfg = TrainConfig(arch="vgg_elu-tiny", train=str(data_file), epochs=1, batch=32, reframed=str(reframed),
+                      reframed_share=0.5, seed=5)
+    trainer = Trainer(cfg, tmp_path / "mix", data, None)
+    own, other = trainer.train_x, load_faces(reframed).preprocessed()
+    picked = np.random.default_rng(0).random(64) < 0.5
+    assert 10 < picked.sum() < 54
+    idx = np.arange(64)
+    assert np.array_equal(trainer.framed(idx, np.random.default_rng(0)),
+                          np.where(picked[:, None, None], other[idx], own[idx]))
+    x, targets, _ = trainer.batch(idx, np.random.default_rng(0))
+    assert x.shape == (64, 48, 48, 1)
+    assert np.isfinite(float(trainer.train_step(x, targets, targets @ trainer.weights)[0]))
+    assert "0.5 of the faces re-framed by their landmarks (`reframed.npz`)" in describe_recipe(recipe(cfg))
 
 
-def test_teacher_made_for_other_faces_is_refused_before_a_run_folder_is_made(trained, tmp_path):
-    from tools.teacher import make_teacher, save_teacher
+def test_reframed_faces_of_other_faces_are_refused(trained, tmp_path):
     from tools.train import main
 
     run, _, _ = trained
-    save_teacher(make_teacher([run], load_faces(run.parent / "valid.npz"), log=lambda _: None),
-                 tmp_path / "valid_teacher.npz")
-    with pytest.raises(SystemExit, match="valid_teacher.npz: made for other faces than these 224"):
+    with pytest.raises(SystemExit, match="--reframed .*valid.npz: not the training faces re-framed"):
         main(["--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"),
-              "--teacher", str(tmp_path / "valid_teacher.npz"), "--distill", "0.5"])
+              "--reframed", str(run.parent / "valid.npz"), "--reframed-share", "0.5"])
+    with pytest.raises(SystemExit, match="--reframed and --reframed-share go together"):
+        main(["--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"), "--reframed-share", "0.5"])
     assert not (tmp_path / "run").exists()
-
-
-@pytest.mark.parametrize("flags,message", [
-    (["--distill", "0.5"], "--teacher and --distill go together"),
-    (["--teacher", "t.npz"], "--teacher and --distill go together"),
-    (["--teacher", "t.npz", "--distill", "1.5"], "--distill 1.5: a share of each target, between 0 and 1"),
-    (["--teacher", "missing.npz", "--distill", "0.3"], "missing.npz: no such teacher file"),
-])
-def test_bad_distillation_flags_are_one_line_errors(tmp_path, flags, message):
-    from tools.train import main
-
-    with pytest.raises(SystemExit, match=message):
-        main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
-              *flags])
-    assert not (tmp_path / "run").exists()
-
-
-def test_teacher_from_a_folder_that_is_no_run_is_a_one_line_error(tmp_path):
-    from tools.teacher import main
-
-    with pytest.raises(SystemExit, match="error: .*nowhere is not a run folder"):
-        main(["--runs", str(tmp_path / "nowhere"), "--data", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
-              "--out", str(tmp_path / "teacher.npz")])
-    assert not (tmp_path / "teacher.npz").exists()
 
 
 def test_missing_warm_start_weights_is_a_one_line_error(tmp_path):
@@ -282,46 +250,6 @@ def test_flip_average_export_scores_each_face_and_its_mirror_in_one_file(trained
     expected = (resumed.model.predict(x, verbose=0) + resumed.model.predict(x[:, :, ::-1], verbose=0)) / 2
     assert np.allclose(predict_probabilities(Classifier(paths["float32"]), faces), expected, atol=1e-4)
     assert np.abs(predict_probabilities(Classifier(paths["int8"]), faces) - expected).max() < 0.1
-
-
-def test_search_logs_trials_resumes_a_cut_trial_and_writes_a_usable_best(trained, tmp_path):
-    from tools.search import Budget, SearchSpace, draw_trial, read_results, run_trial, search
-
-    run, _, _ = trained
-    base = TrainConfig(arch="vgg_elu-tiny", train=str(run.parent / "train.npz"), valid=str(run.parent / "valid.npz"),
-                       batch=32, warmup_epochs=0.0, limit=160)
-    space = SearchSpace(epochs=(2,))
-    folder = tmp_path / "search"
-    # A time budget that runs out during trial 0 stops it after its first epoch, resumably.
-    assert run_trial(draw_trial(base, space, 0, 0), folder / "trial000", 0, 0.0, lambda _: None) is None
-    results = search(base, folder, Budget(trials=2), space, seed=0, log=lambda _: None)
-    assert sorted(results) == [0, 1] and read_results(folder / "search.jsonl") == results
-    assert [r["epochs"] for r in results.values()] == [2, 2]
-    cut = json.loads((folder / "trial000" / "checkpoint" / "state.json").read_text())
-    assert [row["epoch"] for row in cut["history"]] == [1, 2]  # resumed, not restarted
-    assert results[0]["lr"] == draw_trial(base, space, 0, 0).lr != results[1]["lr"]
-    best = TrainConfig.from_json(folder / "best.json")
-    winner = max(results.values(), key=lambda r: r["val_acc"])
-    assert (best.lr, best.momentum, best.weight_decay, best.limit) == \
-        (winner["lr"], winner["momentum"], winner["weight_decay"], 0)
-    # Finished trials are not rerun: a second start trains nothing.
-    assert search(base, folder, Budget(trials=2), space, seed=0, log=pytest.fail) == results
-
-
-@pytest.mark.parametrize("text, budget", [("12", (12, None)), ("90s", (None, 90.0)), ("30m", (None, 1800.0)),
-                                          ("2h", (None, 7200.0))])
-def test_budget_is_trials_or_time(text, budget):
-    from tools.search import Budget
-
-    assert (Budget.parse(text).trials, Budget.parse(text).seconds) == budget
-
-
-@pytest.mark.parametrize("text", ["", "0", "2.5", "3d", "-1"])
-def test_bad_budget_is_refused(text):
-    from tools.search import Budget
-
-    with pytest.raises(ValueError, match="budget"):
-        Budget.parse(text)
 
 
 @pytest.mark.parametrize("size", sorted(VGG_ELU_SIZES))

@@ -67,13 +67,15 @@ def find_faces(photos: PhotoSet, detect: DetectConfig) -> list[FaceBox | None]:
 
 
 def model_answers(model: str | Path, data: FaceSet | PhotoSet, threads: int = 1,
-                  boxes: list[FaceBox | None] | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+                  boxes: list[FaceBox | None] | None = None,
+                  calibrated: bool = True) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """(true labels, probabilities, label names) of ``model`` on ``data``, labels as indices
     into the model's own labels, through the device's preprocessing and interpreter.
-    With ``boxes`` (photos), a photo whose box is None gets all-zero probabilities."""
+    With ``boxes`` (photos), a photo whose box is None gets all-zero probabilities.
+    ``calibrated=False`` leaves out the model's temperature (see ``tools.calibrate``)."""
     if len(data) == 0:
         raise DatasetError("the data set holds no faces")
-    classifier = Classifier(model, num_threads=threads)
+    classifier = Classifier(model, num_threads=threads, calibrated=calibrated)
     truth = labels_in_model_order(data, classifier.labels)
     if boxes is None:
         faces = np.stack([classifier.preprocess(image) for image in data.images])

@@ -41,7 +41,6 @@ from tools.averaging import average_weights, reestimate_batch_norm
 from tools.dataset import DatasetError, FaceSet, load_faces
 from tools.evaluate import evaluate_model
 from tools.metrics import Scores, describe_int8_drop, score
-from tools.quant_aware import CALIBRATION_FACES
 from tools.train import (
     FinishedRun,
     history_seconds,
@@ -53,6 +52,7 @@ from tools.train import (
 )
 
 DEFAULT_NAME = "facecue_vgg_elu"
+CALIBRATION_FACES = 3000  # training faces the int8 activation ranges are measured on
 MAX_INT8_DROP = 0.005  # the issue's budget: int8 may lose at most 0.5 point of accuracy
 
 
@@ -173,10 +173,7 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
     ``average`` names further weights files of the run's architecture (other
     cycles of its lineage) to average with the run's own; batch-norm statistics
     are then re-estimated on ``bn_faces`` training faces, or, with ``bn_faces``
-    0, kept as the average of the files' own (the epochs of one quant-aware run
-    all hold the frozen statistics its int8 rounding was trained around; measured
-    on ``runs/qat7``, keeping them scored 68.8 % against 70.0 % re-estimated, so
-    re-estimating stays the default).
+    0, kept as the average of the files' own.
 
     Returns the installed paths by key (``int8``, ``int8_json``, ``float32``,
     ``float32_json``). Raises ``DatasetError``/``ModelError``/``OSError``/

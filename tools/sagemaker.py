@@ -45,7 +45,7 @@ from tools.manifest import (
     s3_error_message,
 )
 from tools.model_publish import publish_model
-from tools.train import LINEAGE_FILE, TrainConfig, lineage, switch, write_atomic
+from tools.train import LINEAGE_FILE, TrainConfig, lineage, write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINT = "tools/train.py"
@@ -107,9 +107,9 @@ def channel_prefix(s3_url: str) -> str:
 
 
 # TrainConfig fields that are not passed through as they stand: the data files and a warm
-# start's weights arrive as channels, and a distillation teacher (with its share) exists
-# only on the machine that launches.
-NOT_FORWARDED = ("train", "valid", "init_weights", "teacher", "distill")
+# start's weights arrive as channels; re-framed faces (with their share) are made by
+# tools.align_faces on the machine that launches and are not sent.
+NOT_FORWARDED = ("train", "valid", "init_weights", "reframed", "reframed_share")
 
 
 def train_arguments(config: TrainConfig, train_url: str, valid_url: str, init_url: str = "") -> dict[str, object]:
@@ -297,9 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         if f.name in NOT_FORWARDED:
             continue
         default = getattr(defaults, f.name)
-        kind = (dict(nargs="?", const=True, type=switch, metavar="yes|no") if isinstance(default, bool)
-                else dict(type=type(default)))
-        launch_p.add_argument(f"--{f.name.replace('_', '-')}", default=default, **kind)
+        launch_p.add_argument(f"--{f.name.replace('_', '-')}", default=default, type=type(default))
     launch_p.set_defaults(func=cmd_launch)
 
     publish_p = sub.add_parser("publish", help="export a finished job's model and publish it")

@@ -51,18 +51,20 @@ class TrainConfig:
     erase_prob: float = 0.35  # share of faces given a random-erasing box
     cutmix: float = 0.0  # share of faces given a box of another face, labels mixed by area
     camera: float = 0.0  # share of faces degraded as a hat camera would (tools.augment.camera)
+    reframed: str = ""  # the training faces again, re-framed by tools.align_faces (same order and labels)
+    reframed_share: float = 0.0  # share of faces drawn from ``reframed`` in each batch
     init_weights: str = ""  # warm start: a weights file of the same arch (e.g. runs/final/best.weights.h5)
     limit: int = 0  # train on a random N of the training faces (smoke tests, search)
     seed: int = 1
     threads: int = 0  # 0: all cores
     keep_from: int = 0  # keep each epoch's weights from this epoch on in <run>/epochs/ (0: none), to average later
-    teacher: str = ""  # soft targets from tools.teacher, made for the training file
-    distill: float = 0.0  # share of each face's target taken from the teacher, the rest its one-hot label
-    quant_aware: bool = False  # fine-tune init_weights through the export's int8 rounding (tools.quant_aware)
 
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
-        return cls(**json.loads(path.read_text()))
+        """A saved config; settings of removed experiments (older runs' teacher, distill,
+        quant_aware) are left out, since the trainer no longer has them."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, skip: tuple[str, ...] = ()) -> "TrainConfig":
@@ -91,17 +93,28 @@ def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
     return (w / (w[labels].mean())).astype(np.float32)
 
 
-def training_targets(train: FaceSet, cfg: TrainConfig) -> np.ndarray:
-    """Each training face's target row: its one-hot label, blended with the teacher's
-    prediction in the share ``cfg.distill`` when distilling. Up to a share of 0.5 the
-    label keeps the largest part of every row, so training accuracy still means
-    agreement with the label."""
-    onehot = np.eye(len(train.classes), dtype=np.float32)[train.labels]
-    if not cfg.distill:
-        return onehot
-    from tools.teacher import load_teacher  # tools.teacher builds on this module
+def training_targets(train: FaceSet) -> np.ndarray:
+    """Each training face's target row: its one-hot label (CutMix blends rows later)."""
+    return np.eye(len(train.classes), dtype=np.float32)[train.labels]
 
-    return (1.0 - cfg.distill) * onehot + cfg.distill * load_teacher(cfg.teacher, train).probs
+
+def reframed_faces(cfg: TrainConfig, train: FaceSet) -> FaceSet:
+    """The faces of ``cfg.reframed``, refused (one line) unless they are ``train``'s
+    faces in the same order: same count, size and labels.
+
+    Why both framings: the device frames a live face by its landmarks, while
+    FER2013's crops keep their source's framing, and the shipped model must hold
+    up on both (the device path, and the crops it is benchmarked on).
+    """
+    try:
+        other = load_faces(cfg.reframed)
+    except DatasetError as exc:
+        raise SystemExit(f"error: --reframed: {exc}") from None
+    if other.images.shape != train.images.shape or not np.array_equal(other.labels, train.labels):
+        raise SystemExit(f"error: --reframed {cfg.reframed}: not the training faces re-framed "
+                         f"({len(other)} faces of {other.images.shape[1:]} against {len(train)} of "
+                         f"{train.images.shape[1:]}, or other labels)")
+    return other
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -152,12 +165,15 @@ class Trainer:
         self.classes = train.classes
         self.train_x = train.preprocessed()
         self.train_y = train.labels
-        self.train_targets = training_targets(train, cfg)
+        self.train_targets = training_targets(train)
+        self.train_reframed = reframed_faces(cfg, train).preprocessed() if cfg.reframed_share else None
         if cfg.limit:
             # A random subset: the data files are ordered by class, so the first N would be one class.
             keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(self.train_y))[: cfg.limit])
             self.train_x, self.train_y, self.train_targets = \
                 self.train_x[keep], self.train_y[keep], self.train_targets[keep]
+            if self.train_reframed is not None:
+                self.train_reframed = self.train_reframed[keep]
         self.valid_x = to_input(valid.preprocessed()) if valid is not None else None
         self.valid_y = valid.labels if valid is not None else None
         self.weights = class_weights(self.train_y, len(self.classes), cfg.class_weight)
@@ -168,14 +184,7 @@ class Trainer:
         if cfg.init_weights:
             # A second cosine cycle from a finished run: cheaper than starting again from scratch.
             self.model.load_weights(cfg.init_weights)
-        # What the optimizer trains: the model, or its int8 simulation sharing its variables.
         net = self.model
-        if cfg.quant_aware:
-            from tools.export import representative_faces  # tools.export builds on this module
-            from tools.quant_aware import CALIBRATION_FACES, int8_simulated
-
-            # The faces tools.export calibrates this run's file on, so the simulated ranges are the file's.
-            net = int8_simulated(self.model, representative_faces(train, CALIBRATION_FACES, cfg.seed))
         self.augment_params = AugmentParams(erase_prob=cfg.erase_prob)
         total = max(cfg.epochs * self.steps, 1)
         warmup = min(int(cfg.warmup_epochs * self.steps), total - 1)
@@ -255,10 +264,19 @@ class Trainer:
     def evaluate(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
         return np.concatenate([self.predict_step(x[i:i + batch]).numpy() for i in range(0, len(x), batch)])
 
+    def framed(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Training rows ``idx`` before augmentation, each in its own framing or, in the
+        share ``reframed_share``, re-framed. With no re-framed faces no random numbers
+        are drawn, so runs without them keep their batches."""
+        if self.train_reframed is None:
+            return self.train_x[idx]
+        picked = rng.random(len(idx)) < self.cfg.reframed_share
+        return np.where(picked[:, None, None], self.train_reframed[idx], self.train_x[idx])
+
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The augmented faces of training rows ``idx``, their (soft) targets, and their
         loss weights: the class weights mixed in the same shares as the targets."""
-        x = augment(camera(self.train_x[idx], rng, self.cfg.camera), rng, self.augment_params)
+        x = augment(camera(self.framed(idx, rng), rng, self.cfg.camera), rng, self.augment_params)
         x, targets = cutmix(x, self.train_targets[idx], rng, self.cfg.cutmix)
         return x, targets, targets @ self.weights
 
@@ -279,7 +297,7 @@ class Trainer:
     def fit(self, log=print, stop_after: int | None = None, deadline: float | None = None) -> dict:
         """Train to ``cfg.epochs``, or stop early (resumably) after epoch ``stop_after``
         or after the first epoch that ends past ``deadline`` (``time.monotonic()``);
-        the hyper-parameter search and the resume test use these stops."""
+        the resume test uses these stops."""
         cfg = self.cfg
         self.state.setdefault("machine", describe_machine(self.tf))
         for epoch in range(self.state["epoch"] + 1, cfg.epochs + 1):
@@ -385,7 +403,8 @@ def recipe(cfg: TrainConfig) -> dict:
     """A run's config as published in reports and model metadata: data files by name
     only, since their paths belong to the machine that trained."""
     return dict(dataclasses.asdict(cfg), train=Path(cfg.train).name,
-                valid=Path(cfg.valid).name if cfg.valid else "")
+                valid=Path(cfg.valid).name if cfg.valid else "",
+                reframed=Path(cfg.reframed).name if cfg.reframed else "")
 
 
 def describe_recipe(r: dict) -> str:
@@ -396,10 +415,8 @@ def describe_recipe(r: dict) -> str:
     mixing = f", CutMix {r['cutmix']}" if r.get("cutmix", d.cutmix) else ""
     if r.get("camera", d.camera):
         mixing += f", camera degradations on {r['camera']} of the faces"
-    if r.get("distill", d.distill):
-        mixing += f", targets {r['distill']} from the teacher `{Path(r['teacher']).name}`"
-    if r.get("quant_aware", d.quant_aware):
-        mixing += ", trained through simulated int8 rounding (quantization-aware)"
+    if r.get("reframed_share", d.reframed_share):
+        mixing += f", {r['reframed_share']} of the faces re-framed by their landmarks (`{r['reframed']}`)"
     return (f"SGD with Nesterov momentum {r['momentum']}, learning rate {r['lr']} (warm-up "
             f"{r['warmup_epochs']} epoch, cosine decay), weight decay {r['weight_decay']}, batch {r['batch']}, "
             f"label smoothing {r['label_smoothing']}, `{r['class_weight']}` class weights, dropout "
@@ -446,32 +463,15 @@ def run_lineage(run: Path, cfg: TrainConfig) -> list[dict]:
     return lineage(cfg)
 
 
-def check_teacher(cfg: TrainConfig) -> None:
-    """Refuse a distilling run's teacher that does not fit its training data (one line)."""
-    if not cfg.distill:
-        return
-    from tools.teacher import TeacherError, load_teacher
-
-    try:
-        load_teacher(cfg.teacher, load_faces(cfg.train))
-    except (DatasetError, TeacherError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-
-
 def prepare_run(run: Path, cfg: TrainConfig | None, resume: bool) -> TrainConfig:
-    """Create or reopen a run folder; the config is frozen at the first start. A distilling
-    run's teacher is checked against its training data first, so a bad one makes no
-    folder (and a resumed run whose teacher has moved stops before loading anything)."""
+    """Create or reopen a run folder; the config is frozen at the first start."""
     config_file = run / "config.json"
     if resume:
         if not config_file.is_file():
             raise SystemExit(f"error: {run} has no run to resume (no config.json)")
-        cfg = TrainConfig.from_json(config_file)
-        check_teacher(cfg)
-        return cfg
+        return TrainConfig.from_json(config_file)
     if (run / "checkpoint" / "state.json").exists():
         raise SystemExit(f"error: {run} already holds a run; use --resume or another --run")
-    check_teacher(cfg)
     run.mkdir(parents=True, exist_ok=True)
     write_atomic(config_file, json.dumps(dataclasses.asdict(cfg), indent=1).encode())
     if cfg.init_weights:
@@ -518,7 +518,7 @@ def measure(archs: list[str], cfg: TrainConfig, steps: int = 20) -> None:
 
 
 def config_defaults(argv: list[str] | None) -> TrainConfig:
-    """The ``--config FILE`` (e.g. a search's ``best.json``) as defaults that flags override."""
+    """The ``--config FILE`` (e.g. another run's ``config.json``) as defaults that flags override."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", type=Path)
     path = pre.parse_known_args(argv)[0].config
@@ -530,21 +530,10 @@ def config_defaults(argv: list[str] | None) -> TrainConfig:
         raise SystemExit(f"error: {path}: not a training config ({exc})") from None
 
 
-def switch(text: str) -> bool:
-    """An on/off flag's value: ``--quant-aware`` alone means yes, and ``--quant-aware false``
-    (how SageMaker hands back a hyperparameter) means no."""
-    value = text.strip().lower()
-    if value in ("yes", "true", "on", "1"):
-        return True
-    if value in ("no", "false", "off", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"{text!r}: yes or no")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = config_defaults(argv)
     p = argparse.ArgumentParser(prog="facecue-train", description=__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, help="JSON config (e.g. a search's best.json) giving the defaults")
+    p.add_argument("--config", type=Path, help="JSON config (e.g. another run's config.json) giving the defaults")
     p.add_argument("--run", type=Path, default=Path("runs/final"), help="run folder (checkpoints, report)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its last epoch")
     p.add_argument("--measure", nargs="+", metavar="ARCH", help="time training steps of these archs and exit")
@@ -566,6 +555,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--camera", type=float, default=d.camera,
                    help="share of faces degraded as a hat camera would: far (down- and up-sampled), blur, "
                         "gamma, noise, JPEG")
+    p.add_argument("--reframed", default=d.reframed,
+                   help="the training faces re-framed by tools.align_faces, mixed in by --reframed-share")
+    p.add_argument("--reframed-share", type=float, default=d.reframed_share,
+                   help="share of faces taken from --reframed in each batch (0: off)")
     p.add_argument("--init-weights", default=d.init_weights,
                    help="start from these weights (same arch), e.g. runs/final/best.weights.h5")
     p.add_argument("--limit", type=int, default=d.limit, help="train on a random N faces only")
@@ -573,12 +566,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--keep-from", type=int, default=d.keep_from, metavar="EPOCH",
                    help="keep every epoch's weights from EPOCH on in RUN/epochs/, for tools.export --average")
-    p.add_argument("--teacher", default=d.teacher, help="soft targets from tools.teacher for --train")
-    p.add_argument("--distill", type=float, default=d.distill,
-                   help="share of each target taken from --teacher, the rest the label (0: off)")
-    p.add_argument("--quant-aware", nargs="?", const=True, type=switch, default=d.quant_aware, metavar="yes|no",
-                   help="fine-tune --init-weights through the int8 rounding the export applies "
-                        "(a few epochs at a low --lr)")
     p.add_argument("--no-report", action="store_true", help="skip curves/confusion/report files")
     return p.parse_args(argv)
 
@@ -586,21 +573,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = TrainConfig.from_args(args)
-    for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix), ("--camera", cfg.camera)):
+    for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix), ("--camera", cfg.camera),
+                        ("--reframed-share", cfg.reframed_share)):
         if not 0.0 <= share <= 1.0:
             raise SystemExit(f"error: {flag} {share}: a share of faces, between 0 and 1")
-    if not 0.0 <= cfg.distill <= 1.0:
-        raise SystemExit(f"error: --distill {cfg.distill}: a share of each target, between 0 and 1")
-    if bool(cfg.teacher) != bool(cfg.distill):
-        raise SystemExit("error: --teacher and --distill go together: a teacher file and the share it gives")
     if cfg.keep_from < 0:
         raise SystemExit(f"error: --keep-from {cfg.keep_from}: an epoch number, or 0 to keep none")
-    if cfg.quant_aware and not (cfg.init_weights and cfg.arch.startswith("vgg_elu")):
-        raise SystemExit("error: --quant-aware fine-tunes a trained vgg_elu model: pass --init-weights")
     if cfg.init_weights and not Path(cfg.init_weights).is_file():
         raise SystemExit(f"error: --init-weights {cfg.init_weights}: no such file")
     if not cfg.train:
         raise SystemExit("error: no training data; pass --train FILE.npz")
+    if bool(cfg.reframed) != bool(cfg.reframed_share):
+        raise SystemExit("error: --reframed and --reframed-share go together: a file and the share it gives")
+    if cfg.reframed:
+        try:
+            reframed_faces(cfg, load_faces(cfg.train))  # before a run folder is made
+        except DatasetError as exc:
+            raise SystemExit(f"error: --train: {exc}") from None
     if args.measure:
         measure(args.measure, cfg)
         return 0
