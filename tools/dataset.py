@@ -5,6 +5,7 @@ rejected with the same one-line message everywhere.
 """
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import numpy as np
 from device.preprocess import preprocess_batch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013"
+DATA_ENV = "FACECUE_DATA"  # a folder holding train.npz and valid.npz, for a clone outside ../shared
 
 
 class DatasetError(ValueError):
@@ -115,7 +117,12 @@ def load_photos(path: str | Path) -> PhotoSet:
     return PhotoSet(photos, labels, names)
 
 
+def data_dir() -> Path:
+    """Where the FER2013 files are: ``$FACECUE_DATA`` when set, else ``../shared/data/fer2013``."""
+    return Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else SHARED_DATA
+
+
 def shared_split(split: str) -> Path | None:
-    """Path of ``../shared/data/fer2013/{split}.npz`` when it is there."""
-    path = SHARED_DATA / f"{split}.npz"
+    """Path of ``{split}.npz`` in :func:`data_dir` when it is there."""
+    path = data_dir() / f"{split}.npz"
     return path if path.is_file() else None

@@ -1,5 +1,6 @@
 """Train the expression model on FER2013-format data, resumable epoch by epoch.
 
+    facecue-train run models/facecue_vgg_elu.recipe.toml     # the shipped model, every stage
     python -m tools.train --run runs/final --arch vgg_elu-small --epochs 40
     python -m tools.train --run runs/final --resume          # after a stop
     python -m tools.train --measure vgg_elu-tiny vgg_elu-small vgg_elu-base
@@ -366,7 +367,8 @@ def load_run(run: Path, weights: str = "best", valid: str | None = None) -> Fini
 
     ``weights="best"`` loads ``best.weights.h5`` (the best valid epoch);
     ``"last"`` loads the newest checkpoint, for exporting a run that is still
-    training while ``best.weights.h5`` might be mid-write. ``valid`` overrides
+    training while ``best.weights.h5`` might be mid-write; any other value is a
+    weights file of the run's architecture (a kept epoch, an average). ``valid`` overrides
     the validation npz named in the run's config; ``""`` skips validation data.
     """
     from models.architectures import build
@@ -378,10 +380,12 @@ def load_run(run: Path, weights: str = "best", valid: str | None = None) -> Fini
     state = json.loads(state_file.read_text()) if state_file.is_file() else {"epoch": 0, "history": []}
     if weights == "best":
         weights_file = run / "best.weights.h5"
-    elif weights == "last" and "weights" in state:
+    elif weights == "last":
+        if "weights" not in state:
+            raise ValueError(f"{run} has no checkpoint to take the last weights from")
         weights_file = run / "checkpoint" / state["weights"]
     else:
-        raise ValueError(f"weights must be best or last (last needs a checkpoint), not {weights!r}")
+        weights_file = Path(weights)
     if not weights_file.is_file():
         raise FileNotFoundError(f"{weights_file} not found")
     model = build(cfg.arch)
@@ -571,6 +575,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:
+        from tools.recipe import main as run_recipe  # tools.recipe builds on this module
+
+        return run_recipe(argv[1:])
     args = parse_args(argv)
     cfg = TrainConfig.from_args(args)
     for flag, share in (("--erase-prob", cfg.erase_prob), ("--cutmix", cfg.cutmix), ("--camera", cfg.camera),
