@@ -12,12 +12,14 @@ import pytest
 from device.config import Config, ConfigError
 from device.frames import EVENTS, Announcement
 from tools.announce_eval import (
+    SWEEP_GRID,
     AnnounceScore,
     EvalError,
     _run,
     apply_sets,
     load_schedule,
     main,
+    parse_vary,
     replay,
     run_video,
     score_announcements,
@@ -217,8 +219,7 @@ def test_replay_matches_the_pipeline(face_video, model_path):
 def test_sweep_rows_replay_each_setting(face_video):
     _, schedule, announcements, per_frame, labels = face_video
     base = Config().decide
-    rows = sweep(per_frame, schedule, labels, base, min_confidence=(0.5, 0.99), stable_for=(0.8,),
-                 smoothing=(0.0, 0.4))
+    rows = sweep(per_frame, schedule, labels, base, {"min_confidence": (0.5, 0.99), "smoothing": (0.0, 0.4)})
     assert len(rows) == 4
     mine = [r for r in rows if (r.decide.smoothing, r.decide.min_confidence) == (0.4, 0.5)]
     assert mine[0].score == score_announcements(announcements, schedule, labels)
@@ -226,6 +227,15 @@ def test_sweep_rows_replay_each_setting(face_video):
     assert all(r.score.said <= mine[0].score.said for r in strict)
     table = sweep_table(rows, base)
     assert len(table.splitlines()) == 2 + 4 and sum(line.startswith("*") for line in table.splitlines()) == 1
+    assert table.split()[:2] == ["smoothing", "min_confidence"]  # the keys that vary, no others
+
+
+def test_vary_sets_the_sweep_grid_and_refuses_what_is_not_a_decide_number():
+    assert parse_vary(["cooldown=1,3", "decide.stable_for=0.5"]) == {
+        "stable_for": (0.5,), "min_confidence": SWEEP_GRID["min_confidence"], "cooldown": (1.0, 3.0)}
+    for bad, message in (("volume=1", "KEY one of"), ("cooldown=fast", "numbers"), ("cooldown=nan", "finite")):
+        with pytest.raises(EvalError, match=message):
+            parse_vary([bad])
 
 
 def test_cli_scores_the_video(face_video, capsys):

@@ -38,7 +38,7 @@ CLI::
 
     python -m tools.scenes video --data ../shared/data/fer2013/valid.npz --n 60 --out /tmp/ann/valid_scenes.avi
     python -m tools.announce_eval --video /tmp/ann/valid_scenes.avi [--schedule X.json] [--model M]
-        [--config C.toml] [--set decide.min_confidence=0.6 ...] [--sweep [--sweep-smoothing]] [--list]
+        [--config C.toml] [--set decide.min_confidence=0.6 ...] [--sweep [--vary KEY=V1,V2 ...]] [--list]
 """
 from __future__ import annotations
 
@@ -61,9 +61,10 @@ from device.frames import Announcement, Prediction
 Schedule = list[tuple[float, float, str]]
 FramePredictions = list[tuple[float, Prediction | None]]
 
-SWEEP_MIN_CONFIDENCE = (0.4, 0.5, 0.6, 0.7, 0.8)
-SWEEP_STABLE_FOR = (0.4, 0.8, 1.2)
-SWEEP_SMOOTHING = (0.0, 0.2, 0.4, 0.8)
+# The grid --sweep scores unless --vary replaces a key's values or adds a key.
+SWEEP_GRID: dict[str, tuple[float, ...]] = {"stable_for": (0.4, 0.8, 1.2),
+                                            "min_confidence": (0.4, 0.5, 0.6, 0.7, 0.8)}
+SWEEP_KEYS = ("smoothing", "stable_for", "min_confidence", "cooldown", "face_lost_after")
 
 
 class EvalError(ValueError):
@@ -223,29 +224,48 @@ class SweepRow:
 
 
 def sweep(per_frame: FramePredictions, schedule: Schedule, labels: tuple[str, ...], base: DecideConfig,
-          min_confidence: Sequence[float] = SWEEP_MIN_CONFIDENCE, stable_for: Sequence[float] = SWEEP_STABLE_FOR,
-          smoothing: Sequence[float] | None = None, grace: float = 0.5) -> list[SweepRow]:
-    """Score every combination of the grid (``smoothing`` None: keep the base's) on the cached frames."""
+          grid: dict[str, Sequence[float]] | None = None, grace: float = 0.5) -> list[SweepRow]:
+    """Score every combination of ``grid`` (``[decide]`` key -> values; the rest as in ``base``)
+    on the cached frames."""
+    grid = dict(SWEEP_GRID if grid is None else grid)
     rows = []
-    for s, sf, mc in itertools.product(smoothing or (base.smoothing,), stable_for, min_confidence):
-        decide = dataclasses.replace(base, smoothing=float(s), stable_for=float(sf), min_confidence=float(mc))
+    for values in itertools.product(*grid.values()):
+        decide = dataclasses.replace(base, **{k: float(v) for k, v in zip(grid, values, strict=True)})
         rows.append(SweepRow(decide, score_announcements(replay(per_frame, decide), schedule, labels, grace)))
     return rows
 
 
 def sweep_table(rows: Sequence[SweepRow], base: DecideConfig) -> str:
-    """The sweep as a fixed-width table; ``*`` marks the row of the configured setting."""
-    head = (f"  {'smoothing':>9} {'stable_for':>10} {'min_conf':>8} | {'faces':>5} {'right':>5} {'right %':>7} "
-            f"{'any':>4} | {'said':>4} {'right':>5} {'right %':>7}")
+    """The sweep as a fixed-width table of every key that varies; ``*`` marks the configured setting."""
+    keys = [k for k in SWEEP_KEYS if len({getattr(r.decide, k) for r in rows}) > 1] or ["min_confidence"]
+    head = ("  " + " ".join(f"{k:>{max(len(k), 5)}}" for k in keys) +
+            f" | {'faces':>5} {'right':>5} {'right %':>7} {'any':>4} | {'said':>4} {'right':>5} {'right %':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         d, s = r.decide, r.score
-        mark = "*" if (d.smoothing, d.stable_for, d.min_confidence) == (
-            base.smoothing, base.stable_for, base.min_confidence) else " "
-        lines.append(f"{mark} {d.smoothing:>9.2f} {d.stable_for:>10.2f} {d.min_confidence:>8.2f} | "
-                     f"{s.faces:>5} {s.faces_right:>5} {_pct(s.faces_right, s.faces):>7} {s.faces_announced:>4} | "
+        mark = "*" if all(getattr(d, k) == getattr(base, k) for k in SWEEP_KEYS) else " "
+        lines.append(f"{mark} " + " ".join(f"{getattr(d, k):>{max(len(k), 5)}.2f}" for k in keys) +
+                     f" | {s.faces:>5} {s.faces_right:>5} {_pct(s.faces_right, s.faces):>7} {s.faces_announced:>4} | "
                      f"{s.said:>4} {s.said_right:>5} {_pct(s.said_right, s.said):>7}")
     return "\n".join(lines)
+
+
+def parse_vary(items: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """``--vary KEY=V1,V2,...`` items over the default grid: each replaces or adds one key."""
+    grid = dict(SWEEP_GRID)
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().removeprefix("decide.")
+        if not sep or key not in SWEEP_KEYS:
+            raise EvalError(f"--vary {item!r}: expected KEY=V1,V2,... with KEY one of {', '.join(SWEEP_KEYS)}")
+        try:
+            numbers = tuple(float(v) for v in values.split(","))
+        except ValueError:
+            raise EvalError(f"--vary {item!r}: values must be numbers separated by commas") from None
+        if not all(math.isfinite(v) and v >= 0 for v in numbers):
+            raise EvalError(f"--vary {item!r}: values must be finite and >= 0")
+        grid[key] = numbers
+    return grid
 
 
 # --- inputs --------------------------------------------------------------------------------------------------------
@@ -327,9 +347,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="override one config key, e.g. decide.min_confidence=0.6 (repeatable)")
     p.add_argument("--grace", type=float, default=0.5, help="seconds after a face leaves in which an "
                    "announcement still counts for it (default 0.5)")
-    p.add_argument("--sweep", action="store_true", help="also score a grid of [decide] min_confidence x stable_for")
-    p.add_argument("--sweep-smoothing", action="store_true",
-                   help=f"with --sweep, also vary smoothing over {', '.join(map(str, SWEEP_SMOOTHING))}")
+    p.add_argument("--sweep", action="store_true", help="also score a grid of [decide] settings (default "
+                   + ", ".join(f"{k} over {', '.join(map(str, v))}" for k, v in SWEEP_GRID.items()) + ")")
+    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help=f"with --sweep, the values of one [decide] key ({', '.join(SWEEP_KEYS)}); repeatable")
     p.add_argument("--list", action="store_true", help="print every expression said, with the truth")
     return p.parse_args(argv)
 
@@ -340,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.grace < 0:
             raise EvalError(f"--grace must be >= 0, got {args.grace}")
         cfg = apply_sets(load(args.config), args.sets)
+        grid = parse_vary(args.vary)
         if not args.video.is_file():
             raise EvalError(f"video {args.video} not found")
         schedule = load_schedule(args.schedule or args.video.with_suffix(".json"))
@@ -371,8 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{'right' if ok else 'WRONG'}")
     print(score_announcements(announcements, schedule, labels, args.grace).line())
     if args.sweep:
-        rows = sweep(per_frame, schedule, labels, d, smoothing=SWEEP_SMOOTHING if args.sweep_smoothing else None,
-                     grace=args.grace)
+        rows = sweep(per_frame, schedule, labels, d, grid, grace=args.grace)
         print(sweep_table(rows, d))
     return 0
 
