@@ -45,8 +45,9 @@ Sets up facecue from this checkout.
                    and started. Needs root (uses sudo when not root).
   --no-service     laptop, container, CI: apt packages and an editable install in
                    ./.venv; touches nothing else.
-  --extras LIST    comma-separated pip extras (pi, train, cloud, dev); default: cloud.
-                   '' for none. CI uses: --no-service --extras dev,train,cloud
+  --extras LIST    comma-separated pip extras (pi, train, cloud, dev); default: cloud,
+                   and dev,cloud with --no-service (so the tests run; those that need
+                   TensorFlow skip). '' for none. CI and training: --extras dev,train,cloud
   --uninstall      stop and remove the units, the user, $PREFIX, $BIN_LINK and the
                    ./.venv this script made. Keeps $CONFIG_DIR and $STATE_DIR
                    (synced models). apt packages are left alone.
@@ -73,7 +74,7 @@ FAILED=
 on_error() { local rc=$?; echo "install.sh: error: command failed (exit $rc): ${FAILED:-$1}" >&2; exit "$rc"; }
 trap 'on_error "$BASH_COMMAND"' ERR
 
-SERVICE=1 UNINSTALL=0 PURGE=0 DRY_RUN=0 EXTRAS=cloud
+SERVICE=1 UNINSTALL=0 PURGE=0 DRY_RUN=0 EXTRAS= EXTRAS_SET=0
 while (($#)); do
     case $1 in
         --no-service) SERVICE=0 ;;
@@ -81,13 +82,16 @@ while (($#)); do
         --purge) PURGE=1 ;;
         --dry-run) DRY_RUN=1 ;;
         --extras) (($# >= 2)) || die "--extras needs a value, e.g. --extras dev,cloud"
-                  EXTRAS=$2; shift ;;
-        --extras=*) EXTRAS=${1#--extras=} ;;
+                  EXTRAS=$2 EXTRAS_SET=1; shift ;;
+        --extras=*) EXTRAS=${1#--extras=} EXTRAS_SET=1 ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
     shift
 done
+if ((EXTRAS_SET == 0)); then
+    if ((SERVICE)); then EXTRAS=cloud; else EXTRAS=dev,cloud; fi
+fi
 [[ $EXTRAS =~ ^([a-z0-9_-]+(,[a-z0-9_-]+)*)?$ ]] || die "--extras must look like 'dev,cloud', got '$EXTRAS'"
 ((PURGE == 0 || UNINSTALL == 1)) || die "--purge only goes with --uninstall"
 

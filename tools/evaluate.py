@@ -37,7 +37,7 @@ from device.detect import METHODS, DetectorError
 from device.frames import FaceBox
 from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL
-from tools.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos
+from tools.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
 from tools.metrics import Scores, confidence_table, paired_comparison, score
 
 CONFIDENCE_STEPS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)  # rows of the table; the configured default is added
@@ -104,8 +104,10 @@ def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="facecue eval", description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, required=True,
-                   help="npz with images, labels, classes: face crops, or photos with --detect")
+    valid = shared_split("valid")
+    p.add_argument("--data", type=Path, default=valid, required=valid is None,
+                   help="npz with images, labels, classes: face crops, or photos with --detect (default "
+                        "valid.npz in $FACECUE_DATA, else ../shared/data/fer2013, when there)")
     p.add_argument("--detect", action="store_true",
                    help="the images are photos: find each face with the device's detector and crop it as "
                         "the device does; a photo without a face found counts as wrong")

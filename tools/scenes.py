@@ -38,6 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from tools.dataset import data_dir
 from tools.face_video import write_mjpg
 
 Box = tuple[int, int, int, int]
@@ -45,7 +46,6 @@ Box = tuple[int, int, int, int]
 SIZE = (640, 480)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CALTECH_DIR = SHARED / "data" / "caltech_faces"
-FER_VALID = SHARED / "data" / "fer2013" / "valid.npz"
 CALTECH_BOXES = Path(__file__).with_name("caltech_faces.json")
 
 # scikit-image sample photos that ship inside its wheel (no download) and that show
@@ -453,7 +453,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     cal = sub.add_parser("caltech", help="Caltech photos and no-face frames -> npz for detector benchmarks")
     sheet = sub.add_parser("sheet", help="contact sheet PNG of sample frames with their truth boxes")
     for q in (fer, vid, sheet):
-        q.add_argument("--data", type=Path, default=FER_VALID, help="FER npz (default ../shared/.../valid.npz)")
+        q.add_argument("--data", type=Path, default=data_dir() / "valid.npz",
+                       help="FER npz (default valid.npz in $FACECUE_DATA, else ../shared/data/fer2013)")
     for q in (fer, vid, cal, sheet):
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--out", type=Path, required=True)
