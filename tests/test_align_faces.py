@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from device.detect import YuNetDetector
-from tools.align_faces import align_crops, crop_landmarks, main
+from tools.align_faces import align_crops, crop_landmarks, main, scene_crops
 from tools.dataset import load_faces
 
 
@@ -49,3 +49,16 @@ def test_a_missing_file_is_one_line(tmp_path, capsys):
     assert main(["--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "x.npz")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("facecue: error: ") and err.count("\n") == 1
+
+
+def test_in_scenes_cuts_the_face_from_a_scene_and_keeps_the_rest_aligned(astronaut):
+    face, blank = her_crop(astronaut), np.full((48, 48), 128, np.uint8)
+    out, found = scene_crops(np.stack([face, face, blank]), seed=3)
+    assert found.tolist() == [True, True, False]
+    assert np.array_equal(out[2], blank)  # no face in it: re-framed in its own crop, which finds none either
+    aligned = align_crops(face[None])[0][0]
+    for cut in out[:2]:  # the same face, framed by the template, with the scene's light and resampling
+        assert np.corrcoef(cut.ravel(), aligned.ravel())[0, 1] > 0.6
+    assert not np.array_equal(out[0], out[1])  # two scenes, two lights and sizes
+    again, _ = scene_crops(np.stack([face, face, blank]), seed=3)
+    assert np.array_equal(again, out)  # the seed decides the scenes

@@ -33,7 +33,7 @@ def _inside(box, size=scenes.SIZE) -> bool:
 
 def test_backgrounds_load_without_shared_data(monkeypatch, tmp_path):
     monkeypatch.setattr(scenes, "CALTECH_DIR", tmp_path / "absent")
-    monkeypatch.setattr(scenes, "FER_VALID", tmp_path / "absent.npz")
+    monkeypatch.setenv("FACECUE_DATA", str(tmp_path / "absent"))
     bgs = scenes.backgrounds()
     assert len(bgs) == len(scenes.BACKGROUND_NAMES) >= 10
     for bg in bgs:

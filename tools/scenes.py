@@ -307,7 +307,8 @@ def _clip_box(box: Box, size: tuple[int, int]) -> Box:
 
 # --- FER faces in real scenes ----------------------------------------------------------------------------------
 
-def _fer_frame(face: np.ndarray, width: int, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, Box]:
+def fer_frame(face: np.ndarray, width: int, rng: np.random.Generator, size: tuple[int, int]) -> tuple[np.ndarray, Box]:
+    """A real scene of ``size`` under random light with ``face`` feathered in ``width`` px wide, and its box."""
     x = int(rng.integers(0, size[0] - width + 1))
     y = int(rng.integers(0, size[1] - width + 1))
     box = (x, y, width, width)
@@ -335,7 +336,7 @@ def fer_scene_set(images: np.ndarray, labels: np.ndarray, classes: Sequence[str]
     frames = np.empty((n, size[1], size[0], 3), np.uint8)
     boxes = np.empty((n, 4), np.int32)
     for k, (i, width) in enumerate(zip(source, _widths(n, face_px, rng), strict=True)):
-        frames[k], boxes[k] = _fer_frame(images[i], int(width), rng, size)
+        frames[k], boxes[k] = fer_frame(images[i], int(width), rng, size)
     out = {"images": frames, "labels": labels[source], "classes": np.asarray([str(c) for c in classes]),
            "boxes": boxes, "source": source}
     if names is not None:
