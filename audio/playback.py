@@ -21,6 +21,7 @@ import numpy as np
 
 from audio.player import AudioUnavailable, Gain, GainControls
 from audio.sound import SAMPLE_RATE, Sound
+from device.quiet import native_stderr_to_debug
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def _open_portaudio() -> Any:
     pyaudio = _pyaudio()
     _quiet_native_libraries()
     try:
-        return pyaudio.PyAudio()
+        with native_stderr_to_debug("portaudio"):  # JACK's "cannot connect to server" on every start
+            return pyaudio.PyAudio()
     except Exception as exc:
         raise AudioUnavailable(f"PortAudio failed to start: {exc}") from None
 

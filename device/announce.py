@@ -89,13 +89,19 @@ class Announcer:
         if self.buttons.layout != "none":
             log.info("buttons: %s-button layout", self.buttons.layout)
 
+    @property
+    def _muted_mark(self) -> str:
+        """" (muted)" while muted: the log keeps every decision, but must not
+        claim the wearer heard one that the player dropped."""
+        return " (muted)" if self.player.muted else ""
+
     def announce(self, a: Announcement) -> None:
         """An expression (or a face arriving/leaving) from the decider."""
         if a.label in FACE_EVENTS:
-            log.info("earcon %s t %.2fs", a.label, a.t)
+            log.info("earcon %s t %.2fs%s", a.label, a.t, self._muted_mark)
             self.player.play(face_earcon(a.label), a.t)
             return
-        log.info("announce %s confidence %.2f t %.2fs", a.label, a.confidence, a.t)
+        log.info("announce %s confidence %.2f t %.2fs%s", a.label, a.confidence, a.t, self._muted_mark)
         self.player.play(self.voice.sound(a.label), a.t)
         if self.haptics is not None and _has_pattern(a.label):
             self.haptics.play(a.label)
@@ -114,7 +120,7 @@ class Announcer:
     # -- buttons (called on gpiozero's threads: short and thread-safe) --------
     def repeat(self) -> None:
         a = self.daemon.decider.current()
-        log.info("button repeat: %s", a.label)
+        log.info("button repeat: %s%s", a.label, self._muted_mark)
         self.player.play(self.voice.sound(a.label), self.now, force=False)
 
     def toggle_mute(self) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from device.frames import LANDMARKS, FaceBox, Prediction
 from device.preprocess import CROPS, PIXEL_SCALE, preprocess_face
+from device.quiet import native_stderr_to_debug
 
 REQUIRED_KEYS = ("version", "labels", "sha256", "input", "preprocessing")
 
@@ -169,8 +170,9 @@ class Classifier:
         self.temperature = self.info.temperature if calibrated else 1.0
         Interpreter = load_interpreter_class()
         try:
-            self.interpreter = Interpreter(model_path=str(self.info.path), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            with native_stderr_to_debug("litert"):  # its XNNPACK banner, printed at the first allocate
+                self.interpreter = Interpreter(model_path=str(self.info.path), num_threads=num_threads)
+                self.interpreter.allocate_tensors()
         except Exception as exc:  # the runtime raises ValueError/RuntimeError for bad files
             raise ModelError(f"model {self.info.path} failed to load: {str(exc).splitlines()[0]}") from None
         self._input = self.interpreter.get_input_details()[0]

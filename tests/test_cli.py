@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 import tomllib
@@ -10,9 +11,25 @@ from device import config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def facecue(*args: str) -> subprocess.CompletedProcess:
+def facecue(*args: str, home: Path | None = None) -> subprocess.CompletedProcess:
+    """``facecue ARGS``; with ``home``, ALSA reads that HOME's ``.asoundrc``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALSA_", "XDG_CONFIG"))}
+    if home is not None:
+        env["HOME"] = str(home)
     return subprocess.run([sys.executable, "-m", "device.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=env)
+
+
+@pytest.fixture()
+def alsa_home(tmp_path: Path) -> Path:
+    """A HOME whose ALSA default output writes raw samples to ``out.raw`` (no sound card needed),
+    so the real PortAudio start, with its JACK probing, runs; ``config.toml`` there is all defaults."""
+    pytest.importorskip("pyaudio")
+    (tmp_path / "config.toml").write_text("")
+    (tmp_path / ".asoundrc").write_text(
+        f'pcm.!default {{\n  type file\n  slave.pcm "null"\n  file "{tmp_path / "out.raw"}"\n'
+        '  format "raw"\n}\n')
+    return tmp_path
 
 
 @pytest.mark.parametrize("command, option", [("eval", "--data"), ("sync", "--rollback"), ("bench", "--soak")])
@@ -38,3 +55,28 @@ def test_say_unknown_label_is_one_line():
     result = facecue("say", "joy")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("facecue: error: unknown label 'joy'")
+
+
+def test_say_on_the_earphone_keeps_stderr_empty(alsa_home):
+    result = facecue("say", "happy", home=alsa_home)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert (alsa_home / "out.raw").stat().st_size > 10_000
+
+
+def test_doctor_keeps_stderr_for_its_own_lines(alsa_home):
+    """The model check loads LiteRT (its XNNPACK banner) and the audio check starts PortAudio (JACK)."""
+    result = facecue("doctor", "--config", str(alsa_home / "config.toml"), home=alsa_home)
+    assert "model " in result.stdout and "audio " in result.stdout
+    assert result.stderr == ""
+
+
+def test_run_keeps_stderr_empty(alsa_home):
+    from tools.face_video import Segment, write_video
+
+    video = alsa_home / "nobody.avi"
+    write_video(video, [Segment(None, 1.0)], fps=15)
+    result = facecue("run", "--config", str(alsa_home / "config.toml"), "--source", str(video), home=alsa_home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "audio output 0: default" in result.stdout
+    assert result.stderr == ""
