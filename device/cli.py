@@ -11,9 +11,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from device import __version__
 from device.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load, render_default
+
+ERROR_PREFIX = "facecue: error:"  # every failure of every subcommand, delegates included
 
 
 def setup_logging(level: str) -> None:
@@ -42,7 +45,7 @@ def _with_overrides(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def _add_config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, metavar="FILE",
                    help=f"TOML config (default {DEFAULT_CONFIG_PATH}; missing means defaults)")
 
 
@@ -93,42 +96,81 @@ DELEGATES = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facecue", description="Speaks the facial expression in front of you.")
-    p.add_argument("--version", action="version", version=f"facecue {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+class Parser(argparse.ArgumentParser):
+    """argparse with facecue's one error prefix: a usage mistake in ``facecue run``
+    reads ``facecue: error: ...`` like every other failure, not ``facecue run: error:``."""
 
-    run = sub.add_parser("run", help="run the device in the foreground")
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{ERROR_PREFIX} {message}\n")
+
+
+def _add_command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line summary is also the head of its own --help."""
+    return sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+
+
+def _add_voice_args(p: argparse.ArgumentParser) -> None:
+    """--mode and --language, shared by ``run`` and ``say``."""
+    from audio.voice import MODES, available_languages
+
+    p.add_argument("--mode", choices=MODES,
+                   help="speech: spoken words; earcon: a tone pattern per expression (default: [audio] mode)")
+    p.add_argument("--language", help=f"language of the spoken clips: {', '.join(available_languages())} "
+                                      "(default: [audio] language)")
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    run = _add_command(sub, "run", "run the device in the foreground")
     _add_config_arg(run)
     run.add_argument("--source", help="camera index, /dev/videoN, picamera, video file or image folder")
     run.add_argument("--realtime", action="store_true", help="pace a file source at its own frame rate")
-    run.add_argument("--audio-out", type=Path, help="write what the user would hear to this WAV instead of playing it")
-    run.add_argument("--model", type=Path, help="a .tflite model (with its .json beside it)")
-    run.add_argument("--mode", choices=("speech", "earcon"))
-    run.add_argument("--language")
-    run.add_argument("--muted", action="store_true")
+    run.add_argument("--audio-out", type=Path, metavar="WAV",
+                     help="write what the user would hear to this WAV instead of playing it")
+    run.add_argument("--model", type=Path, metavar="TFLITE", help="a .tflite model (with its .json beside it)")
+    _add_voice_args(run)
+    run.add_argument("--muted", action="store_true",
+                     help="start muted: announcements are logged, not played, until the mute button")
     run.add_argument("--retry", action="store_true", help="wait for the camera/model instead of exiting")
-    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                     help="how much to log on stdout (default: [log] level)")
     run.set_defaults(func=cmd_run)
 
-    doctor = sub.add_parser("doctor", help="check camera, audio, model and GPIO")
-    _add_config_arg(doctor)
-    doctor.set_defaults(func=cmd_doctor)
 
-    say = sub.add_parser("say", help="play one clip, e.g. `facecue say happy`")
+def _add_say(sub: argparse._SubParsersAction) -> None:
+    from audio.voice import LABELS
+
+    say = _add_command(sub, "say", "play one sound as the device would, e.g. facecue say happy")
     _add_config_arg(say)
-    say.add_argument("label")
-    say.add_argument("--mode", choices=("speech", "earcon"))
-    say.add_argument("--language")
-    say.add_argument("--audio-out", type=Path, help="write the clip to this WAV instead of playing it")
+    say.add_argument("label", metavar="LABEL", help=f"what to play: {', '.join(LABELS)}")
+    _add_voice_args(say)
+    say.add_argument("--audio-out", type=Path, metavar="WAV",
+                     help="write the sound to this WAV instead of playing it")
     say.set_defaults(func=cmd_say)
 
-    config = sub.add_parser("config", help="print the default config or check one")
+
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    config = _add_command(sub, "config", "print the default config or check one")
     group = config.add_mutually_exclusive_group(required=True)
-    group.add_argument("--print-default", action="store_true")
-    group.add_argument("--check", type=Path, metavar="FILE")
+    group.add_argument("--print-default", action="store_true",
+                       help="print every setting with its default and meaning, as a config.toml")
+    group.add_argument("--check", type=Path, metavar="FILE",
+                       help="validate FILE: unknown keys and out-of-range values are named")
     config.set_defaults(func=cmd_config)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="facecue", description="Speaks the facial expression in front of you.")
+    p.add_argument("--version", action="version", version=f"facecue {__version__}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="one of these; facecue COMMAND --help for its options")
+    _add_run(sub)
+    doctor = _add_command(sub, "doctor", "check camera, audio, model and GPIO; exit status 1 when one fails")
+    _add_config_arg(doctor)
+    doctor.set_defaults(func=cmd_doctor)
+    _add_say(sub)
+    _add_config(sub)
     for name, (_, text) in DELEGATES.items():
         sub.add_parser(name, help=text + f" (facecue {name} --help)", add_help=False)
     return p
@@ -144,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"facecue: config error: {exc}", file=sys.stderr)
+        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -154,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         from device.detect import DetectorError
 
         if isinstance(exc, (CaptureError, ModelError, DetectorError, OSError, ValueError)):
-            print(f"facecue: error: {exc}", file=sys.stderr)
+            print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
             return 1
         raise
 

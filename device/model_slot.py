@@ -43,7 +43,11 @@ class ModelSlot:
         return [active] if active == DEFAULT_MODEL else [active, DEFAULT_MODEL]
 
     def load(self) -> Classifier:
-        """Load the best candidate now; raises ModelError naming every failure."""
+        """Load the best candidate now; raises ModelError naming every failure.
+
+        A failed candidate is logged here only when a later one serves: when
+        none does, the caller reports the raised error, so it is said once.
+        """
         errors = []
         generation = None if self.cfg.path else model_store.model_generation(self.store)
         for path in self.candidates():
@@ -51,8 +55,9 @@ class ModelSlot:
                 classifier = Classifier(path, num_threads=self.cfg.threads)
             except ModelError as exc:
                 errors.append(str(exc))
-                log.error("model error: %s", exc)
                 continue
+            for error in errors:
+                log.error("model error: %s; serving %s instead", error, path)
             self.generation = generation
             return classifier
         raise ModelError("; ".join(errors))
@@ -90,7 +95,8 @@ class ModelSlot:
         generation = model_store.model_generation(self.store)
         try:
             classifier = self.load()
-        except ModelError:
+        except ModelError as exc:
+            log.error("model error: %s; the model in service stays", exc)
             self.generation = generation  # do not retry a broken file every few seconds
             return
         if self.classifier is not None and classifier.info.path == self.classifier.info.path \

@@ -142,7 +142,7 @@ def test_rss_slope_is_megabytes_per_hour():
 def test_bad_input_is_one_line(args, message, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
-    assert err == f"facecue bench: error: {message}"
+    assert err == f"facecue: error: {message}"
 
 
 @pytest.mark.parametrize("ms, threads, verdict", [(1.763, 1, "yes"), (2.4, 1, "NO"), (1.2, 2, "n/a"), (None, 1, "n/a")])

@@ -1,3 +1,4 @@
+import argparse
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from device import config
+from device.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,3 +82,47 @@ def test_run_keeps_stderr_empty(alsa_home):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "audio output 0: default" in result.stdout
     assert result.stderr == ""
+
+
+def test_every_command_and_option_says_what_it_does():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    undocumented = [f"facecue {a.dest}" for a in parser._actions if not a.help]
+    undocumented += [f"facecue {c.dest}" for c in sub._choices_actions if not c.help]
+    for name, command in sub.choices.items():
+        undocumented += [f"facecue {name} {a.dest}" for a in command._actions if not a.help]
+    assert sorted(sub.choices) == ["bench", "config", "doctor", "eval", "run", "say", "sync"]
+    assert undocumented == []
+
+
+def test_say_help_lists_every_label():
+    from audio.voice import LABELS
+
+    result = facecue("say", "--help")
+    assert result.returncode == 0, result.stderr
+    assert all(label in result.stdout for label in LABELS)
+
+
+@pytest.mark.parametrize("args", [("run", "--bogus"), ("say",), ("config",), ("run", "--mode", "loud")])
+def test_usage_errors_have_the_one_prefix(args):
+    result = facecue(*args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith("usage: facecue")
+    assert result.stderr.splitlines()[-1].startswith("facecue: error: ")
+
+
+def test_a_bad_config_has_the_one_prefix(tmp_path):
+    missing = tmp_path / "none.toml"
+    result = facecue("config", "--check", str(missing))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"facecue: error: config file {missing} not found"
+
+
+def test_a_model_error_is_said_once(tmp_path):
+    missing = tmp_path / "none.tflite"
+    (tmp_path / "config.toml").write_text("")
+    result = facecue("run", "--config", str(tmp_path / "config.toml"), "--model", str(missing),
+                     "--audio-out", str(tmp_path / "out.wav"))
+    assert result.returncode == 1
+    assert (result.stdout + result.stderr).count("not found") == 1, result.stdout + result.stderr
+    assert result.stderr == f"facecue: error: model file {missing} not found\n"

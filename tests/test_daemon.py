@@ -112,7 +112,7 @@ def test_bad_config_is_one_line(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     known = "source, width, height, fps, realtime"
-    assert out.strip() == f"facecue: config error: {bad}: unknown key [camera] sorce; known: {known}"
+    assert out.strip() == f"facecue: error: {bad}: unknown key [camera] sorce; known: {known}"
 
 
 def test_garbage_frames_are_skipped_and_counted(tmp_path, config, clear_faces):

@@ -24,6 +24,7 @@ from typing import Any
 
 from device.capture import CaptureError
 from device.classify import ModelError
+from device.cli import ERROR_PREFIX, Parser
 from device.config import Config, DetectConfig
 from device.detect import METHODS
 from models import DEFAULT_MODEL, MODELS_DIR
@@ -42,9 +43,8 @@ FLOAT_TWIN = MODELS_DIR / "facecue_vgg_elu_float32.tflite"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="facecue bench", description=__doc__.splitlines()[0].replace("``", ""),
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n".join(__doc__.splitlines()[2:7]))
+    p = Parser(prog="facecue bench", description=__doc__.splitlines()[0].replace("``", ""),
+               formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:7]))
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the modified VGG-16 int8 .tflite")
     p.add_argument("--float-model", type=Path, default=FLOAT_TWIN,
                    help="its float32 twin (built from --modified-weights, or untrained, when absent)")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args)
     except (CaptureError, ModelError, DaemonError, ValueError, OSError) as exc:  # DatasetError is a ValueError
-        print(f"facecue bench: error: {exc}", file=sys.stderr)
+        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
         return 1
     print(render_markdown(result), flush=True)
     for line in write_outputs(result, args.out, args.json, stem="bench" if args.soak is None else "soak"):
