@@ -87,6 +87,18 @@ def list_output_devices() -> list[tuple[int, str]]:
         pa.terminate()
 
 
+def resolve_output(spec: str | int | None) -> tuple[int, str]:
+    """(index, name) of the output a player for ``spec`` opens: what ``facecue
+    doctor`` must check, since the configured device, not just any, is the earphone.
+    AudioUnavailable, listing the outputs there are, when it is missing."""
+    pa = _open_portaudio()
+    try:
+        index = find_output_device(pa, spec)
+        return index, str(pa.get_device_info_by_index(index)["name"])
+    finally:
+        pa.terminate()
+
+
 def find_output_device(pa: Any, spec: str | int | None) -> int:
     """The device index for ``spec``: empty/None the default output, an index
     (int or digits), or a case-insensitive part of the device name."""

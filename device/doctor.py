@@ -73,16 +73,17 @@ def check_detector(cfg: Config) -> Check:
 
 
 def check_audio(cfg: Config) -> Check:
-    from audio.playback import AudioUnavailable, list_output_devices
+    """The ``[audio] device`` a player would open, not merely some output."""
+    from audio.playback import AudioUnavailable, list_output_devices, resolve_output
 
+    wanted = f"[audio] device {cfg.audio.device!r}" if cfg.audio.device else "default output"
     try:
+        index, name = resolve_output(cfg.audio.device)
         devices = list_output_devices()
     except AudioUnavailable as exc:
-        return Check("audio", FAIL, str(exc))
-    if not devices:
-        return Check("audio", FAIL, "no audio output device")
-    names = ", ".join(f"{i}: {name}" for i, name in devices[:4])
-    return Check("audio", OK, f"{len(devices)} output(s): {names}")
+        return Check("audio", FAIL, f"{wanted}: {exc}")
+    names = ", ".join(f"{i}: {n}" for i, n in devices[:4])
+    return Check("audio", OK, f"{wanted} is {index}: {name}; {len(devices)} output(s): {names}")
 
 
 def check_voice(cfg: Config) -> Check:

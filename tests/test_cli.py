@@ -126,3 +126,24 @@ def test_a_model_error_is_said_once(tmp_path):
     assert result.returncode == 1
     assert (result.stdout + result.stderr).count("not found") == 1, result.stdout + result.stderr
     assert result.stderr == f"facecue: error: model file {missing} not found\n"
+
+
+def doctor_row(result: subprocess.CompletedProcess, name: str) -> str:
+    """The line of ``facecue doctor``'s table for check ``name``."""
+    return next(line for line in result.stdout.splitlines() if line.startswith(f"{name} "))
+
+
+@pytest.mark.parametrize("device, status, detail", [
+    ("", "ok", "default output is 0: default"),
+    ("DEF", "ok", "[audio] device 'DEF' is 0: default"),
+    ("usb earphone", "FAIL", "[audio] device 'usb earphone': no audio output matching 'usb earphone'"),
+    ("7", "FAIL", "[audio] device '7': no audio output with index 7"),
+])
+def test_doctor_checks_the_configured_audio_device(alsa_home, device, status, detail):
+    config_file = alsa_home / "config.toml"
+    config_file.write_text(f'[audio]\ndevice = "{device}"\n')
+    result = facecue("doctor", "--config", str(config_file), home=alsa_home)
+    _, got_status, got_detail = doctor_row(result, "audio").split(None, 2)
+    assert got_status == status and got_detail.startswith(detail), result.stdout
+    if status == "FAIL":
+        assert result.returncode == 1  # a missing earphone fails the doctor, whatever else works
