@@ -33,6 +33,7 @@ from device.detect import DetectorError
 from models import DEFAULT_MODEL
 from tools.dataset import DatasetError, load_faces, load_photos, shared_split
 from tools.evaluate import find_faces, model_answers
+from tools.metrics import score
 from tools.train import write_atomic
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -93,32 +94,46 @@ def table(paths: list[PathAnswers], temperature: float, thresholds=THRESHOLDS) -
     return "\n".join(rows)
 
 
-def path_answers(model: Path, crops: Path | None, scenes: Path | None, threads: int) -> list[PathAnswers]:
-    """The uncalibrated answers of ``model`` on the device path and on the crops given."""
-    paths = []
+def path_answers(model: Path, crops: Path | None, scenes: Path | None,
+                 threads: int) -> tuple[list[PathAnswers], tuple[str, ...]]:
+    """The uncalibrated answers of ``model`` on the device path and on the crops given, and its labels."""
+    paths, labels = [], ()
     if scenes is not None:
         photos = load_photos(scenes)
         boxes = find_faces(photos, DetectConfig())
-        truth, probs, _ = model_answers(model, photos, threads, boxes, calibrated=False)
+        truth, probs, labels = model_answers(model, photos, threads, boxes, calibrated=False)
         found = np.array([box is not None for box in boxes])
         paths.append(PathAnswers(f"device path ({found.sum()} of {len(found)} found)", truth[found], probs[found]))
     if crops is not None:
-        truth, probs, _ = model_answers(model, load_faces(crops), threads, calibrated=False)
+        truth, probs, labels = model_answers(model, load_faces(crops), threads, calibrated=False)
         paths.append(PathAnswers(f"crops ({len(truth)})", truth, probs))
-    return paths
+    return paths, labels
 
 
-def store_temperature(model: Path, temperature: float, fitted_on: PathAnswers) -> None:
-    """Write the temperature into the model's JSON (atomically; the rest untouched)."""
+def store_temperature(model: Path, temperature: float, fitted_on: PathAnswers, labels: tuple[str, ...]) -> None:
+    """Write the temperature, and how the model did on the path it was fitted on, into the
+    model's JSON (atomically; the rest untouched), so the model card can quote both paths."""
     meta_file = metadata_path(model)
     meta = json.loads(meta_file.read_text())
+    scores = score(fitted_on.truth, fitted_on.probs.argmax(axis=1), labels)
     meta["calibration"] = {
         "temperature": temperature,
         "fitted_on": fitted_on.name,
         "nll": [round(nll(fitted_on.truth, fitted_on.probs, 1.0), 4),
                 round(nll(fitted_on.truth, fitted_on.probs, temperature), 4)],
+        "accuracy": scores.accuracy,
+        "per_class_recall": dict(zip(labels, map(float, scores.recall), strict=True)),
+        "table": confidence_rows(fitted_on, temperature),
     }
     write_atomic(meta_file, json.dumps(meta, indent=1).encode())
+
+
+def confidence_rows(path: PathAnswers, temperature: float) -> list[dict[str, float]]:
+    """Per threshold: the share of faces kept and the share of those right, calibrated."""
+    probs = apply_temperature(path.probs, temperature)
+    top, right = probs.max(axis=1), probs.argmax(axis=1) == path.truth
+    return [{"min_confidence": t, "kept": round(float(np.mean(top >= t)), 4),
+             "right": round(float(right[top >= t].mean()), 4) if np.any(top >= t) else 0.0} for t in THRESHOLDS]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -141,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         before = read_model_info(args.model).temperature
-        paths = path_answers(args.model, args.crops, args.scenes, args.threads)
+        paths, labels = path_answers(args.model, args.crops, args.scenes, args.threads)
         fitted_on = paths[0]
         temperature = fit_temperature(fitted_on.truth, fitted_on.probs)
     except (DatasetError, ModelError, DetectorError, OSError) as exc:
@@ -155,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
               f"accuracy {np.mean(p.probs.argmax(1) == p.truth):.4f}")
     print(table(paths, temperature))
     if args.write:
-        store_temperature(args.model, temperature, fitted_on)
+        store_temperature(args.model, temperature, fitted_on, labels)
         print(f"wrote temperature {temperature} to {metadata_path(args.model)}")
     return 0
 

@@ -61,10 +61,37 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
         "|" + "---|" * len(acc["per_class_recall_int8"]),
         "| " + " | ".join(f"{r:.3f}" for r in acc["per_class_recall_int8"].values()) + " |",
         "",
+        *describe_calibration(meta.get("calibration")),
         f"Training, {describe_lineage([*train.get('warm_start', []), train])}. "
         f"{train['n_train']:,} training faces, on {train['machine']}.",
     ]
     return "\n".join(lines)
+
+
+def describe_calibration(calibration: dict[str, Any] | None) -> list[str]:
+    """The device-path figures and calibration table ``tools.calibrate --write`` stored, if any."""
+    if not calibration:
+        return []
+    before, after = calibration["nll"]
+    recall = calibration["per_class_recall"]
+    return [
+        f"On the {calibration['fitted_on']} (`tools.calibrate`), accuracy {calibration['accuracy']:.4f}; "
+        "per-class recall:",
+        "",
+        "| " + " | ".join(recall) + " |",
+        "|" + "---|" * len(recall),
+        "| " + " | ".join(f"{r:.3f}" for r in recall.values()) + " |",
+        "",
+        f"Calibration: softmax temperature {calibration['temperature']} fitted there (log-loss {before} -> "
+        f"{after}); with it, the share of those faces at or above each top probability and how many of them "
+        "are right:",
+        "",
+        "| min_confidence | " + " | ".join(f"{row['min_confidence']:.1f}" for row in calibration["table"]) + " |",
+        "|---|" + "---|" * len(calibration["table"]),
+        "| faces kept | " + " | ".join(f"{row['kept']:.1%}" for row in calibration["table"]) + " |",
+        "| of them right | " + " | ".join(f"{row['right']:.1%}" for row in calibration["table"]) + " |",
+        "",
+    ]
 
 
 def describe_lineage(stages: list[dict[str, Any]]) -> str:
@@ -72,28 +99,32 @@ def describe_lineage(stages: list[dict[str, Any]]) -> str:
     text = describe_stage(stages[0])
     for before, stage in itertools.pairwise(stages):
         start = "the averaged weights" if before.get("averaged_with") else "its best weights"
-        text += f"; then, from {start}, {describe_stage(stage)}"
+        # The final run's own "weights" is what its export started from (best, last or a kept epoch).
+        text += f"; then, from {start}, {describe_stage(stage, stage is stages[-1])}"
     return text
 
 
-def describe_stage(stage: dict[str, Any]) -> str:
+def describe_stage(stage: dict[str, Any], exported: bool = False) -> str:
     """One training run of the model's lineage (a warm start's parent, or the final run), in words."""
     if "recipe" not in stage:  # a warm start from a weights file that came without its run folder
         return f"weights `{stage['weights']}` of unrecorded training"
+    start = stage.get("weights", "best") if exported else "best"
     return (f"{stage['epochs_run']} of {stage['recipe']['epochs']} epochs (best epoch {stage['best_epoch']}, "
             f"{stage['seconds'] / 3600:.2f} h): {describe_recipe(stage['recipe'])}"
-            f"{describe_averaging(stage.get('averaged_with'))}")
+            f"{describe_averaging(stage.get('averaged_with'), start)}")
 
 
-def describe_averaging(averaged: dict[str, Any] | None) -> str:
-    """The weight averaging an export applied after training (``tools.export --average``), if any."""
+def describe_averaging(averaged: dict[str, Any] | None, start: str = "best") -> str:
+    """The weight averaging an export applied after training (``tools.export --average``), if any,
+    from the weights it started with: ``best``, ``last`` or a weights file."""
     if not averaged:
         return ""
     names = [f"`{w}`" for w in averaged["weights"]]
     others = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
     statistics = (f"re-estimated on {averaged['bn_faces']:,} training faces" if averaged["bn_faces"]
                   else "averaged as they were")
-    return f"; its best weights averaged with {others}, batch-norm statistics {statistics}"
+    own = {"best": "its best weights", "last": "its last weights"}.get(start, f"`{start}`")
+    return f"; {own} averaged with {others}, batch-norm statistics {statistics}"
 
 
 def update_card(card: Path, model: Path) -> None:
