@@ -16,7 +16,7 @@ from typing import NoReturn
 from device import __version__
 from device.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load, render_default
 
-ERROR_PREFIX = "facecue: error:"  # every failure of every subcommand, delegates included
+ERROR_PREFIX = "facecue: error:"  # of every facecue failure; a tool run as a subcommand imports it
 
 
 def setup_logging(level: str) -> None:
