@@ -5,7 +5,9 @@ can never delay SIGTERM or the watchdog. A live camera keeps only the newest
 frame (stale ones are dropped and counted); a file keeps every frame, so a
 recording always gives the same announcements. ``realtime`` paces a file at
 its own timestamps, like a camera; the pacing sleep is not counted as
-capture time.
+capture time. :meth:`FrameReader.blocked_for` tells the loop how long the
+source has been stuck in one read, so a hung camera or a FIFO in an image
+folder is noticed instead of looking like a quiet room.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class FrameReader:
         self.realtime = realtime and not source.live
         self.queue: queue.Queue = queue.Queue(maxsize=1 if source.live else 8)
         self.dropped = 0
+        self._read_started: float | None = None  # monotonic start of the read in progress
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
@@ -64,7 +67,9 @@ class FrameReader:
         try:
             while not self._stop.is_set():
                 start = time.perf_counter()
+                self._read_started = time.monotonic()
                 frame = next(frames, None)
+                self._read_started = None
                 if frame is None:
                     self._put(END)
                     return
@@ -76,6 +81,14 @@ class FrameReader:
             self._put(exc)
         except Exception as exc:  # a driver's surprise must reach the loop as a camera fault
             self._put(CaptureError(f"camera {self.source.name} failed: {exc}"))
+
+    def blocked_for(self) -> float:
+        """Seconds the source has been inside its current read (0 between reads).
+
+        Pacing and a full queue are not counted: only the source itself can stall.
+        """
+        started = self._read_started
+        return time.monotonic() - started if started is not None else 0.0
 
     def get(self, timeout: float) -> tuple[Frame, float] | CaptureError | object | None:
         """A (frame, capture ms) pair, a CaptureError, END, or None on timeout."""

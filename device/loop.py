@@ -1,10 +1,11 @@
 """The daemon: capture -> face -> expression -> voice, forever.
 
-Faults never end it: a camera that fails is reopened with backoff, garbage
+Faults never end it: a camera that fails, or that stops delivering frames
+without failing (a read that hangs), is reopened with backoff, garbage
 frames are counted and skipped, a model that fails to load leaves the
 previous one serving, a missing sound card leaves the log speaking. It tells
-systemd READY once the model is loaded, pings the watchdog from the loop,
-and stops within 2 s of SIGTERM.
+systemd READY once the model is loaded, pings the watchdog from the loop
+(but not while the frame source is stuck), and stops within 2 s of SIGTERM.
 """
 from __future__ import annotations
 
@@ -35,6 +36,9 @@ class RunOptions:
 
     retry_forever: bool = True  # the service waits for a camera; `facecue run` on a file does not
     max_backoff: float = 30.0
+    # One read blocked this long means a stuck source: far above a camera's warm-up,
+    # far below the unit's WatchdogSec, so the loop reopens it before systemd steps in.
+    stall_after: float = 5.0
 
 
 class Backoff:
@@ -81,10 +85,16 @@ class Daemon:
     def stop(self) -> None:
         self.stop_event.set()
 
-    def _housekeeping(self) -> None:
-        """Between frames: watchdog ping, live model swap."""
+    def _housekeeping(self, source_blocked: float = 0.0) -> None:
+        """Between frames: watchdog ping, live model swap.
+
+        ``source_blocked`` is how long the frame source has been inside one read:
+        beyond a ping interval the watchdog goes unfed, so a source that hangs
+        cannot make a mute daemon look healthy.
+        """
         now = time.monotonic()
-        if self._watchdog_every and now >= self._next_watchdog:
+        fed = self._watchdog_every and source_blocked < self._watchdog_every
+        if fed and now >= self._next_watchdog:
             self.notifier.watchdog()
             self._next_watchdog = now + self._watchdog_every
         new = self.models.poll()
@@ -139,11 +149,30 @@ class Daemon:
                 self._wait(delay)
                 continue
             log.info("camera %s open", source.name)
-            self.camera_ok = True
-            self.announcer.recovered("camera_error")
             self.notifier.status(f"serving from {source.name}")
             return source
         return None
+
+    def _frames_flow(self, backoff: Backoff) -> None:
+        """The first frame from an opened source: only now is the camera healthy, so
+        the next fault starts again from a short delay and is announced again."""
+        backoff.reset()
+        self.camera_ok = True
+        self.announcer.recovered("camera_error")
+
+    def _camera_fault(self, exc: CaptureError, backoff: Backoff) -> None:
+        """A source that failed or stalled mid-stream: say so once, then wait to reopen it.
+
+        Without ``retry_forever`` the fault ends the run as one error line.
+        """
+        self.announcer.event("camera_error")
+        self.camera_ok = False
+        if not self.options.retry_forever:
+            raise exc
+        delay = backoff.next()
+        log.error("camera error: %s; reopening in %.0fs", exc, delay)
+        self.notifier.status(f"camera error; reopening in {delay:.0f}s")
+        self._wait(delay)
 
     # -- the loop ------------------------------------------------------------------
     def run(self) -> int:
@@ -157,15 +186,11 @@ class Daemon:
                 source = self._open_camera(backoff)
                 if source is None:
                     break
-                outcome = self._serve(source)
+                outcome = self._serve(source, backoff)
                 if outcome == "end":
                     break
-                if outcome == "fault":
-                    if not self.options.retry_forever:
-                        return 1
-                    self._wait(backoff.next())
-                else:
-                    backoff.reset()
+                if isinstance(outcome, CaptureError):
+                    self._camera_fault(outcome, backoff)
             return 0
         finally:
             self.notifier.stopping()
@@ -174,31 +199,34 @@ class Daemon:
     def _log_stats(self, stats: StageStats, reader: FrameReader) -> None:
         log.info("%s dropped %d bad %d", stats.line(), reader.dropped, self.bad_frames)
 
-    def _serve(self, source: FrameSource) -> str:
-        """Frames from one opened source until it ends ("end"), fails ("fault") or we stop."""
+    def _serve(self, source: FrameSource, backoff: Backoff) -> str | CaptureError:
+        """Frames from one opened source until it ends ("end"), we stop ("stopped"), or
+        it fails or stalls (the CaptureError saying how)."""
         reader = FrameReader(source, self.cfg.camera.realtime)
         self.tracker.reset()  # a reopened source starts its own clock
         stats = StageStats()
         next_stats = time.monotonic() + self.cfg.log.stats_every
         try:
             while not self.stop_event.is_set():
-                self._housekeeping()
+                self._housekeeping(reader.blocked_for())
                 item = reader.get(timeout=0.5)
                 if time.monotonic() >= next_stats:
                     self._log_stats(stats, reader)
                     stats = StageStats()
                     next_stats = time.monotonic() + self.cfg.log.stats_every
                 if item is None:
+                    if reader.blocked_for() >= self.options.stall_after:
+                        return CaptureError(f"no frame from {source.name} for {self.options.stall_after:g}s "
+                                            "(the source is stuck)")
                     continue
                 if item is END:
                     self._log_stats(stats, reader)
                     log.info("end of %s after %d frames", source.name, self.frames_seen)
                     return "end"
                 if isinstance(item, CaptureError):
-                    log.error("camera error: %s", item)
-                    self.announcer.event("camera_error")
-                    self.camera_ok = False
-                    return "fault"
+                    return item
+                if not self.camera_ok:
+                    self._frames_flow(backoff)
                 frame, capture_ms = item
                 self.frames_seen += 1
                 try:
