@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from device.classify import Classifier, ModelError
+from device.cli import Parser
 from device.config import DecideConfig, DetectConfig
 from device.detect import METHODS, DetectorError
 from device.frames import FaceBox
@@ -103,7 +104,7 @@ def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="facecue eval", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue eval", description=__doc__.splitlines()[0].replace("``", ""))
     valid = shared_split("valid")
     p.add_argument("--data", type=Path, default=valid, required=valid is None,
                    help="npz with images, labels, classes: face crops, or photos with --detect (default "
