@@ -15,6 +15,7 @@ import inspect
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -168,15 +169,27 @@ class SilentServer:
 
 
 class Proxy:
-    """A TCP relay to ``upstream`` that counts requests and, once a request line
-    contains ``cut_marker``, closes that connection after ``cut_after`` more bytes
-    of response: a download cut off mid-file."""
+    """A TCP relay to ``upstream`` that counts requests and misbehaves, the way broken
+    servers and middleboxes do, on the response to each request whose line contains
+    ``cut_marker``:
+
+    - ``cut_after=N``: the connection closes after N bytes of it (a download cut off);
+    - ``drop_header=b"ETag"``: it comes without that header (without Content-Length,
+      the body is then ended by closing the connection, as HTTP/1.0 servers do);
+    - ``chunked=True``: its body comes with ``Transfer-Encoding: chunked`` instead of a
+      Content-Length;
+    - ``trickle=S``: it comes one byte every S seconds, headers included: no read ever
+      times out and the response never ends.
+    """
 
     METHODS = (b"GET ", b"PUT ", b"HEAD ", b"POST ", b"DELETE ")
 
-    def __init__(self, upstream_port: int, cut_marker: bytes | None = None, cut_after: int = 0) -> None:
-        self.upstream_port, self.cut_marker, self.cut_after = upstream_port, cut_marker, cut_after
+    def __init__(self, upstream_port: int, cut_marker: bytes | None = None, cut_after: int | None = None,
+                 drop_header: bytes | None = None, chunked: bool = False, trickle: float | None = None) -> None:
+        self.upstream_port, self.cut_marker = upstream_port, cut_marker
+        self.cut_after, self.drop_header, self.chunked, self.trickle = cut_after, drop_header, chunked, trickle
         self.requests: list[bytes] = []
+        self.closed = False
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
@@ -190,7 +203,7 @@ class Proxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            state = {"budget": None}
+            state = {"marked": False}
             threading.Thread(target=self._requests, args=(client, upstream, state), daemon=True).start()
             threading.Thread(target=self._responses, args=(upstream, client, state), daemon=True).start()
 
@@ -201,7 +214,7 @@ class Proxy:
                     line = data.split(b"\r\n", 1)[0]
                     self.requests.append(line)
                     if self.cut_marker and self.cut_marker in line:
-                        state["budget"] = self.cut_after
+                        state["marked"] = True
                 dst.sendall(data)
         except OSError:
             pass
@@ -209,23 +222,68 @@ class Proxy:
             _hang_up(dst)
 
     def _responses(self, src: socket.socket, dst: socket.socket, state: dict) -> None:
+        """Relay; the client sends its next request only after reading the whole previous
+        response, so whatever arrives once a request was marked is that request's response."""
         try:
             while data := src.recv(65536):
-                if state["budget"] is not None:
-                    dst.sendall(data[:state["budget"]])
-                    state["budget"] -= len(data)
-                    if state["budget"] <= 0:
-                        break
-                else:
+                if not state["marked"]:
                     dst.sendall(data)
+                    continue
+                state["marked"] = False
+                if not self._misbehave(*_read_response(src, data), dst):
+                    break
         except OSError:
             pass
         finally:
             _hang_up(dst)
             _hang_up(src)
 
+    def _misbehave(self, head: bytes, body: bytes, dst: socket.socket) -> bool:
+        """Send one marked response the broken way; False: the connection must close."""
+        if self.cut_after is not None:
+            dst.sendall((head + body)[:self.cut_after])
+            return False
+        if self.trickle is not None:
+            for i in range(len(head + body)):
+                if self.closed:
+                    return False
+                time.sleep(self.trickle)
+                dst.sendall((head + body)[i:i + 1])
+            return False
+        keep_open = True
+        if self.drop_header:
+            head = _without_header(head, self.drop_header)
+            keep_open = self.drop_header.lower() != b"content-length"
+        if self.chunked:
+            head = _without_header(head, b"Content-Length")[:-2] + b"Transfer-Encoding: chunked\r\n\r\n"
+            body = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 8192]), body[i:i + 8192])
+                            for i in range(0, len(body), 8192)) + b"0\r\n\r\n"
+        dst.sendall(head + body)
+        return keep_open
+
     def close(self) -> None:
+        self.closed = True
         self.sock.close()
+
+
+def _read_response(src: socket.socket, data: bytes) -> tuple[bytes, bytes]:
+    """The whole HTTP response that starts with ``data``: its head (ending in a blank
+    line) and its body (as long as its Content-Length says)."""
+    while b"\r\n\r\n" not in data:
+        data += src.recv(65536) or b"\r\n\r\n"
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while length and len(body) < int(length[1]):
+        more = src.recv(65536)
+        if not more:
+            break
+        body += more
+    return head + b"\r\n\r\n", body
+
+
+def _without_header(head: bytes, name: bytes) -> bytes:
+    lines = head.split(b"\r\n")
+    return b"\r\n".join(line for line in lines if not line.lower().startswith(name.lower() + b":"))
 
 
 def _hang_up(sock: socket.socket) -> None:

@@ -257,3 +257,54 @@ def test_power_cut_during_sync(serving, kill_at, survivor):
     after = serving.sync()
     assert after.code == 0, after.err
     assert_serving(serving, "1.1.0")  # and the next run finishes the job and cleans up
+
+
+def _moto_port(fleet) -> int:
+    return int(fleet.bucket.moto.url.rsplit(":", 1)[1])
+
+
+def test_manifest_nested_too_deeply_is_refused_and_backs_off(serving):
+    serving.bucket.put("manifest.json", b"[" * 100_000)
+    assert_refused(serving.sync(), serving, "manifest.json: manifest is not JSON (nested too deeply)")
+    assert serving.state()["failures"] == 1
+
+
+def test_manifest_reply_without_an_etag_is_used_but_not_cached(serving):
+    """The manifest's signature, not its ETag, makes it trustworthy: it is installed from,
+    with one warning, and the next run fetches it in full instead of asking for a 304."""
+    proxy = Proxy(_moto_port(serving), cut_marker=b"manifest.json", drop_header=b"ETag")
+    try:
+        first = serving.sync("--endpoint-url", proxy.url)
+        again = serving.sync("--endpoint-url", proxy.url)
+    finally:
+        proxy.close()
+    assert (first.code, first.out.strip()) == (0, "facecue sync: installed model 1.1.0 (was 1.0.0)"), first
+    assert first.err.splitlines() == [f"facecue sync: warning: {serving.bucket.url}/manifest.json came "
+                                      "without an ETag: it is fetched in full on every run"]
+    assert serving.state()["etag"] == "" and serving.state()["failures"] == 0
+    assert (again.code, again.out.strip()) == (0, "facecue sync: up to date: model 1.1.0"), again
+    assert_serving(serving, "1.1.0")
+
+
+@pytest.mark.parametrize("broken", [{"chunked": True}, {"drop_header": b"Content-Length"}],
+                         ids=["chunked", "no-content-length"])
+def test_model_sent_without_a_content_length_is_checked_against_the_manifest(serving, broken):
+    proxy = Proxy(_moto_port(serving), cut_marker=b"1.1.0/model.tflite", **broken)
+    try:
+        result = serving.sync("--endpoint-url", proxy.url)
+    finally:
+        proxy.close()
+    assert (result.code, result.out.strip(), result.err) == \
+        (0, "facecue sync: installed model 1.1.0 (was 1.0.0)", ""), result
+    assert_serving(serving, "1.1.0")
+
+
+def test_model_sent_chunked_cannot_be_longer_than_the_manifest_says(serving):
+    serving.bucket.put("models/1.1.0/model.tflite", serving.bucket.get("models/1.1.0/model.tflite") + bytes(70_000))
+    proxy = Proxy(_moto_port(serving), cut_marker=b"1.1.0/model.tflite", chunked=True)
+    try:
+        result = serving.sync("--endpoint-url", proxy.url)
+    finally:
+        proxy.close()
+    assert_refused(result, serving, "model.tflite is longer than the", "bytes the manifest says")
+    assert serving.state()["failures"] == 1

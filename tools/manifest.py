@@ -182,6 +182,8 @@ def open_manifest(raw: bytes, public_key) -> Manifest:
         raise ManifestError(f"manifest is {len(raw)} bytes, more than {MAX_MANIFEST_BYTES}")
     try:
         doc = json.loads(raw)
+    except RecursionError:  # "[[[[..." fits in the size limit and overflows the parser
+        raise ManifestError("manifest is not JSON (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"manifest is not JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -197,7 +199,7 @@ def open_manifest(raw: bytes, public_key) -> Manifest:
     try:
         signature = base64.b64decode(str(doc["signature"]), validate=True)
         public_key.verify(signature, signed_bytes(doc["body"]))
-    except (InvalidSignature, binascii.Error, TypeError, ValueError):
+    except (InvalidSignature, binascii.Error, TypeError, ValueError, RecursionError):
         raise ManifestError("manifest signature does not verify: it was changed after signing") from None
     return parse_body(doc["body"])
 

@@ -205,9 +205,20 @@ def fetch_manifest(client, location: S3Location, public_key, etag: str | None) -
     except BotoCoreError as exc:
         raise SyncError(s3_error_message(exc, url)) from None
     try:
-        return open_manifest(raw, public_key), response["ETag"]
+        manifest = open_manifest(raw, public_key)
     except ManifestError as exc:
         raise SyncError(f"{url}: {exc}") from None
+    return manifest, reply_etag(response, url)
+
+
+def reply_etag(response: dict, url: str) -> str:
+    """The manifest reply's ETag, or "" (with a warning) from a server or proxy that
+    sends none: the signature vouches for the manifest, only the 304 is lost."""
+    etag = response.get("ETag") or ""
+    if not etag:
+        print(f"facecue sync: warning: {url} came without an ETag: it is fetched in full on every run",
+              file=sys.stderr)
+    return etag
 
 
 def download(client, location: S3Location, key: str, dest: Path, size: int, sha256: str,
@@ -220,8 +231,9 @@ def download(client, location: S3Location, key: str, dest: Path, size: int, sha2
     digest, done = hashlib.sha256(), 0
     try:
         response = client.get_object(Bucket=location.bucket, Key=location.key(key))
-        if response["ContentLength"] != size:
-            raise SyncError(f"{url} is {response['ContentLength']} bytes, the manifest says {size}")
+        length = response.get("ContentLength")  # absent when sent chunked: the loop below still caps it
+        if length is not None and length != size:
+            raise SyncError(f"{url} is {length} bytes, the manifest says {size}")
         with open(dest, "xb") as f:
             for chunk in response["Body"].iter_chunks(1 << 16):
                 done += len(chunk)
