@@ -308,3 +308,21 @@ def test_model_sent_chunked_cannot_be_longer_than_the_manifest_says(serving):
         proxy.close()
     assert_refused(result, serving, "model.tflite is longer than the", "bytes the manifest says")
     assert serving.state()["failures"] == 1
+
+
+@pytest.mark.parametrize("marker", [b"manifest.json", b"1.1.0/model.tflite"])
+def test_a_trickling_server_cannot_hold_the_sync_past_its_deadline(serving, marker):
+    """One byte every 2 s never trips the read timeout; one deadline per run ends it."""
+    serving.settings.write_text(serving.settings.read_text() + "download_deadline = 3.0\n")
+    proxy = Proxy(_moto_port(serving), cut_marker=marker, trickle=2.0)
+    env = {**client_env(), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
+    start = time.monotonic()
+    try:
+        run = subprocess.run([sys.executable, "-m", "tools.sync", *serving.sync_argv("--endpoint-url", proxy.url)],
+                             env=env, capture_output=True, text=True, timeout=90)
+    finally:
+        proxy.close()
+    elapsed = time.monotonic() - start
+    result = type("Run", (), {"code": run.returncode, "err": run.stderr, "out": run.stdout})
+    assert_refused(result, serving, f"{marker.decode()} did not finish within the 3s deadline")
+    assert elapsed < 20 and serving.state()["failures"] == 1

@@ -12,11 +12,14 @@ sha256), checked for labels and input spec, loaded and run on synthetic
 smoke faces, and only then swapped in; on any failure the current model
 keeps serving, one line says why, and the next run backs off exponentially
 (with jitter, so a fleet that lost its network does not return in step).
+The manifest read and every download of a run share one deadline, so a
+server that trickles bytes cannot hold the sync (and the store lock).
 Nothing is ever uploaded.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -24,10 +27,12 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +81,46 @@ class SyncError(RuntimeError):
     """A sync that did not happen; one line for the journal."""
 
 
+class DeadlinePassed(BaseException):
+    """Raised into a network read by :class:`Deadline`; the reader turns it into a
+    SyncError naming what it was reading. A BaseException, like KeyboardInterrupt,
+    so that botocore's ``except Exception`` cannot wrap it into an HTTP error."""
+
+
+class Deadline:
+    """One time limit for every network read of a run.
+
+    botocore's read timeout is per socket read, so a server sending a byte
+    every few seconds never trips it. A real-time timer (SIGALRM) raises
+    :class:`DeadlinePassed` inside whatever read is blocked. Main thread only.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+
+    def message(self, what: str) -> str:
+        return f"{what} did not finish within the {self.seconds:g}s deadline"
+
+    @contextlib.contextmanager
+    def enforced(self) -> Iterator[None]:
+        """Network reads inside run only until the deadline."""
+        remaining = self.end - time.monotonic()
+        if remaining <= 0:
+            raise DeadlinePassed()
+
+        def expire(signum: int, frame: object) -> None:
+            raise DeadlinePassed()
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, remaining)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
 @dataclass(frozen=True)
 class SyncSettings:
     """Keys of ``sync.toml``; the defaults suit the systemd units."""
@@ -90,7 +135,7 @@ class SyncSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
     max_attempts: int = 3
-    download_deadline: float = 900.0  # a trickling server cannot hold a sync forever
+    download_deadline: float = 900.0  # for the manifest and all downloads of a run together
     backoff_base: float = 1800.0
     backoff_max: float = 86400.0
 
@@ -189,15 +234,19 @@ class Progress:
                   end=end, file=sys.stderr, flush=True)
 
 
-def fetch_manifest(client, location: S3Location, public_key, etag: str | None) -> tuple[Manifest, str] | None:
+def fetch_manifest(client, location: S3Location, public_key, etag: str | None,
+                   deadline: Deadline) -> tuple[Manifest, str] | None:
     """The verified manifest and its ETag, or None if it is unchanged since ``etag``."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     url = location.url(MANIFEST_KEY)
     try:
         extra = {"IfNoneMatch": etag} if etag else {}
-        response = client.get_object(Bucket=location.bucket, Key=location.key(MANIFEST_KEY), **extra)
-        raw = response["Body"].read(MAX_MANIFEST_BYTES + 1)
+        with deadline.enforced():
+            response = client.get_object(Bucket=location.bucket, Key=location.key(MANIFEST_KEY), **extra)
+            raw = response["Body"].read(MAX_MANIFEST_BYTES + 1)
+    except DeadlinePassed:
+        raise SyncError(deadline.message(f"reading {url}")) from None
     except ClientError as exc:
         if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
             return None
@@ -222,7 +271,7 @@ def reply_etag(response: dict, url: str) -> str:
 
 
 def download(client, location: S3Location, key: str, dest: Path, size: int, sha256: str,
-             deadline: float, progress: Progress) -> None:
+             deadline: Deadline, progress: Progress) -> None:
     """Stream one object to ``dest`` (fsynced), reading no more than ``size`` bytes,
     and check its length and sha256 against the signed manifest."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -230,22 +279,23 @@ def download(client, location: S3Location, key: str, dest: Path, size: int, sha2
     url = location.url(key)
     digest, done = hashlib.sha256(), 0
     try:
-        response = client.get_object(Bucket=location.bucket, Key=location.key(key))
-        length = response.get("ContentLength")  # absent when sent chunked: the loop below still caps it
-        if length is not None and length != size:
-            raise SyncError(f"{url} is {length} bytes, the manifest says {size}")
-        with open(dest, "xb") as f:
-            for chunk in response["Body"].iter_chunks(1 << 16):
-                done += len(chunk)
-                if done > size:
-                    raise SyncError(f"{url} is longer than the {size} bytes the manifest says")
-                digest.update(chunk)
-                f.write(chunk)
-                progress.update(done)
-                if time.monotonic() > deadline:
-                    raise SyncError(f"download of {url} did not finish in time ({done} of {size} bytes)")
-            f.flush()
-            os.fsync(f.fileno())
+        with deadline.enforced():
+            response = client.get_object(Bucket=location.bucket, Key=location.key(key))
+            length = response.get("ContentLength")  # absent when sent chunked: the loop below still caps it
+            if length is not None and length != size:
+                raise SyncError(f"{url} is {length} bytes, the manifest says {size}")
+            with open(dest, "xb") as f:
+                for chunk in response["Body"].iter_chunks(1 << 16):
+                    done += len(chunk)
+                    if done > size:
+                        raise SyncError(f"{url} is longer than the {size} bytes the manifest says")
+                    digest.update(chunk)
+                    f.write(chunk)
+                    progress.update(done)
+                f.flush()
+                os.fsync(f.fileno())
+    except DeadlinePassed:
+        raise SyncError(f"{deadline.message(f'download of {url}')} ({done} of {size} bytes)") from None
     except (ClientError, BotoCoreError) as exc:  # before OSError: some botocore timeouts are both
         message = s3_error_message(exc, url)
         raise SyncError(f"{message} ({done} of {size} bytes)" if done else message) from None
@@ -295,14 +345,13 @@ def choose(manifest: Manifest, store: Path, state: SyncState, options: SyncOptio
 
 
 def install_entry(client, location: S3Location, entry: ModelEntry, store: Path,
-                  settings: SyncSettings, options: SyncOptions) -> None:
+                  deadline: Deadline, options: SyncOptions) -> None:
     """Download, verify and swap in one manifest entry; nothing changes unless all passed."""
     need = entry.size + entry.metadata_size + FREE_SPACE_RESERVE
     free = shutil.disk_usage(store).free
     if free < need:
         raise SyncError(f"not enough space in {store} for model {entry.version}: "
                         f"{free / 1e6:.1f} MB free, {need / 1e6:.1f} MB needed")
-    deadline = time.monotonic() + settings.download_deadline
     with staging_dir(store) as stage:
         download(client, location, entry.metadata_key, stage / METADATA_FILE, entry.metadata_size,
                  entry.metadata_sha256, deadline, Progress(False, "", 0))
@@ -333,7 +382,8 @@ def sync_once(settings: SyncSettings, store: Path, state: SyncState, options: Sy
     # changed since, nor when a flag would now decide differently.
     reuse = state.generation == generation and not (options.force or options.allow_downgrade)
     etag = state.etag if reuse else None
-    fetched = fetch_manifest(client, location, public_key, etag)
+    deadline = Deadline(settings.download_deadline)
+    fetched = fetch_manifest(client, location, public_key, etag, deadline)
     if fetched is None:
         installed = current_version(store)
         return f"up to date: manifest unchanged, {f'model {installed}' if installed else 'the shipped model'}"
@@ -343,7 +393,7 @@ def sync_once(settings: SyncSettings, store: Path, state: SyncState, options: Sy
         message = reason
     else:
         before = current_version(store) or "the shipped model"
-        install_entry(client, location, entry, store, settings, options)
+        install_entry(client, location, entry, store, deadline, options)
         state.rolled_back = [v for v in state.rolled_back if v != entry.version]
         signal_daemon()
         message = f"installed model {entry.version} (was {before})"
