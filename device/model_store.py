@@ -121,6 +121,16 @@ def previous_version(model_dir: Path) -> str | None:
     return _linked_version(model_dir, PREVIOUS)
 
 
+def check_links(model_dir: Path) -> None:
+    """``current`` and ``previous`` are links made here, or absent. A real folder or
+    file there (a model copied in by hand) would make every install fail after its
+    download, and :func:`prune` would not know which version it holds."""
+    for name in (CURRENT, PREVIOUS):
+        path = Path(model_dir) / name
+        if path.exists() and not path.is_symlink():
+            raise StoreError(f"{path} is not a link to a stored model: move it away, sync installs models there")
+
+
 def version_dir(model_dir: Path, version: str) -> Path:
     return Path(model_dir) / VERSIONS / check_version_name(version)
 
@@ -328,10 +338,13 @@ def rollback(model_dir: Path) -> tuple[str, str]:
     installs a file that rotted on the card.
     """
     model_dir = Path(model_dir)
+    check_links(model_dir)
     cur, prev = current_version(model_dir), previous_version(model_dir)
     if prev is None:
         raise StoreError(f"no previous model in {model_dir} to roll back to"
                          + (f" (current is {cur})" if cur else ""))
+    if prev == cur:
+        raise StoreError(f"nothing to roll back to: the previous model is the current one ({cur})")
     read_model_info(version_dir(model_dir, prev) / MODEL_FILE, verify_checksum=True)
     _replace_link(model_dir, CURRENT, prev)
     if cur is not None:

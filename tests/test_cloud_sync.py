@@ -236,3 +236,42 @@ def test_progress_bar_only_on_a_terminal(capsys):
     bar.update(2_000_000)
     err = capsys.readouterr().err
     assert "model 1.1.0 [############" in err and " 50% 1.0/2.0 MB" in err and err.endswith("100% 2.0/2.0 MB\n")
+
+
+def test_state_file_with_wrong_types_costs_only_a_refetch(fleet, releases):
+    fleet.publish(releases["1.0.0"])
+    fleet.sync()
+    (fleet.root / "device" / "state" / "state.json").write_text('{"next_try": "soon"}')
+    again = fleet.sync()
+    assert again.code == 0 and again.out.strip() == "facecue sync: up to date: model 1.0.0", again
+    assert again.err.splitlines() == [f"facecue sync: warning: ignoring damaged "
+                                      f"{fleet.root / 'device' / 'state' / 'state.json'} (next_try is not a number)"]
+    assert fleet.state()["next_try"] == 0.0 and fleet.state()["etag"]
+
+
+def test_a_directory_named_current_is_one_clear_error_before_any_download(fleet, releases):
+    fleet.publish(releases["1.0.0"])
+    (fleet.store / "current").mkdir(parents=True)
+    proxy = Proxy(int(fleet.bucket.moto.url.rsplit(":", 1)[1]))
+    try:
+        result = fleet.sync("--endpoint-url", proxy.url)
+    finally:
+        proxy.close()
+    assert result.code == 1 and proxy.requests == [], result
+    assert result.err.splitlines() == [f"facecue sync: error: {fleet.store / 'current'} is not a link to a "
+                                       "stored model: move it away, sync installs models there"]
+    assert fleet.state()["failures"] == 1 and (fleet.store / "current").is_dir()
+    assert fleet.sync("--rollback").err.splitlines() == result.err.splitlines()
+
+
+def test_rollback_when_previous_is_current_says_there_is_nothing_to_roll_back_to(fleet, releases):
+    import os
+
+    fleet.publish(releases["1.0.0"])
+    fleet.sync()
+    os.symlink("versions/1.0.0", fleet.store / "previous")  # by hand, or left by an older facecue
+    result = fleet.sync("--rollback")
+    assert (result.code, result.out) == (1, ""), result
+    assert result.err.splitlines() == ["facecue sync: error: nothing to roll back to: the previous model "
+                                       "is the current one (1.0.0)"]
+    assert current(fleet) == "1.0.0"

@@ -24,6 +24,7 @@ import dataclasses
 import errno
 import hashlib
 import json
+import math
 import os
 import random
 import shutil
@@ -42,6 +43,7 @@ from device.model_store import (
     METADATA_FILE,
     MODEL_FILE,
     StoreError,
+    check_links,
     current_version,
     install_version,
     model_generation,
@@ -187,16 +189,44 @@ class SyncState:
     def load(cls, path: Path) -> "SyncState":
         """A missing or damaged state file only costs one full manifest fetch."""
         try:
-            data = json.loads(Path(path).read_text())
-            return cls(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}})
+            return cls.from_json(json.loads(Path(path).read_text()))
         except FileNotFoundError:
             return cls()
-        except (OSError, ValueError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             print(f"facecue sync: warning: ignoring damaged {path} ({exc})", file=sys.stderr)
             return cls()
 
+    @classmethod
+    def from_json(cls, data: object) -> "SyncState":
+        """The known fields, each of its own type: a ``"next_try": "soon"`` must not
+        reach the backoff arithmetic. ValueError names the first bad field."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        state = cls()
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                problem = _state_field_problem(f.name, data[f.name], getattr(state, f.name))
+                if problem:
+                    raise ValueError(problem)
+                setattr(state, f.name, data[f.name])
+        return state
+
     def save(self, path: Path) -> None:
         write_file_atomic(Path(path), json.dumps(dataclasses.asdict(self), indent=1).encode())
+
+
+def _state_field_problem(name: str, value: object, default: object) -> str | None:
+    """Why ``value`` cannot stand for a state field whose default is ``default``, or None."""
+    if isinstance(default, list):
+        ok, kind = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of versions"
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        kind = "a number"
+    elif isinstance(default, int):
+        ok, kind = type(value) is int and value >= 0, "a count"
+    else:
+        ok, kind = isinstance(value, str), "text"
+    return None if ok else f"{name} is not {kind}"
 
 
 def backoff_delay(failures: int, base: float, cap: float, rng=random.random) -> float:
@@ -420,8 +450,9 @@ def run_sync(settings: SyncSettings, options: SyncOptions) -> int:
             print(f"facecue sync: skipped: {state.failures} failed runs in a row, next try after {when} "
                   f"(last: {state.last_error}; --force tries now)")
             return 0
-        prune(store)
         try:
+            check_links(store)  # before prune, which keeps only what the links name
+            prune(store)
             message = sync_once(settings, store, state, options)
         except (SyncError, ManifestError, ModelError, StoreError, OSError) as exc:
             state.failures += 1
