@@ -55,7 +55,7 @@ class TrainConfig:
     reframed: str = ""  # the training faces again, re-framed by tools.align_faces (same order and labels)
     reframed_share: float = 0.0  # share of faces drawn from ``reframed`` in each batch
     init_weights: str = ""  # warm start: a weights file of the same arch (e.g. runs/final/best.weights.h5)
-    limit: int = 0  # train on a random N of the training faces (smoke tests, search)
+    limit: int = 0  # train on a random N of the training faces (smoke tests)
     seed: int = 1
     threads: int = 0  # 0: all cores
     keep_from: int = 0  # keep each epoch's weights from this epoch on in <run>/epochs/ (0: none), to average later
@@ -185,7 +185,7 @@ class Trainer:
         if cfg.init_weights:
             # A second cosine cycle from a finished run: cheaper than starting again from scratch.
             self.model.load_weights(cfg.init_weights)
-        net = self.model
+        net = self.model  # the network the steps below train and score
         self.augment_params = AugmentParams(erase_prob=cfg.erase_prob)
         total = max(cfg.epochs * self.steps, 1)
         warmup = min(int(cfg.warmup_epochs * self.steps), total - 1)
@@ -295,10 +295,9 @@ class Trainer:
                     job = pool.submit(self.batch, chunks[k + 1], rng)
                 yield ready
 
-    def fit(self, log=print, stop_after: int | None = None, deadline: float | None = None) -> dict:
-        """Train to ``cfg.epochs``, or stop early (resumably) after epoch ``stop_after``
-        or after the first epoch that ends past ``deadline`` (``time.monotonic()``);
-        the resume test uses these stops."""
+    def fit(self, log=print, stop_after: int | None = None) -> dict:
+        """Train to ``cfg.epochs``, or stop early (resumably) after epoch ``stop_after``,
+        as a session's end would (the resume tests use it)."""
         cfg = self.cfg
         self.state.setdefault("machine", describe_machine(self.tf))
         for epoch in range(self.state["epoch"] + 1, cfg.epochs + 1):
@@ -323,7 +322,7 @@ class Trainer:
             self.state["history"].append(row)
             self.save()
             log("done " + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-            if epoch == stop_after or (deadline is not None and time.monotonic() > deadline):
+            if epoch == stop_after:
                 break
         if self.valid_x is None:
             self.model.save_weights(self.run / "best.weights.h5")
@@ -484,7 +483,7 @@ def prepare_run(run: Path, cfg: TrainConfig | None, resume: bool) -> TrainConfig
 
 
 def run_training(cfg: TrainConfig, run: Path, resume: bool = False, log=print,
-                 stop_after: int | None = None, deadline: float | None = None) -> "Trainer":
+                 stop_after: int | None = None) -> "Trainer":
     train = load_faces(cfg.train)
     valid = load_faces(cfg.valid) if cfg.valid else None
     if valid is not None and valid.classes != train.classes:
@@ -492,7 +491,7 @@ def run_training(cfg: TrainConfig, run: Path, resume: bool = False, log=print,
     trainer = Trainer(cfg, run, train, valid)
     if resume and trainer.restore():
         log(f"resumed {run} at epoch {trainer.state['epoch']} of {cfg.epochs}")
-    trainer.fit(log, stop_after, deadline)
+    trainer.fit(log, stop_after)
     trainer.model.load_weights(run / "best.weights.h5")
     return trainer
 
