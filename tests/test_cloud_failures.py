@@ -49,7 +49,7 @@ def assert_serving(fleet, version: str = "1.0.0", tidy: bool = True) -> None:
 def assert_refused(result, fleet, *fragments: str) -> None:
     lines = result.err.splitlines()
     assert result.code == 1, result
-    assert len(lines) == 1 and lines[0].startswith("facecue sync: error: "), result.err
+    assert len(lines) == 1 and lines[0].startswith("facecue: error: "), result.err
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert_serving(fleet)

@@ -148,7 +148,7 @@ def test_a_model_for_a_newer_facecue_is_refused(fleet, releases):
     fleet.publish(releases["1.1.0"], "--min-facecue", "9.0.0")
     result = fleet.sync()
     assert result.code == 1
-    assert result.err.strip() == ("facecue sync: error: model 1.1.0 needs facecue >= 9.0.0, "
+    assert result.err.strip() == ("facecue: error: model 1.1.0 needs facecue >= 9.0.0, "
                                   "this is 0.1.0: update facecue first")
     assert current(fleet) == "1.0.0"
 
@@ -258,7 +258,7 @@ def test_a_directory_named_current_is_one_clear_error_before_any_download(fleet,
     finally:
         proxy.close()
     assert result.code == 1 and proxy.requests == [], result
-    assert result.err.splitlines() == [f"facecue sync: error: {fleet.store / 'current'} is not a link to a "
+    assert result.err.splitlines() == [f"facecue: error: {fleet.store / 'current'} is not a link to a "
                                        "stored model: move it away, sync installs models there"]
     assert fleet.state()["failures"] == 1 and (fleet.store / "current").is_dir()
     assert fleet.sync("--rollback").err.splitlines() == result.err.splitlines()
@@ -272,6 +272,6 @@ def test_rollback_when_previous_is_current_says_there_is_nothing_to_roll_back_to
     os.symlink("versions/1.0.0", fleet.store / "previous")  # by hand, or left by an older facecue
     result = fleet.sync("--rollback")
     assert (result.code, result.out) == (1, ""), result
-    assert result.err.splitlines() == ["facecue sync: error: nothing to roll back to: the previous model "
+    assert result.err.splitlines() == ["facecue: error: nothing to roll back to: the previous model "
                                        "is the current one (1.0.0)"]
     assert current(fleet) == "1.0.0"

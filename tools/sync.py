@@ -459,7 +459,7 @@ def run_sync(settings: SyncSettings, options: SyncOptions) -> int:
             state.next_try = now + backoff_delay(state.failures, settings.backoff_base, settings.backoff_max)
             state.last_error = one_line(exc)
             state.save(state_file)
-            print(f"facecue sync: error: {state.last_error}", file=sys.stderr)
+            print(f"facecue: error: {state.last_error}", file=sys.stderr)
             return 1
         state.failures, state.next_try, state.last_error = 0, 0.0, ""
         state.save(state_file)
@@ -482,7 +482,9 @@ def run_rollback(settings: SyncSettings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facecue sync", description=__doc__.splitlines()[0])
+    from device.cli import Parser  # argparse's own errors then read "facecue: error:" too
+
+    p = Parser(prog="facecue sync", description=__doc__.splitlines()[0])
     p.add_argument("--settings", type=Path, default=DEFAULT_SETTINGS,
                    help=f"sync settings (default {DEFAULT_SETTINGS})")
     p.add_argument("--config", type=Path,
@@ -490,13 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rollback", action="store_true", help="go back to the previous model")
     p.add_argument("--force", action="store_true", help="ignore backoff, the cached ETag and earlier rollbacks")
     p.add_argument("--allow-downgrade", action="store_true", help="install the manifest's newest model even if older")
-    p.add_argument("--source", metavar="s3://BUCKET/PREFIX")
-    p.add_argument("--endpoint-url")
-    p.add_argument("--region")
+    p.add_argument("--source", metavar="s3://BUCKET/PREFIX", help="where models are published (overrides settings)")
+    p.add_argument("--endpoint-url", help="S3 endpoint, for a non-AWS or local S3 server")
+    p.add_argument("--region", help="AWS region of the bucket")
     p.add_argument("--anonymous", action="store_true", default=None, help="unsigned requests (public bucket)")
-    p.add_argument("--public-key")
-    p.add_argument("--model-dir")
-    p.add_argument("--state-dir")
+    p.add_argument("--public-key", help="the Ed25519 public key manifests must be signed with")
+    p.add_argument("--model-dir", help="model store to install into (default: the daemon config's [model] store)")
+    p.add_argument("--state-dir", help="where sync keeps its state (ETag, backoff, rollbacks)")
     p.add_argument("--timeout", type=float, help="connect and read timeout, seconds")
     return p
 
@@ -523,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_rollback(settings)
         return run_sync(settings, SyncOptions(args.force, args.allow_downgrade, sys.stderr.isatty()))
     except (SyncError, ConfigError, StoreError, ManifestError, ModelError, OSError) as exc:
-        print(f"facecue sync: error: {one_line(exc)}", file=sys.stderr)
+        print(f"facecue: error: {one_line(exc)}", file=sys.stderr)
     return 1
 
 
