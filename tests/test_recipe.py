@@ -45,6 +45,8 @@ bn_faces = 64
 [[stage]]
 name = "aligned"
 kind = "align"
+in_scenes = true
+seed = 4
 
 [[stage]]
 name = "second"

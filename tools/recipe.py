@@ -13,7 +13,8 @@ reused: delete its folder to run it again.
 Stage kinds (``kind = ...``):
 
 ``align``      the training and validation faces re-framed by their landmarks
-               (``tools.align_faces``): ``train.npz``, ``valid.npz``.
+               (``tools.align_faces``; with ``in_scenes = true`` and ``seed``, cut
+               from real scenes as the device cuts them): ``train.npz``, ``valid.npz``.
 ``train``      ``tools.train`` with the settings in ``[stage.config]``; ``init``
                names the stage whose weights it starts from, ``reframed`` the
                ``align`` stage whose faces it mixes in.
@@ -181,8 +182,9 @@ class Runner:
     def stage_align(self, stage: dict[str, Any], folder: Path) -> dict[str, Any]:
         from tools.align_faces import main as align
 
+        scenes = ["--in-scenes", "--seed", str(stage.get("seed", 0))] if stage.get("in_scenes") else []
         for split, name in (("train", self.recipe.train), ("valid", self.recipe.valid)):
-            if align(["--data", str(self.data_file(name)), "--out", str(folder / f"{split}.npz")]):
+            if align(["--data", str(self.data_file(name)), "--out", str(folder / f"{split}.npz"), *scenes]):
                 raise RecipeError(f"stage {stage['name']}: aligning {name} failed (see above)")
         return {"train": "train.npz", "valid": "valid.npz"}
 
