@@ -219,9 +219,10 @@ def test_replay_matches_the_pipeline(face_video, model_path):
 def test_sweep_rows_replay_each_setting(face_video):
     _, schedule, announcements, per_frame, labels = face_video
     base = Config().decide
-    rows = sweep(per_frame, schedule, labels, base, {"min_confidence": (0.5, 0.99), "smoothing": (0.0, 0.4)})
+    rows = sweep(per_frame, schedule, labels, base,
+                 {"min_confidence": (base.min_confidence, 0.99), "smoothing": (0.0, base.smoothing)})
     assert len(rows) == 4
-    mine = [r for r in rows if (r.decide.smoothing, r.decide.min_confidence) == (0.4, 0.5)]
+    mine = [r for r in rows if (r.decide.smoothing, r.decide.min_confidence) == (base.smoothing, base.min_confidence)]
     assert mine[0].score == score_announcements(announcements, schedule, labels)
     strict = [r for r in rows if r.decide.min_confidence == 0.99]
     assert all(r.score.said <= mine[0].score.said for r in strict)
