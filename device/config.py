@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from audio.phrases import EXPRESSIONS, PHRASES
+
 DEFAULT_CONFIG_PATH = Path("/etc/facecue/config.toml")
 
 
@@ -80,13 +82,13 @@ class DecideConfig:
     cooldown: float = _opt(3.0, "minimum seconds between two announcements", min=0.0, max=600)
     face_lost_after: float = _opt(1.0, "seconds without a face before it counts as gone", min=0.1, max=60)
     face_earcons: bool = _opt(False, "soft tone when a face appears or leaves")
-    quiet_labels: list[str] = _opt(list, "expressions never announced, e.g. [\"neutral\"]")
+    quiet_labels: list[str] = _opt(list, "expressions never announced, e.g. [\"neutral\"]", choices=EXPRESSIONS)
 
 
 @dataclass(frozen=True)
 class AudioConfig:
     mode: str = _opt("speech", "speech (spoken words) or earcon (tones)", choices=("speech", "earcon"))
-    language: str = _opt("en", "language of the spoken clips (en, id)")
+    language: str = _opt("en", "language of the spoken clips (en, id)", choices=tuple(sorted(PHRASES)))
     volume: float = _opt(0.8, "playback volume, 0 to 1", min=0.0, max=1.0)
     device: str = _opt("", "output device: PyAudio index or part of its name; empty: default")
     muted: bool = _opt(False, "start muted")
@@ -146,8 +148,9 @@ def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> A
         kind = "a finite float" if hint is float else getattr(hint, "__name__", str(hint))
         raise ConfigError(f"{where} must be {kind}, got {value!r}")
     meta = f.metadata
-    if meta["choices"] and value not in meta["choices"]:
-        raise ConfigError(f"{where} must be one of {', '.join(meta['choices'])}, got {value!r}")
+    for item in value if isinstance(value, list) else [value]:
+        if meta["choices"] and item not in meta["choices"]:
+            raise ConfigError(f"{where} must be one of {', '.join(meta['choices'])}, got {item!r}")
     if meta["min"] is not None and value < meta["min"]:
         raise ConfigError(f"{where} must be >= {meta['min']}, got {value!r}")
     if meta["max"] is not None and value > meta["max"]:

@@ -1,3 +1,4 @@
+import re
 import tomllib
 
 import pytest
@@ -52,4 +53,15 @@ def test_button_timings_must_be_ordered(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[buttons]\nlong_press = 3.0\nstatus_hold = 2.0\n")
     with pytest.raises(config.ConfigError, match="long_press .* must be shorter than status_hold"):
+        config.load(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[audio]\nlanguage = "fr"\n', "[audio] language must be one of en, id, got 'fr'"),
+    ('[decide]\nquiet_labels = ["neutral", "nuetral"]\n', "[decide] quiet_labels must be one of angry, "),
+])
+def test_what_run_would_refuse_config_check_refuses(tmp_path, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=re.escape(message)):
         config.load(path)
