@@ -59,7 +59,7 @@ config = {{ {TINY}, epochs = 2, seed = 2, keep_from = 1, reframed_share = 0.5 }}
 name = "export"
 kind = "export"
 run = "second"
-members = ["second:1-2"]
+members = ["soup", "second:1-2"]
 bn_faces = 64
 out = "models"
 
@@ -110,8 +110,9 @@ def test_a_recipe_runs_every_stage_and_a_rerun_skips_them(checkout):
     int8 = checkout / "models" / "mini_int8.tflite"
     info = read_model_info(int8)
     assert info.version == "0.0.1" and info.preprocessing["crop"] == "aligned"
-    assert info.meta["training"]["averaged_with"]["weights"] == [str(recipe.stage_dir("second") / "epochs" /
-                                                                     "epoch002.weights.h5")]
+    assert info.meta["training"]["weights"] == str(recipe.stage_dir("soup") / "averaged.weights.h5")
+    assert info.meta["training"]["averaged_with"]["weights"] == [
+        str(recipe.stage_dir("second") / "epochs" / f"epoch00{e}.weights.h5") for e in (1, 2)]
     temperature = json.loads((recipe.stage_dir("calibrate") / "stage.json").read_text())["outputs"]["temperature"]
     assert info.temperature == temperature["int8"] and 0.5 <= info.temperature <= 4.0
     probs = Classifier(int8).probabilities(np.zeros((2, 48, 48), np.uint8))
@@ -134,7 +135,7 @@ def test_a_changed_stage_is_refused_not_reused(checkout, tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda r: r.replace('kind = "average"', 'kind = "blend"'), "kind must be one of"),
     (lambda r: r.replace('init = "soup"', 'init = "later"'), "draws on 'later', which is not an earlier stage"),
-    (lambda r: r.replace('"first:1-2"', '"first:1..2"'), "must read STAGE:best or STAGE:FIRST-LAST"),
+    (lambda r: r.replace('"first:1-2"', '"first:1..2"'), "must read STAGE, STAGE:best or STAGE:FIRST-LAST"),
     (lambda r: r.replace("seed = 2,", "sede = 2,"), "unknown training settings \\['sede'\\]"),
     (lambda r: r.replace('name = "soup"', 'name = "first"'), "needs a unique name"),
     (lambda r: r.replace("[data]", "[dta]"), "lacks 'data'"),

@@ -19,8 +19,9 @@ Stage kinds (``kind = ...``):
                names the stage whose weights it starts from, ``reframed`` the
                ``align`` stage whose faces it mixes in.
 ``average``    the mean of ``members`` (``"STAGE:best"``, ``"STAGE:24-32"`` for
-               kept epochs), batch norms re-estimated on ``bn_faces`` training
-               faces: ``averaged.weights.h5``.
+               kept epochs, ``"STAGE"`` for what a stage hands on; a member named
+               twice counts twice), batch norms re-estimated on ``bn_faces``
+               training faces: ``averaged.weights.h5``.
 ``export``     ``tools.export`` of ``run`` with its ``members`` averaged, at the
                recipe's ``name`` and ``version``, into ``out``.
 ``calibrate``  validation faces composited into real scenes (``tools.scenes fer``,
@@ -48,7 +49,7 @@ from tools.train import TrainConfig, prepare_run, run_training, write_atomic
 
 KINDS = ("align", "train", "average", "export", "calibrate")
 STAGE_FILE = "stage.json"
-MEMBER = re.compile(r"^(?P<stage>[\w.-]+):(?:(?P<best>best)|(?P<first>\d+)-(?P<last>\d+))$")
+MEMBER = re.compile(r"^(?P<stage>[\w.-]+)(?::(?:(?P<best>best)|(?P<first>\d+)-(?P<last>\d+)))?$")
 
 
 class RecipeError(ValueError):
@@ -111,19 +112,22 @@ def depends_on(stage: dict[str, Any]) -> list[str]:
     for member in stage.get("members", []):
         match = MEMBER.match(str(member))
         if not match:
-            raise RecipeError(f"stage {stage.get('name')}: member {member!r} must read STAGE:best or STAGE:FIRST-LAST")
+            raise RecipeError(f"stage {stage.get('name')}: member {member!r} must read STAGE, STAGE:best "
+                              "or STAGE:FIRST-LAST")
         refs.append(match["stage"])
     return refs
 
 
 def member_files(recipe: Recipe, members: list[str]) -> list[Path]:
-    """The weights files ``members`` name: a train stage's best, or its kept epochs."""
+    """The weights files ``members`` name: a train stage's best or kept epochs, or what a stage hands on."""
     files = []
     for member in members:
         match = MEMBER.match(member)
         run = recipe.stage_dir(match["stage"])
         if match["best"]:
             files.append(run / "best.weights.h5")
+        elif not match["first"]:
+            files.append(stage_weights(recipe, match["stage"]))
         else:
             files += [run / "epochs" / f"epoch{e:03d}.weights.h5" for e in range(int(match["first"]),
                                                                                  int(match["last"]) + 1)]
