@@ -127,12 +127,15 @@ def test_model_card_says_when_weights_were_averaged_and_faces_mirrored(shipped_m
                     warm_start=[unaveraged(s) for s in shipped_meta["training"]["warm_start"]])
     plain = render_figures(dict(shipped_meta, flip_average=False, training=training), None)
     assert "mirror image" not in plain and "averaged with" not in plain and "Keras float (best epoch)" in plain
-    averaged = dict(training, averaged_with={"weights": ["runs/a/best.weights.h5"], "bn_faces": 8000})
+    averaged = dict(training, weights="best", averaged_with={"weights": ["runs/a/best.weights.h5"], "bn_faces": 8000})
     text = render_figures(dict(shipped_meta, flip_average=True, training=averaged), None)
     assert "| inference | each face and its mirror image in one batch, probabilities averaged |" in text
     assert "Keras float (averaged weights)" in text
     assert ("; its best weights averaged with `runs/a/best.weights.h5`, batch-norm statistics "
             "re-estimated on 8,000 training faces. ") in text
+    from_file = dict(averaged, weights="runs/a/epochs/epoch004.weights.h5")
+    assert "; `runs/a/epochs/epoch004.weights.h5` averaged with `runs/a/best.weights.h5`" in \
+        render_figures(dict(shipped_meta, training=from_file), None)
     middle = dict(averaged, warm_start=[dict(shipped_meta["training"]["warm_start"][-1],
                                              averaged_with={"weights": ["e9.h5"], "bn_faces": 100})])
     text = render_figures(dict(shipped_meta, training=middle), None)

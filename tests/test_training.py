@@ -159,7 +159,8 @@ def test_reframed_faces_are_mixed_in_by_their_share(trained, tmp_path):
     x, targets, _ = trainer.batch(idx, np.random.default_rng(0))
     assert x.shape == (64, 48, 48, 1)
     assert np.isfinite(float(trainer.train_step(x, targets, targets @ trainer.weights)[0]))
-    assert "0.5 of the faces re-framed by their landmarks (`reframed.npz`)" in describe_recipe(recipe(cfg))
+    assert f"0.5 of the faces re-framed as the device frames them (`{tmp_path.name}/reframed.npz`)" in \
+        describe_recipe(recipe(cfg))
 
 
 def test_reframed_faces_of_other_faces_are_refused(trained, tmp_path):

@@ -407,7 +407,7 @@ def recipe(cfg: TrainConfig) -> dict:
     only, since their paths belong to the machine that trained."""
     return dict(dataclasses.asdict(cfg), train=Path(cfg.train).name,
                 valid=Path(cfg.valid).name if cfg.valid else "",
-                reframed=Path(cfg.reframed).name if cfg.reframed else "")
+                reframed=f"{Path(cfg.reframed).parent.name}/{Path(cfg.reframed).name}" if cfg.reframed else "")
 
 
 def describe_recipe(r: dict) -> str:
@@ -419,7 +419,7 @@ def describe_recipe(r: dict) -> str:
     if r.get("camera", d.camera):
         mixing += f", camera degradations on {r['camera']} of the faces"
     if r.get("reframed_share", d.reframed_share):
-        mixing += f", {r['reframed_share']} of the faces re-framed by their landmarks (`{r['reframed']}`)"
+        mixing += f", {r['reframed_share']} of the faces re-framed as the device frames them (`{r['reframed']}`)"
     return (f"SGD with Nesterov momentum {r['momentum']}, learning rate {r['lr']} (warm-up "
             f"{r['warmup_epochs']} epoch, cosine decay), weight decay {r['weight_decay']}, batch {r['batch']}, "
             f"label smoothing {r['label_smoothing']}, `{r['class_weight']}` class weights, dropout "
