@@ -28,6 +28,7 @@ def test_average_is_the_mean_of_the_model_and_the_files(tmp_path):
     assert all(np.allclose(got, want, atol=1e-6) for got, want in zip(a.get_weights(), expected, strict=True))
 
 
+@pytest.mark.filterwarnings("ignore:Skipping nested container")  # Keras says so before it refuses the file
 def test_weights_of_another_architecture_or_a_missing_file_are_refused(tmp_path):
     other = build("vgg_elu-small")
     other.save_weights(tmp_path / "small.weights.h5")
