@@ -33,7 +33,7 @@ from device.detect import DetectorError
 from models import DEFAULT_MODEL
 from tools.dataset import DatasetError, load_faces, load_photos, shared_split
 from tools.evaluate import find_faces, model_answers
-from tools.metrics import score
+from tools.metrics import kept_and_right, score
 from tools.train import write_atomic
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -81,14 +81,13 @@ def table(paths: list[PathAnswers], temperature: float, thresholds=THRESHOLDS) -
     """Kept share and accuracy of the kept faces per threshold, before -> after, per path."""
     head = "top prob  " + "".join(f"| {p.name} kept, right (before -> after)".ljust(48) for p in paths)
     rows = [head]
-    for threshold in thresholds:
+    columns = [[kept_and_right(p.truth, probs, thresholds)
+                for probs in (p.probs, apply_temperature(p.probs, temperature))] for p in paths]
+    for k, threshold in enumerate(thresholds):
         cells = []
-        for p in paths:
-            pair = []
-            for probs in (p.probs, apply_temperature(p.probs, temperature)):
-                kept = probs.max(axis=1) >= threshold
-                right = (probs.argmax(axis=1) == p.truth)[kept]
-                pair.append(f"{kept.mean():5.1%} {right.mean():6.1%}" if kept.any() else "   -      -  ")
+        for before, after in columns:
+            pair = [f"{kept:5.1%} {right:6.1%}" if right is not None else "   -      -  "
+                    for _, kept, right in (before[k], after[k])]
             cells.append(f"| {pair[0]} -> {pair[1]}".ljust(48))
         rows.append(f">= {threshold:.2f}   " + "".join(cells))
     return "\n".join(rows)
@@ -130,10 +129,9 @@ def store_temperature(model: Path, temperature: float, fitted_on: PathAnswers, l
 
 def confidence_rows(path: PathAnswers, temperature: float) -> list[dict[str, float]]:
     """Per threshold: the share of faces kept and the share of those right, calibrated."""
-    probs = apply_temperature(path.probs, temperature)
-    top, right = probs.max(axis=1), probs.argmax(axis=1) == path.truth
-    return [{"min_confidence": t, "kept": round(float(np.mean(top >= t)), 4),
-             "right": round(float(right[top >= t].mean()), 4) if np.any(top >= t) else 0.0} for t in THRESHOLDS]
+    rows = kept_and_right(path.truth, apply_temperature(path.probs, temperature), THRESHOLDS)
+    return [{"min_confidence": t, "kept": round(kept, 4), "right": round(right, 4) if right is not None else 0.0}
+            for t, kept, right in rows]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -155,13 +155,20 @@ def confidence_table(truth: np.ndarray, probs: np.ndarray, thresholds: Sequence[
     a helper needs to set that option (a single face, without the smoothing
     over frames the device adds).
     """
-    top, right = probs.max(axis=1), probs.argmax(axis=1) == truth
     rows = ["confidence  faces    accuracy"]
-    for threshold in thresholds:
-        kept = top >= threshold
-        accuracy = f"{right[kept].mean():.4f}" if kept.any() else "-"
-        rows.append(f">= {threshold:.2f}     {kept.mean():6.1%}   {accuracy}")
+    for threshold, kept, right in kept_and_right(truth, probs, thresholds):
+        accuracy = f"{right:.4f}" if right is not None else "-"
+        rows.append(f">= {threshold:.2f}     {kept:6.1%}   {accuracy}")
     return "\n".join(rows)
+
+
+def kept_and_right(truth: np.ndarray, probs: np.ndarray,
+                   thresholds: Sequence[float]) -> list[tuple[float, float, float | None]]:
+    """Per threshold on the top probability: (threshold, share of faces at or above it,
+    share of those that are right, or None when none is kept)."""
+    top, right = probs.max(axis=1), probs.argmax(axis=1) == truth
+    return [(t, float(np.mean(top >= t)), float(right[top >= t].mean()) if np.any(top >= t) else None)
+            for t in thresholds]
 
 
 def describe_int8_drop(drop_pt: float) -> str:

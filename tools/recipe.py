@@ -59,6 +59,7 @@ class RecipeError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     path: Path
+    checkout: Path  # the repository the recipe belongs to (it lives in its models/)
     name: str
     version: str
     folder: Path
@@ -101,14 +102,14 @@ def read_recipe(path: Path) -> Recipe:
             if unknown:
                 raise RecipeError(f"{path}: stage {name}: unknown training settings {sorted(unknown)}")
         seen.append(name)
-    root = path.resolve().parent.parent  # a recipe lives in models/ of the checkout
-    return Recipe(path, str(raw["name"]), str(raw["version"]), root / raw["folder"], data["train"], data["valid"],
-                  tuple(raw["stage"]))
+    checkout = path.resolve().parent.parent
+    return Recipe(path, checkout, str(raw["name"]), str(raw["version"]), checkout / raw["folder"], data["train"],
+                  data["valid"], tuple(raw["stage"]))
 
 
 def depends_on(stage: dict[str, Any]) -> list[str]:
     """Names of the stages ``stage`` reads from."""
-    refs = [stage[key] for key in ("init", "reframed", "run", "scenes_from") if stage.get(key)]
+    refs = [stage[key] for key in ("init", "reframed", "run") if stage.get(key)]
     for member in stage.get("members", []):
         match = MEMBER.match(str(member))
         if not match:
@@ -232,7 +233,7 @@ class Runner:
 
         run = self.recipe.stage_dir(stage["run"])
         files = member_files(self.recipe, stage.get("members", [f"{stage['run']}:best"]))
-        out = self.recipe.path.resolve().parent.parent / stage.get("out", "models")
+        out = self.recipe.checkout / stage.get("out", "models")
         installed = export_run(run, out, self.recipe.name, self.recipe.version, str(self.data_file(self.recipe.valid)),
                                weights=str(files[0]), flip_average=bool(stage.get("flip_average", False)),
                                average=files[1:], bn_faces=int(stage.get("bn_faces", 8000)), log=self.log)
