@@ -136,6 +136,8 @@ def test_model_card_says_when_weights_were_averaged_and_faces_mirrored(shipped_m
     from_file = dict(averaged, weights="runs/a/epochs/epoch004.weights.h5")
     assert "; `runs/a/epochs/epoch004.weights.h5` averaged with `runs/a/best.weights.h5`" in \
         render_figures(dict(shipped_meta, training=from_file), None)
+    assert "; `runs/a/epochs/epoch004.weights.h5` averaged with `runs/a/best.weights.h5`" in \
+        render_figures(dict(shipped_meta, training=dict(from_file, warm_start=[])), None)  # no warm start
     middle = dict(averaged, warm_start=[dict(shipped_meta["training"]["warm_start"][-1],
                                              averaged_with={"weights": ["e9.h5"], "bn_faces": 100})])
     text = render_figures(dict(shipped_meta, training=middle), None)

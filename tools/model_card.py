@@ -57,9 +57,7 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
         "",
         f"int8 macro-F1 {acc['macro_f1_int8']:.4f}. Per-class recall of the shipped int8 model:",
         "",
-        "| " + " | ".join(acc["per_class_recall_int8"]) + " |",
-        "|" + "---|" * len(acc["per_class_recall_int8"]),
-        "| " + " | ".join(f"{r:.3f}" for r in acc["per_class_recall_int8"].values()) + " |",
+        *recall_table(acc["per_class_recall_int8"]),
         "",
         *describe_calibration(meta.get("calibration")),
         f"Training, {describe_lineage([*train.get('warm_start', []), train])}. "
@@ -73,14 +71,11 @@ def describe_calibration(calibration: dict[str, Any] | None) -> list[str]:
     if not calibration:
         return []
     before, after = calibration["nll"]
-    recall = calibration["per_class_recall"]
     return [
         f"On the {calibration['fitted_on']} (`tools.calibrate`), accuracy {calibration['accuracy']:.4f}; "
         "per-class recall:",
         "",
-        "| " + " | ".join(recall) + " |",
-        "|" + "---|" * len(recall),
-        "| " + " | ".join(f"{r:.3f}" for r in recall.values()) + " |",
+        *recall_table(calibration["per_class_recall"]),
         "",
         f"Calibration: softmax temperature {calibration['temperature']} fitted there (log-loss {before} -> "
         f"{after}); with it, the share of those faces at or above each top probability and how many of them "
@@ -94,9 +89,16 @@ def describe_calibration(calibration: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def recall_table(recall: dict[str, float]) -> list[str]:
+    """A one-row markdown table of per-class recall, classes as columns."""
+    return ["| " + " | ".join(recall) + " |",
+            "|" + "---|" * len(recall),
+            "| " + " | ".join(f"{r:.3f}" for r in recall.values()) + " |"]
+
+
 def describe_lineage(stages: list[dict[str, Any]]) -> str:
     """The training runs that made the model, oldest first, each started from the one before."""
-    text = describe_stage(stages[0])
+    text = describe_stage(stages[0], len(stages) == 1)
     for before, stage in itertools.pairwise(stages):
         start = "the averaged weights" if before.get("averaged_with") else "its best weights"
         # The final run's own "weights" is what its export started from (best, last or a kept epoch).
