@@ -30,8 +30,9 @@ import numpy as np
 from device.classify import ModelError, apply_temperature, metadata_path, read_model_info
 from device.config import DetectConfig
 from device.detect import DetectorError
+from device.frames import FaceBox
 from models import DEFAULT_MODEL
-from tools.dataset import DatasetError, load_faces, load_photos, shared_split
+from tools.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
 from tools.evaluate import find_faces, model_answers
 from tools.metrics import kept_and_right, score
 from tools.train import write_atomic
@@ -93,18 +94,30 @@ def table(paths: list[PathAnswers], temperature: float, thresholds=THRESHOLDS) -
     return "\n".join(rows)
 
 
-def path_answers(model: Path, crops: Path | None, scenes: Path | None,
-                 threads: int) -> tuple[list[PathAnswers], tuple[str, ...]]:
+@dataclass(frozen=True)
+class ValidationSets:
+    """What every model is scored on, read (and its faces found) once for all of them."""
+
+    photos: PhotoSet | None
+    boxes: list[FaceBox | None] | None
+    crops: FaceSet | None
+
+    @classmethod
+    def load(cls, scenes: Path | None, crops: Path | None) -> "ValidationSets":
+        photos = load_photos(scenes) if scenes is not None else None
+        boxes = find_faces(photos, DetectConfig()) if photos is not None else None
+        return cls(photos, boxes, load_faces(crops) if crops is not None else None)
+
+
+def path_answers(model: Path, sets: ValidationSets, threads: int) -> tuple[list[PathAnswers], tuple[str, ...]]:
     """The uncalibrated answers of ``model`` on the device path and on the crops given, and its labels."""
     paths, labels = [], ()
-    if scenes is not None:
-        photos = load_photos(scenes)
-        boxes = find_faces(photos, DetectConfig())
-        truth, probs, labels = model_answers(model, photos, threads, boxes, calibrated=False)
-        found = np.array([box is not None for box in boxes])
+    if sets.photos is not None:
+        truth, probs, labels = model_answers(model, sets.photos, threads, sets.boxes, calibrated=False)
+        found = np.array([box is not None for box in sets.boxes])
         paths.append(PathAnswers(f"device path ({found.sum()} of {len(found)} found)", truth[found], probs[found]))
-    if crops is not None:
-        truth, probs, labels = model_answers(model, load_faces(crops), threads, calibrated=False)
+    if sets.crops is not None:
+        truth, probs, labels = model_answers(model, sets.crops, threads, calibrated=False)
         paths.append(PathAnswers(f"crops ({len(truth)})", truth, probs))
     return paths, labels
 
@@ -136,7 +149,8 @@ def confidence_rows(path: PathAnswers, temperature: float) -> list[dict[str, flo
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tools.calibrate", description=__doc__.splitlines()[0])
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="a .tflite with its .json")
+    p.add_argument("--model", type=Path, nargs="+", default=[DEFAULT_MODEL],
+                   help="one or more .tflite files with their .json, each fitted on its own")
     p.add_argument("--scenes", type=Path,
                    help="validation faces in real scenes (python -m tools.scenes fer): the path the temperature "
                         "is fitted on")
@@ -153,25 +167,31 @@ def main(argv: list[str] | None = None) -> int:
         print("facecue: error: nothing to fit on: give --scenes (and --crops)", file=sys.stderr)
         return 2
     try:
-        before = read_model_info(args.model).temperature
-        paths, labels = path_answers(args.model, args.crops, args.scenes, args.threads)
-        fitted_on = paths[0]
-        temperature = fit_temperature(fitted_on.truth, fitted_on.probs)
+        sets = ValidationSets.load(args.scenes, args.crops)
+        for model in args.model:
+            calibrate_model(model, sets, args.threads, args.write)
     except (DatasetError, ModelError, DetectorError, OSError) as exc:
         print(f"facecue: error: {exc}", file=sys.stderr)
         return 2
-    print(f"model {args.model}: temperature {before} in its JSON, fitted {temperature} on {fitted_on.name}")
+    return 0
+
+
+def calibrate_model(model: Path, sets: ValidationSets, threads: int, write: bool) -> None:
+    """Fit, report and (with ``write``) store one model's temperature."""
+    before = read_model_info(model).temperature
+    paths, labels = path_answers(model, sets, threads)
+    fitted_on = paths[0]
+    temperature = fit_temperature(fitted_on.truth, fitted_on.probs)
+    print(f"model {model}: temperature {before} in its JSON, fitted {temperature} on {fitted_on.name}")
     for p in paths:
         print(f"{p.name}: NLL {nll(p.truth, p.probs, 1.0):.4f} -> {nll(p.truth, p.probs, temperature):.4f}, "
               f"ECE {expected_calibration_error(p.truth, p.probs):.4f} -> "
               f"{expected_calibration_error(p.truth, apply_temperature(p.probs, temperature)):.4f}, "
               f"accuracy {np.mean(p.probs.argmax(1) == p.truth):.4f}")
     print(table(paths, temperature))
-    if args.write:
-        store_temperature(args.model, temperature, fitted_on, labels)
-        print(f"wrote temperature {temperature} to {metadata_path(args.model)}")
-    return 0
-
+    if write:
+        store_temperature(model, temperature, fitted_on, labels)
+        print(f"wrote temperature {temperature} to {metadata_path(model)}")
 
 if __name__ == "__main__":
     sys.exit(main())

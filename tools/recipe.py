@@ -249,12 +249,12 @@ class Runner:
         if not scene_file.is_file() and scenes(["fer", "--data", valid, "--out", str(scene_file),
                                                 "--n", str(stage.get("n", 1000)), "--seed", str(stage.get("seed", 0))]):
             raise RecipeError(f"stage {stage['name']}: making the scenes failed (see above)")
-        temperatures = {}
-        for kind in ("int8", "float32"):
-            if calibrate(["--model", export[kind], "--scenes", str(scene_file), "--crops", valid, "--write"]):
-                raise RecipeError(f"stage {stage['name']}: calibrating {export[kind]} failed (see above)")
-            temperatures[kind] = json.loads(Path(export[f"{kind}_json"]).read_text())["calibration"]["temperature"]
-        return {"temperature": temperatures}
+        kinds = ("int8", "float32")
+        if calibrate(["--model", *(export[kind] for kind in kinds), "--scenes", str(scene_file), "--crops", valid,
+                      "--write"]):
+            raise RecipeError(f"stage {stage['name']}: calibrating the exported models failed (see above)")
+        return {"temperature": {kind: json.loads(Path(export[f"{kind}_json"]).read_text())["calibration"]["temperature"]
+                                for kind in kinds}}
 
 
 def main(argv: list[str] | None = None) -> int:
