@@ -135,6 +135,8 @@ def test_a_changed_stage_is_refused_not_reused(checkout, tmp_path):
 @pytest.mark.parametrize("edit, message", [
     (lambda r: r.replace('kind = "average"', 'kind = "blend"'), "kind must be one of"),
     (lambda r: r.replace('init = "soup"', 'init = "later"'), "draws on 'later', which is not an earlier stage"),
+    (lambda r: r.replace('reframed = "aligned"', 'reframed = ["aligned", "export"]'),
+     "draws on 'export', which is not an earlier stage"),
     (lambda r: r.replace('"first:1-2"', '"first:1..2"'), "must read STAGE, STAGE:best or STAGE:FIRST-LAST"),
     (lambda r: r.replace("seed = 2,", "sede = 2,"), "unknown training settings \\['sede'\\]"),
     (lambda r: r.replace('name = "soup"', 'name = "first"'), "needs a unique name"),

@@ -149,6 +149,7 @@ def test_reframed_faces_are_mixed_in_by_their_share(trained, tmp_path):
     np.savez(reframed, images=255 - data.images, labels=data.labels.astype(np.uint8), classes=np.array(CLASSES))
     cfg = TrainConfig(arch="vgg_elu-tiny", train=str(data_file), epochs=1, batch=32, reframed=str(reframed),
                       reframed_share=0.5, seed=5)
+    assert cfg.reframed == (str(reframed),)  # one file, as older configs and recipes name it
     trainer = Trainer(cfg, tmp_path / "mix", data, None)
     own, other = trainer.train_x, load_faces(reframed).preprocessed()
     picked = np.random.default_rng(0).random(64) < 0.5
@@ -161,6 +162,29 @@ def test_reframed_faces_are_mixed_in_by_their_share(trained, tmp_path):
     assert np.isfinite(float(trainer.train_step(x, targets, targets @ trainer.weights)[0]))
     assert f"0.5 of the faces re-framed as the device frames them (`{tmp_path.name}/reframed.npz`)" in \
         describe_recipe(recipe(cfg))
+
+
+def test_several_renders_each_give_some_reframed_faces(trained, tmp_path):
+    from tools.train import Trainer, describe_recipe, recipe
+
+    run, _, _ = trained
+    data_file = run.parent / "train.npz"
+    data = load_faces(data_file)
+    renders = []
+    for name, images in (("first.npz", 255 - data.images), ("second.npz", data.images // 2)):
+        renders.append(tmp_path / name)
+        np.savez(renders[-1], images=images, labels=data.labels.astype(np.uint8), classes=np.array(CLASSES))
+    cfg = TrainConfig(arch="vgg_elu-tiny", train=str(data_file), epochs=1, batch=32,
+                      reframed=[str(r) for r in renders], reframed_share=1.0, seed=5)
+    trainer = Trainer(cfg, tmp_path / "mix", data, None)
+    first, second = (load_faces(r).preprocessed() for r in renders)
+    idx = np.arange(64)
+    framed = trainer.framed(idx, np.random.default_rng(0))
+    from_first = np.all(framed == first[idx], axis=(1, 2))
+    from_second = np.all(framed == second[idx], axis=(1, 2))
+    assert np.all(from_first ^ from_second)  # each face from exactly one render
+    assert 10 < from_first.sum() < 54
+    assert f"(`{tmp_path.name}/first.npz, {tmp_path.name}/second.npz`)" in describe_recipe(recipe(cfg))
 
 
 def test_reframed_faces_of_other_faces_are_refused(trained, tmp_path):

@@ -17,7 +17,8 @@ Stage kinds (``kind = ...``):
                from real scenes as the device cuts them): ``train.npz``, ``valid.npz``.
 ``train``      ``tools.train`` with the settings in ``[stage.config]``; ``init``
                names the stage whose weights it starts from, ``reframed`` the
-               ``align`` stage whose faces it mixes in.
+               ``align`` stage (or a list of them: renders with other seeds) whose
+               faces it mixes in.
 ``average``    the mean of ``members`` (``"STAGE:best"``, ``"STAGE:24-32"`` for
                kept epochs, ``"STAGE"`` for what a stage hands on; a member named
                twice counts twice), batch norms re-estimated on ``bn_faces``
@@ -109,7 +110,7 @@ def read_recipe(path: Path) -> Recipe:
 
 def depends_on(stage: dict[str, Any]) -> list[str]:
     """Names of the stages ``stage`` reads from."""
-    refs = [stage[key] for key in ("init", "reframed", "run") if stage.get(key)]
+    refs = [name for key in ("init", "reframed", "run") for name in stage_names(stage.get(key))]
     for member in stage.get("members", []):
         match = MEMBER.match(str(member))
         if not match:
@@ -117,6 +118,13 @@ def depends_on(stage: dict[str, Any]) -> list[str]:
                               "or STAGE:FIRST-LAST")
         refs.append(match["stage"])
     return refs
+
+
+def stage_names(ref: str | list[str] | None) -> list[str]:
+    """The stage names a reference holds: none, one, or a list of them."""
+    if not ref:
+        return []
+    return [ref] if isinstance(ref, str) else [str(name) for name in ref]
 
 
 def member_files(recipe: Recipe, members: list[str]) -> list[Path]:
@@ -199,7 +207,8 @@ class Runner:
         if stage.get("init"):
             cfg = dataclasses.replace(cfg, init_weights=str(stage_weights(self.recipe, stage["init"])))
         if stage.get("reframed"):
-            cfg = dataclasses.replace(cfg, reframed=str(self.recipe.stage_dir(stage["reframed"]) / "train.npz"))
+            cfg = dataclasses.replace(cfg, reframed=tuple(str(self.recipe.stage_dir(name) / "train.npz")
+                                                          for name in stage_names(stage["reframed"])))
         resume = (folder / "checkpoint" / "state.json").is_file()
         if resume and TrainConfig.from_json(folder / "config.json") != cfg:
             raise RecipeError(f"stage {stage['name']}: {folder} holds a run of other settings; "

@@ -52,13 +52,21 @@ class TrainConfig:
     erase_prob: float = 0.35  # share of faces given a random-erasing box
     cutmix: float = 0.0  # share of faces given a box of another face, labels mixed by area
     camera: float = 0.0  # share of faces degraded as a hat camera would (tools.augment.camera)
-    reframed: str = ""  # the training faces again, re-framed by tools.align_faces (same order and labels)
+    # The training faces again, re-framed by tools.align_faces (same order and labels);
+    # several renders of them give each re-framed face a different scene each time.
+    reframed: tuple[str, ...] = ()
     reframed_share: float = 0.0  # share of faces drawn from ``reframed`` in each batch
     init_weights: str = ""  # warm start: a weights file of the same arch (e.g. runs/final/best.weights.h5)
     limit: int = 0  # train on a random N of the training faces (smoke tests)
     seed: int = 1
     threads: int = 0  # 0: all cores
     keep_from: int = 0  # keep each epoch's weights from this epoch on in <run>/epochs/ (0: none), to average later
+
+    def __post_init__(self) -> None:
+        # One file (older runs' configs, a recipe's single stage) or a JSON list.
+        if isinstance(self.reframed, str):
+            self.reframed = (self.reframed,) if self.reframed else ()
+        self.reframed = tuple(self.reframed)
 
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
@@ -99,23 +107,26 @@ def training_targets(train: FaceSet) -> np.ndarray:
     return np.eye(len(train.classes), dtype=np.float32)[train.labels]
 
 
-def reframed_faces(cfg: TrainConfig, train: FaceSet) -> FaceSet:
-    """The faces of ``cfg.reframed``, refused (one line) unless they are ``train``'s
-    faces in the same order: same count, size and labels.
+def reframed_faces(cfg: TrainConfig, train: FaceSet) -> list[FaceSet]:
+    """The renders of ``cfg.reframed``, each refused (one line) unless it holds
+    ``train``'s faces in the same order: same count, size and labels.
 
     Why both framings: the device frames a live face by its landmarks, while
     FER2013's crops keep their source's framing, and the shipped model must hold
     up on both (the device path, and the crops it is benchmarked on).
     """
-    try:
-        other = load_faces(cfg.reframed)
-    except DatasetError as exc:
-        raise SystemExit(f"error: --reframed: {exc}") from None
-    if other.images.shape != train.images.shape or not np.array_equal(other.labels, train.labels):
-        raise SystemExit(f"error: --reframed {cfg.reframed}: not the training faces re-framed "
-                         f"({len(other)} faces of {other.images.shape[1:]} against {len(train)} of "
-                         f"{train.images.shape[1:]}, or other labels)")
-    return other
+    renders = []
+    for path in cfg.reframed:
+        try:
+            other = load_faces(path)
+        except DatasetError as exc:
+            raise SystemExit(f"error: --reframed: {exc}") from None
+        if other.images.shape != train.images.shape or not np.array_equal(other.labels, train.labels):
+            raise SystemExit(f"error: --reframed {path}: not the training faces re-framed "
+                             f"({len(other)} faces of {other.images.shape[1:]} against {len(train)} of "
+                             f"{train.images.shape[1:]}, or other labels)")
+        renders.append(other)
+    return renders
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -167,14 +178,15 @@ class Trainer:
         self.train_x = train.preprocessed()
         self.train_y = train.labels
         self.train_targets = training_targets(train)
-        self.train_reframed = reframed_faces(cfg, train).preprocessed() if cfg.reframed_share else None
+        self.train_reframed = np.stack([r.preprocessed() for r in reframed_faces(cfg, train)]) \
+            if cfg.reframed_share else None
         if cfg.limit:
             # A random subset: the data files are ordered by class, so the first N would be one class.
             keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(self.train_y))[: cfg.limit])
             self.train_x, self.train_y, self.train_targets = \
                 self.train_x[keep], self.train_y[keep], self.train_targets[keep]
             if self.train_reframed is not None:
-                self.train_reframed = self.train_reframed[keep]
+                self.train_reframed = self.train_reframed[:, keep]
         self.valid_x = to_input(valid.preprocessed()) if valid is not None else None
         self.valid_y = valid.labels if valid is not None else None
         self.weights = class_weights(self.train_y, len(self.classes), cfg.class_weight)
@@ -267,12 +279,14 @@ class Trainer:
 
     def framed(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Training rows ``idx`` before augmentation, each in its own framing or, in the
-        share ``reframed_share``, re-framed. With no re-framed faces no random numbers
-        are drawn, so runs without them keep their batches."""
+        share ``reframed_share``, re-framed (from one of the renders, drawn per face).
+        Random numbers are drawn only for what a run has, so runs without re-framed
+        faces, or with one render, keep their batches."""
         if self.train_reframed is None:
             return self.train_x[idx]
         picked = rng.random(len(idx)) < self.cfg.reframed_share
-        return np.where(picked[:, None, None], self.train_reframed[idx], self.train_x[idx])
+        render = rng.integers(len(self.train_reframed), size=len(idx)) if len(self.train_reframed) > 1 else 0
+        return np.where(picked[:, None, None], self.train_reframed[render, idx], self.train_x[idx])
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The augmented faces of training rows ``idx``, their (soft) targets, and their
@@ -407,7 +421,7 @@ def recipe(cfg: TrainConfig) -> dict:
     only, since their paths belong to the machine that trained."""
     return dict(dataclasses.asdict(cfg), train=Path(cfg.train).name,
                 valid=Path(cfg.valid).name if cfg.valid else "",
-                reframed=f"{Path(cfg.reframed).parent.name}/{Path(cfg.reframed).name}" if cfg.reframed else "")
+                reframed=", ".join(f"{Path(f).parent.name}/{Path(f).name}" for f in cfg.reframed))
 
 
 def describe_recipe(r: dict) -> str:
@@ -558,8 +572,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--camera", type=float, default=d.camera,
                    help="share of faces degraded as a hat camera would: far (down- and up-sampled), blur, "
                         "gamma, noise, JPEG")
-    p.add_argument("--reframed", default=d.reframed,
-                   help="the training faces re-framed by tools.align_faces, mixed in by --reframed-share")
+    p.add_argument("--reframed", nargs="+", default=d.reframed, metavar="FILE",
+                   help="the training faces re-framed by tools.align_faces, mixed in by --reframed-share; "
+                        "several renders: each re-framed face is drawn from one of them at random")
     p.add_argument("--reframed-share", type=float, default=d.reframed_share,
                    help="share of faces taken from --reframed in each batch (0: off)")
     p.add_argument("--init-weights", default=d.init_weights,
@@ -592,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     if not cfg.train:
         raise SystemExit("error: no training data; pass --train FILE.npz")
     if bool(cfg.reframed) != bool(cfg.reframed_share):
-        raise SystemExit("error: --reframed and --reframed-share go together: a file and the share it gives")
+        raise SystemExit("error: --reframed and --reframed-share go together: the files and the share they give")
     if cfg.reframed:
         try:
             reframed_faces(cfg, load_faces(cfg.train))  # before a run folder is made
