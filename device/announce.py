@@ -1,30 +1,25 @@
-"""From announcements and button presses to what the wearer hears and feels.
+"""From announcements and button answers to what the wearer hears and feels.
 
 The loop hands :class:`Announcer` plain :class:`~device.frames.Announcement`
 records; this module owns the voice, the player (earphone or ``--audio-out``
-file), the optional vibration motor and the buttons. A missing sound card,
-GPIO chip or motor is logged once and the rest keeps working: the log still
-says every announcement.
+file) and the optional vibration motor. A missing sound card, GPIO chip or
+motor is logged once and the rest keeps working: the log still says
+everything the wearer would hear.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from audio.earcons import face_earcon
 from audio.playback import PyAudioPlayer
 from audio.player import AudioUnavailable, Player
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
-from device.buttons import Buttons
 from device.config import AudioConfig, Config
 from device.frames import Announcement
 from device.gpio import GpioUnavailable
 from device.haptics import Haptics, pattern_for
-
-if TYPE_CHECKING:
-    from device.loop import Daemon
 
 log = logging.getLogger("facecue")
 
@@ -60,34 +55,18 @@ def _has_pattern(label: str) -> bool:
 
 
 class Announcer:
-    """Speaks expressions and events; answers the buttons."""
+    """Speaks expressions and events, and the answers to the buttons.
+
+    It knows nothing of the loop: the loop, the only thread that calls it,
+    hands it the frame time ``t`` of each sound (where it goes on an
+    ``--audio-out`` timeline) and whatever an answer says.
+    """
 
     def __init__(self, voice: VoicePack, player: Player, haptics: Haptics | None = None) -> None:
         self.voice = voice
         self.player = player
         self.haptics = haptics
-        self.buttons: Buttons | None = None
-        self.daemon: Daemon | None = None
         self._said_events: set[str] = set()
-
-    @property
-    def now(self) -> float:
-        """The current frame time: where a button's answer goes on the timeline."""
-        return (self.daemon.decider.last_t if self.daemon else None) or 0.0
-
-    def attach(self, daemon: "Daemon", cfg: Config) -> None:
-        """Wire the buttons to this daemon (pins from ``[buttons]``)."""
-        self.daemon = daemon
-        b = cfg.buttons
-        try:
-            self.buttons = Buttons(self.repeat, self.toggle_mute, self.status,
-                                   repeat_pin=b.repeat_pin, mute_pin=b.mute_pin, long_press=b.long_press,
-                                   status_hold=b.status_hold, bounce_time=b.bounce_time)
-        except GpioUnavailable as exc:
-            log.error("buttons disabled: %s", exc)
-            return
-        if self.buttons.layout != "none":
-            log.info("buttons: %s-button layout", self.buttons.layout)
 
     @property
     def _muted_mark(self) -> str:
@@ -106,41 +85,41 @@ class Announcer:
         if self.haptics is not None and _has_pattern(a.label):
             self.haptics.play(a.label)
 
-    def event(self, name: str) -> None:
+    def event(self, name: str, t: float) -> None:
         """A fault or state change (camera_error, model_updated, ...), said once until it recurs after recovery."""
         if name in self._said_events and name != "model_updated":
             return
         self._said_events.add(name)
-        self.player.play(self.voice.sound(name), self.now)
+        log.info("event %s t %.2fs%s", name, t, self._muted_mark)
+        self.player.play(self.voice.sound(name), t)
 
     def recovered(self, name: str) -> None:
         """The fault is gone: say it again if it comes back."""
         self._said_events.discard(name)
 
-    # -- buttons (called on gpiozero's threads: short and thread-safe) --------
-    def repeat(self) -> None:
-        a = self.daemon.decider.current()
-        log.info("button repeat: %s%s", a.label, self._muted_mark)
-        self.player.play(self.voice.sound(a.label), self.now, force=False)
+    # -- answers to the buttons ----------------------------------------------
+    def repeat(self, current: Announcement) -> None:
+        """The last expression again (or "no face"); silent while muted."""
+        log.info("button repeat: %s%s", current.label, self._muted_mark)
+        self.player.play(self.voice.sound(current.label), current.t, force=False)
 
-    def toggle_mute(self) -> None:
+    def toggle_mute(self, t: float) -> None:
         muted = not self.player.muted
         self.player.set_muted(muted)
         log.info("button mute: %s", "muted" if muted else "sound on")
-        self.player.play(self.voice.sound("muted" if muted else "unmuted"), self.now, force=True)
+        self.player.play(self.voice.sound("muted" if muted else "unmuted"), t, force=True)
 
-    def status(self) -> None:
-        text = self.daemon.status_text()
+    def status(self, text: str, t: float) -> None:
+        """Speak ``text`` (model version and camera state), even while muted."""
         log.info("button status: %s", text)
-        self.player.play(self.voice.speak(text), self.now, force=True)
+        self.player.play(self.voice.speak(text), t, force=True)
 
-    def close(self) -> None:
-        if self.buttons is not None:
-            self.buttons.close()
+    def close(self, end_t: float) -> None:
+        """Stop the motor and the player; a timeline is written up to ``end_t``."""
         if self.haptics is not None:
             self.haptics.close()
         if isinstance(self.player, TimelineWriter):
-            self.player.close(end_t=self.now)
+            self.player.close(end_t=end_t)
         else:
             self.player.close()
 

@@ -17,8 +17,9 @@ no button, as on a laptop. Buttons are wired from the pin to ground and use
 the Pi's internal pull-up.
 
 The callbacks run on gpiozero's threads (the pin's edge thread and the hold
-thread), not on the daemon's loop: they must be short (set a flag, queue a
-clip) and thread-safe, and must not call :meth:`Buttons.close`. An exception
+thread), not on the daemon's loop: they must be short and thread-safe, and
+must not call :meth:`Buttons.close`. The daemon's only post the press to
+the loop (:func:`device.presses.press_buttons`). An exception
 raised by a callback is logged and swallowed, so one bad callback cannot kill
 the thread that serves every later press.
 """

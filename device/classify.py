@@ -159,6 +159,11 @@ def check_calibration(info: ModelInfo, meta_file: Path) -> None:
         raise ModelError(f"model metadata {meta_file} calibration temperature must be {low}..{high}, got {t}")
 
 
+# How far from 1 a row of probabilities may sum: int8 outputs dequantise to within
+# about 7 * scale / 2 of 1; a broken model is far outside (NaN, 0).
+PROBABILITY_SUM_TOLERANCE = 0.05
+
+
 class Classifier:
     """A loaded model: preprocessed 48x48 faces in, :class:`Prediction` out."""
 
@@ -228,5 +233,15 @@ class Classifier:
                                  self.temperature)
 
     def classify(self, face: np.ndarray) -> Prediction:
-        """One preprocessed face -> probabilities over :attr:`labels`."""
-        return Prediction(self.probabilities(face)[0], self.labels)
+        """One preprocessed face -> probabilities over :attr:`labels`.
+
+        Raises ModelError when the row is no probability distribution (NaN
+        weights give NaN, then all zeros after calibration): fed to the decider,
+        such a row never reaches ``min_confidence``, and the device would go
+        mute without a word.
+        """
+        probs = self.probabilities(face)[0]
+        total = float(probs.sum())
+        if not abs(total - 1.0) <= PROBABILITY_SUM_TOLERANCE:  # also catches NaN
+            raise ModelError(f"model {self.info.version} gave no probabilities (row sum {total:.3g})")
+        return Prediction(probs, self.labels)

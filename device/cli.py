@@ -52,16 +52,16 @@ def _add_config_arg(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from device.announce import build_announcer
     from device.loop import Daemon, RunOptions
+    from device.presses import press_buttons
 
     cfg = _with_overrides(load(args.config), args)
     setup_logging(args.log_level or cfg.log.level)
     under_systemd = "NOTIFY_SOCKET" in os.environ
     options = RunOptions(retry_forever=args.retry or under_systemd)
-    announcer = build_announcer(cfg, audio_out=args.audio_out)
-    daemon = Daemon(cfg, announcer, options)
+    daemon = Daemon(cfg, build_announcer(cfg, audio_out=args.audio_out), options)
     daemon.install_signal_handlers()
-    announcer.attach(daemon, cfg)
-    return daemon.run()
+    with press_buttons(cfg.buttons, daemon.presses):
+        return daemon.run()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

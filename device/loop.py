@@ -3,9 +3,26 @@
 Faults never end it: a camera that fails, or that stops delivering frames
 without failing (a read that hangs), is reopened with backoff, garbage
 frames are counted and skipped, a model that fails to load leaves the
-previous one serving, a missing sound card leaves the log speaking. It tells
-systemd READY once the model is loaded, pings the watchdog from the loop
+previous one serving, a model that fails on a real face is dropped for the
+previous or shipped one, a missing sound card leaves the log speaking. It
+tells systemd READY once a model is loaded, pings the watchdog from the loop
 (but not while the frame source is stuck), and stops within 2 s of SIGTERM.
+
+The loop is a state machine; :class:`State` names the states, and each
+state's handler in :class:`Daemon` returns the next one::
+
+    LOADING --a model serves: READY--> OPENING --opened--> WAITING --a frame--> SERVING
+    LOADING --no usable model--> LOADING (after a backoff wait)
+    OPENING --open fails--> CAMERA_FAULT --backoff wait--> OPENING
+    WAITING, SERVING --read fails or stalls--> CAMERA_FAULT
+    SERVING --a model fails on a face, another loads--> SERVING
+    SERVING --a model fails on a face, none other loads--> LOADING
+    any --SIGTERM, or the end of a file source--> STOPPED
+
+Without ``retry_forever`` (``facecue run`` on a file) a camera or model
+fault ends the run instead, as one error line. The loop is the only thread
+that touches the decider and the pipeline: button presses reach it through a
+:class:`~device.presses.PressQueue`, answered between frames and during waits.
 """
 from __future__ import annotations
 
@@ -15,19 +32,30 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
+from typing import Callable
 
 from device.announce import Announcer
 from device.capture import CaptureError, FrameSource, open_source
-from device.classify import ModelError
-from device.config import Config
+from device.classify import Classifier, ModelError
+from device.config import CameraConfig, Config
 from device.decide import Decider
 from device.frame_reader import END, FrameReader
 from device.model_slot import ModelSlot
-from device.pipeline import BadFrame, Pipeline, StageStats
+from device.pipeline import BadFrame, ModelFailed, Pipeline, StageStats
+from device.presses import Press, PressQueue
 from device.sdnotify import Notifier
 from device.tracker import tracker_from_config
 
 log = logging.getLogger("facecue")
+
+CameraOpener = Callable[[CameraConfig], FrameSource]
+Clock = Callable[[], float]  # monotonic seconds
+
+# How long one wait for a frame, or one slice of a backoff wait, may last: how often
+# the loop looks at the stop flag, the watchdog and the model store when nothing
+# happens. A press ends a backoff slice at once.
+WAIT_SLICE = 0.1
 
 
 @dataclass(frozen=True)
@@ -39,6 +67,17 @@ class RunOptions:
     # One read blocked this long means a stuck source: far above a camera's warm-up,
     # far below the unit's WatchdogSec, so the loop reopens it before systemd steps in.
     stall_after: float = 5.0
+
+
+class State(Enum):
+    """Where the loop is (see the module docstring for the transitions)."""
+
+    LOADING = "loading a model"
+    OPENING = "opening the camera"
+    WAITING = "waiting for the first frame"
+    SERVING = "serving frames"
+    CAMERA_FAULT = "waiting to reopen the camera"
+    STOPPED = "stopped"
 
 
 class Backoff:
@@ -57,176 +96,223 @@ class Backoff:
         self.attempt = 0
 
 
+def open_camera(c: CameraConfig) -> FrameSource:
+    """The configured ``[camera]`` source: what the daemon opens unless told otherwise."""
+    return open_source(c.source, c.width, c.height, c.fps)
+
+
 class Daemon:
+    """The loop's state and its handlers.
+
+    ``open_camera``, ``models`` and ``clock`` default to the real ones; tests
+    pass a scripted camera, a slot over their own store, or a clock they
+    drive, to walk the fault paths in-process. The clock times the loop's own
+    waits and schedules (backoff, watchdog, stats); a stuck read is measured
+    by the frame reader on the real clock.
+    """
+
     def __init__(self, cfg: Config, announcer: Announcer, options: RunOptions = RunOptions(),
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, *, open_camera: CameraOpener = open_camera,
+                 models: ModelSlot | None = None, clock: Clock = time.monotonic) -> None:
         self.cfg = cfg
         self.options = options
         self.announcer = announcer
         self.notifier = notifier or Notifier()
+        self.open_camera = open_camera
+        self.models = models or ModelSlot(cfg.model)
+        self.clock = clock
+        self.presses = PressQueue()
         self.stop_event = threading.Event()
-        self.models = ModelSlot(cfg.model)
+        self.state = State.LOADING
         self.tracker = tracker_from_config(cfg.detect)
         self.decider = Decider(cfg.decide)
-        self.pipeline: Pipeline | None = None
-        self.camera_ok = False
+        self.pipeline: Pipeline | None = None  # built by each load: never None after LOADING
         self.bad_frames = 0
         self.frames_seen = 0
+        self._source: FrameSource | None = None  # opened in OPENING, served in WAITING/SERVING
+        self._fault: CaptureError | None = None  # why the loop is in CAMERA_FAULT
+        self._model_backoff = Backoff(options.max_backoff)
+        self._camera_backoff = Backoff(options.max_backoff)
         self._next_watchdog = 0.0
         interval = self.notifier.watchdog_interval()
         self._watchdog_every = interval / 2 if interval else None
 
-    # -- signals and housekeeping ------------------------------------------
+    # -- signals and the state machine -----------------------------------------
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
         signal.signal(signal.SIGHUP, lambda *_: self.models.request_reload())
 
     def stop(self) -> None:
+        """From any thread or a signal handler: leave the loop within a wait slice."""
         self.stop_event.set()
+        self.presses.wake()
 
+    def run(self) -> int:
+        """Serve until SIGTERM (or the end of a file source). Returns an exit code."""
+        handlers = {State.LOADING: self._load, State.OPENING: self._open, State.WAITING: self._serve,
+                    State.SERVING: self._serve, State.CAMERA_FAULT: self._reopen_later}
+        try:
+            while self.state is not State.STOPPED:
+                after = handlers[self.state]()
+                self._enter(State.STOPPED if self.stop_event.is_set() else after)
+            return 0
+        finally:
+            self.notifier.stopping()
+            self.announcer.close(self._frame_time())
+
+    def _enter(self, state: State) -> None:
+        if state is not self.state:
+            log.debug("state %s -> %s", self.state.name, state.name)
+            self.state = state
+
+    def _frame_time(self) -> float:
+        """Where a sound that no frame caused goes on the timeline: the latest frame's time."""
+        return self.decider.last_t or 0.0
+
+    # -- between frames and while waiting --------------------------------------
     def _housekeeping(self, source_blocked: float = 0.0) -> None:
-        """Between frames: watchdog ping, live model swap.
+        """Watchdog ping, live model swap, button answers.
 
         ``source_blocked`` is how long the frame source has been inside one read:
         beyond a ping interval the watchdog goes unfed, so a source that hangs
         cannot make a mute daemon look healthy.
         """
-        now = time.monotonic()
+        now = self.clock()
         fed = self._watchdog_every and source_blocked < self._watchdog_every
         if fed and now >= self._next_watchdog:
             self.notifier.watchdog()
             self._next_watchdog = now + self._watchdog_every
-        new = self.models.poll()
-        if new is not None and self.pipeline is not None:
-            self.pipeline.classifier = new
-            self.announcer.event("model_updated")
+        if self.state is not State.LOADING:  # LOADING loads the store's newest itself
+            new = self.models.poll()
+            if new is not None:
+                self.pipeline.classifier = new
+                self.announcer.event("model_updated", self._frame_time())
+        self._answer(self.presses.wait(0))
 
     def _wait(self, seconds: float) -> None:
-        """Sleep, but keep the watchdog fed and wake at once on SIGTERM."""
-        end = time.monotonic() + seconds
-        while not self.stop_event.is_set() and time.monotonic() < end:
+        """Sleep ``seconds`` of the clock, but keep the watchdog fed, answer presses at
+        once, and wake at once on SIGTERM."""
+        end = self.clock() + seconds
+        while not self.stop_event.is_set():
             self._housekeeping()
-            self.stop_event.wait(min(0.5, max(end - time.monotonic(), 0)))
+            left = end - self.clock()
+            if left <= 0:
+                return
+            self._answer(self.presses.wait(min(WAIT_SLICE, left)))
 
-    # -- start-up --------------------------------------------------------------
-    def _load_model(self) -> bool:
-        backoff = Backoff(self.options.max_backoff)
-        while not self.stop_event.is_set():
-            try:
-                classifier = self.models.load()
-            except ModelError as exc:
-                if not self.options.retry_forever:
-                    raise
-                self.announcer.event("error")
-                delay = backoff.next()
-                log.error("no usable model (%s); retrying in %.0fs", exc, delay)
-                self.notifier.status(f"no usable model; retrying in {delay:.0f}s")
-                self._wait(delay)
-                continue
-            self.models.classifier = classifier
-            self.announcer.recovered("error")
-            self.pipeline = Pipeline(self.tracker, classifier, self.decider)
-            log.info("model loaded version %s from %s (%s, %s threads)", classifier.info.version,
-                     classifier.info.path, classifier.input_dtype, self.cfg.model.threads)
-            return True
-        return False
+    def _answer(self, presses: list[Press]) -> None:
+        for press in presses:
+            if press is Press.REPEAT:
+                self.announcer.repeat(self.decider.current())
+            elif press is Press.MUTE:
+                self.announcer.toggle_mute(self._frame_time())
+            else:
+                self.announcer.status(self.status_text(), self._frame_time())
 
-    def _open_camera(self, backoff: Backoff) -> FrameSource | None:
-        c = self.cfg.camera
-        while not self.stop_event.is_set():
-            try:
-                source = open_source(c.source, c.width, c.height, c.fps)
-            except CaptureError as exc:
-                if not self.options.retry_forever:
-                    raise
-                if self.camera_ok or backoff.attempt == 0:
-                    self.announcer.event("camera_error")
-                self.camera_ok = False
-                delay = backoff.next()
-                log.error("camera error: %s; retrying in %.0fs", exc, delay)
-                self.notifier.status(f"camera error; retrying in {delay:.0f}s")
-                self._wait(delay)
-                continue
-            log.info("camera %s open", source.name)
-            self.notifier.status(f"serving from {source.name}")
-            return source
-        return None
+    def status_text(self) -> str:
+        """What a long hold says: model version and camera state."""
+        c = self.models.classifier
+        model = f"model version {c.info.version}" if c else "no model"
+        return f"{model}, camera {'ok' if self.state is State.SERVING else 'not working'}"
 
-    def _frames_flow(self, backoff: Backoff) -> None:
-        """The first frame from an opened source: only now is the camera healthy, so
-        the next fault starts again from a short delay and is announced again."""
-        backoff.reset()
-        self.camera_ok = True
-        self.announcer.recovered("camera_error")
+    # -- LOADING -----------------------------------------------------------------
+    def _load(self) -> State:
+        try:
+            classifier = self.models.load()
+        except ModelError as exc:
+            if not self.options.retry_forever:
+                raise
+            self.announcer.event("error", self._frame_time())
+            delay = self._model_backoff.next()
+            log.error("no usable model (%s); retrying in %.0fs", exc, delay)
+            self.notifier.status(f"no usable model; retrying in {delay:.0f}s")
+            self._wait(delay)
+            return State.LOADING
+        self._model_backoff.reset()
+        self._serve_model(classifier)
+        log.info("model loaded version %s from %s (%s, %s threads)", classifier.info.version,
+                 classifier.info.path, classifier.input_dtype, self.cfg.model.threads)
+        self.notifier.ready()
+        return State.OPENING
 
-    def _camera_fault(self, exc: CaptureError, backoff: Backoff) -> None:
-        """A source that failed or stalled mid-stream: say so once, then wait to reopen it.
+    def _serve_model(self, classifier: Classifier) -> None:
+        """Frames from now on go to ``classifier`` (the tracker and decider carry on)."""
+        self.models.classifier = classifier
+        self.pipeline = Pipeline(self.tracker, classifier, self.decider)
+        self.announcer.recovered("error")
 
-        Without ``retry_forever`` the fault ends the run as one error line.
-        """
-        self.announcer.event("camera_error")
-        self.camera_ok = False
+    def _model_failed(self, failure: ModelFailed) -> bool:
+        """The serving model broke on a face: say so once, drop it and serve the next
+        candidate at once. False: none is left (LOADING then says why and retries)."""
+        self.announcer.event("error", self._frame_time())
+        self.models.drop(failure.classifier)
+        try:
+            classifier = self.models.load()
+        except ModelError:
+            log.error("model error: %s", failure)
+            return False
+        log.error("model error: %s; serving %s from %s instead", failure, classifier.info.version,
+                  classifier.info.path)
+        self._serve_model(classifier)
+        return True
+
+    # -- OPENING and CAMERA_FAULT -----------------------------------------------
+    def _open(self) -> State:
+        try:
+            self._source = self.open_camera(self.cfg.camera)
+        except CaptureError as exc:
+            return self._camera_fault(exc)
+        log.info("camera %s open", self._source.name)
+        self.notifier.status(f"serving from {self._source.name}")
+        return State.WAITING
+
+    def _camera_fault(self, exc: CaptureError) -> State:
+        """A source that failed to open, failed mid-stream or stalled: say so once per
+        outage. Without ``retry_forever`` the fault ends the run as one error line."""
+        self.announcer.event("camera_error", self._frame_time())
         if not self.options.retry_forever:
             raise exc
-        delay = backoff.next()
-        log.error("camera error: %s; reopening in %.0fs", exc, delay)
-        self.notifier.status(f"camera error; reopening in {delay:.0f}s")
+        self._fault = exc
+        return State.CAMERA_FAULT
+
+    def _reopen_later(self) -> State:
+        delay = self._camera_backoff.next()
+        log.error("camera error: %s; retrying in %.0fs", self._fault, delay)
+        self.notifier.status(f"camera error; retrying in {delay:.0f}s")
         self._wait(delay)
+        return State.OPENING
 
-    # -- the loop ------------------------------------------------------------------
-    def run(self) -> int:
-        """Serve until SIGTERM (or the end of a file source). Returns an exit code."""
-        try:
-            if not self._load_model():
-                return 0
-            self.notifier.ready()
-            backoff = Backoff(self.options.max_backoff)
-            while not self.stop_event.is_set():
-                source = self._open_camera(backoff)
-                if source is None:
-                    break
-                outcome = self._serve(source, backoff)
-                if outcome == "end":
-                    break
-                if isinstance(outcome, CaptureError):
-                    self._camera_fault(outcome, backoff)
-            return 0
-        finally:
-            self.notifier.stopping()
-            self.announcer.close()
-
-    def _log_stats(self, stats: StageStats, reader: FrameReader) -> None:
-        log.info("%s dropped %d bad %d", stats.line(), reader.dropped, self.bad_frames)
-
-    def _serve(self, source: FrameSource, backoff: Backoff) -> str | CaptureError:
-        """Frames from one opened source until it ends ("end"), we stop ("stopped"), or
-        it fails or stalls (the CaptureError saying how)."""
+    # -- WAITING and SERVING ------------------------------------------------------
+    def _serve(self) -> State:
+        """Frames from the opened source until it ends or we stop (STOPPED), it fails
+        or stalls (CAMERA_FAULT), or no model is left (LOADING)."""
+        source = self._source
         reader = FrameReader(source, self.cfg.camera.realtime)
         self.tracker.reset()  # a reopened source starts its own clock
         stats = StageStats()
-        next_stats = time.monotonic() + self.cfg.log.stats_every
+        next_stats = self.clock() + self.cfg.log.stats_every
         try:
             while not self.stop_event.is_set():
                 self._housekeeping(reader.blocked_for())
-                item = reader.get(timeout=0.5)
-                if time.monotonic() >= next_stats:
+                item = reader.get(timeout=WAIT_SLICE)
+                if self.clock() >= next_stats:
                     self._log_stats(stats, reader)
                     stats = StageStats()
-                    next_stats = time.monotonic() + self.cfg.log.stats_every
+                    next_stats = self.clock() + self.cfg.log.stats_every
                 if item is None:
                     if reader.blocked_for() >= self.options.stall_after:
-                        return CaptureError(f"no frame from {source.name} for {self.options.stall_after:g}s "
-                                            "(the source is stuck)")
+                        return self._camera_fault(CaptureError(
+                            f"no frame from {source.name} for {self.options.stall_after:g}s (the source is stuck)"))
                     continue
                 if item is END:
                     self._log_stats(stats, reader)
                     log.info("end of %s after %d frames", source.name, self.frames_seen)
-                    return "end"
+                    return State.STOPPED
                 if isinstance(item, CaptureError):
-                    return item
-                if not self.camera_ok:
-                    self._frames_flow(backoff)
+                    return self._camera_fault(item)
+                if self.state is State.WAITING:
+                    self._frames_flow()
                 frame, capture_ms = item
                 self.frames_seen += 1
                 try:
@@ -236,16 +322,23 @@ class Daemon:
                     if self.bad_frames == 1 or self.bad_frames % 100 == 0:
                         log.warning("skipping bad frame (%d so far): %s", self.bad_frames, exc)
                     continue
+                except ModelFailed as failure:
+                    if not self._model_failed(failure):
+                        return State.LOADING
+                    continue
                 for announcement in result.announcements:
                     self.announcer.announce(announcement)
                 stats.add(result)
-            return "stopped"
+            return State.STOPPED
         finally:
             reader.close()
 
-    # -- buttons ---------------------------------------------------------------------
-    def status_text(self) -> str:
-        """What a long hold says: model version and camera state."""
-        c = self.models.classifier
-        model = f"model version {c.info.version}" if c else "no model"
-        return f"{model}, camera {'ok' if self.camera_ok else 'not working'}"
+    def _frames_flow(self) -> None:
+        """The first frame from an opened source: only now is the camera healthy, so
+        the next fault starts again from a short delay and is announced again."""
+        self._camera_backoff.reset()
+        self.announcer.recovered("camera_error")
+        self._enter(State.SERVING)
+
+    def _log_stats(self, stats: StageStats, reader: FrameReader) -> None:
+        log.info("%s dropped %d bad %d", stats.line(), reader.dropped, self.bad_frames)

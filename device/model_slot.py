@@ -1,10 +1,15 @@
 """Which model the daemon serves, and swapping in a newly synced one live.
 
 The configured ``[model] path`` wins; otherwise the model that ``facecue
-sync`` installed in the store, falling back to the shipped one. A new model
-is loaded on a background thread and swapped in between two frames, so an
-update never drops a frame; a model that fails to load leaves the old one
-serving.
+sync`` installed in the store (``current``), falling back to the shipped one
+when it is incomplete or fails its checksum. A new model is loaded on a
+background thread and swapped in between two frames, so an update never
+drops a frame; a model that fails to load leaves the old one serving.
+
+A model that loads but then fails on a real face is dropped for the rest of
+the run (:meth:`ModelSlot.drop`): the store's ``previous`` serves instead,
+else the shipped one (for a configured path: the shipped one), and that file
+is not loaded again, not even when the store is polled or on SIGHUP.
 """
 from __future__ import annotations
 
@@ -34,13 +39,30 @@ class ModelSlot:
         self._loader: threading.Thread | None = None
         self._loaded: Classifier | None = None
         self._lock = threading.Lock()
+        self._dropped: frozenset[Path] = frozenset()  # files that failed at run time
+
+    def _chain(self) -> list[Path]:
+        """Every model file this slot would serve, best first, dropped ones included.
+
+        A configured path stands alone (a typo there must be said, not served
+        around) until it fails at run time; then the shipped model follows it.
+        """
+        if self.cfg.path:
+            configured = Path(self.cfg.path)
+            return [configured, DEFAULT_MODEL] if self._is_dropped(configured) else [configured]
+        chain = [model_store.active_model(self.store, DEFAULT_MODEL)]
+        previous = model_store.previous_version(self.store)
+        if chain[0] != DEFAULT_MODEL and previous is not None:
+            chain.append(model_store.version_dir(self.store, previous) / model_store.MODEL_FILE)
+        chain.append(DEFAULT_MODEL)
+        return list(dict.fromkeys(chain))
+
+    def _is_dropped(self, path: Path) -> bool:
+        return path.absolute() in self._dropped
 
     def candidates(self) -> list[Path]:
-        """Model files to try, best first."""
-        if self.cfg.path:
-            return [Path(self.cfg.path)]
-        active = model_store.active_model(self.store, DEFAULT_MODEL)
-        return [active] if active == DEFAULT_MODEL else [active, DEFAULT_MODEL]
+        """Model files to try, best first, less those dropped at run time."""
+        return [path for path in self._chain() if not self._is_dropped(path)]
 
     def load(self) -> Classifier:
         """Load the best candidate now; raises ModelError naming every failure.
@@ -48,9 +70,12 @@ class ModelSlot:
         A failed candidate is logged here only when a later one serves: when
         none does, the caller reports the raised error, so it is said once.
         """
-        errors = []
+        errors, dropped = [], []
         generation = None if self.cfg.path else model_store.model_generation(self.store)
-        for path in self.candidates():
+        for path in self._chain():
+            if self._is_dropped(path):
+                dropped.append(f"{path} failed at run time")
+                continue
             try:
                 classifier = Classifier(path, num_threads=self.cfg.threads)
             except ModelError as exc:
@@ -60,7 +85,17 @@ class ModelSlot:
                 log.error("model error: %s; serving %s instead", error, path)
             self.generation = generation
             return classifier
-        raise ModelError("; ".join(errors))
+        raise ModelError("; ".join(dropped + errors))
+
+    def drop(self, failed: Classifier) -> None:
+        """``failed`` broke on a real face: never load its file again in this run.
+
+        The next :meth:`load` serves the next candidate; the caller does that
+        at once, so the device is not mute longer than one load.
+        """
+        self._dropped = self._dropped | {failed.info.path.absolute()}  # one assignment: the loader thread reads it
+        if self.classifier is failed:
+            self.classifier = None
 
     def request_reload(self) -> None:
         """SIGHUP: check the store at the next frame."""
@@ -73,7 +108,7 @@ class ModelSlot:
         """
         with self._lock:
             ready, self._loaded = self._loaded, None
-        if ready is not None:
+        if ready is not None and not self._is_dropped(ready.info.path):  # not one dropped while it loaded
             self.classifier = ready
             log.info("model loaded version %s from %s", ready.info.version, ready.info.path)
             return ready

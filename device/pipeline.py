@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from device.classify import Classifier
+from device.classify import Classifier, ModelError
 from device.decide import Decider
 from device.frames import Announcement, FaceBox, Frame, Prediction
 from device.tracker import FaceTracker
@@ -18,6 +18,20 @@ STAGES = ("capture", "detect", "preprocess", "classify", "decide", "total")
 
 class BadFrame(ValueError):
     """A frame the pipeline cannot use (empty, wrong shape or type)."""
+
+
+class ModelFailed(ModelError):
+    """The serving model raised on a real face: the model, not the frame, is broken.
+
+    ``classifier`` is the one that failed, so the daemon can drop exactly it
+    (a hot swap may already have replaced it).
+    """
+
+    def __init__(self, classifier: Classifier, cause: Exception) -> None:
+        lines = str(cause).splitlines() or [type(cause).__name__]
+        super().__init__(f"model {classifier.info.version} from {classifier.info.path} "
+                         f"failed at run time: {lines[0]}")
+        self.classifier = classifier
 
 
 def check_frame(frame: Frame, min_side: int = 48) -> None:
@@ -77,22 +91,25 @@ class Pipeline:
         self.decider = decider
 
     def step(self, frame: Frame, capture_ms: float = 0.0) -> StepResult:
+        """One frame; raises BadFrame for garbage and ModelFailed for a model that broke on it."""
         check_frame(frame)
         ms = {"capture": capture_ms}
         t0 = time.perf_counter()
         box = self.tracker.find(frame.image, frame.t)
         t1 = time.perf_counter()
-        prediction = None
         classifier = self.classifier  # one reference per frame: a hot swap never splits a frame
-        face = None
-        if box is not None:
-            try:
-                face = classifier.preprocess(frame.image, box)
-            except ValueError:  # landmarks that coincide, a box off the frame: no usable face this frame
-                box = None
-        t2 = time.perf_counter()
-        if face is not None:
-            prediction = classifier.classify(face)
+        face = prediction = None
+        try:
+            if box is not None:
+                try:
+                    face = classifier.preprocess(frame.image, box)
+                except ValueError:  # landmarks that coincide, a box off the frame: no usable face this frame
+                    box = None
+            t2 = time.perf_counter()
+            if face is not None:
+                prediction = classifier.classify(face)
+        except Exception as exc:  # anything else the model's preprocessing or interpreter raised
+            raise ModelFailed(classifier, exc) from exc
         t3 = time.perf_counter()
         announcements = self.decider.update(prediction, frame.t)
         t4 = time.perf_counter()

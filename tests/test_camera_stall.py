@@ -95,7 +95,7 @@ def test_a_stuck_source_is_logged_reopened_and_starves_the_watchdog(tmp_path, st
     stalls = stall_lines(caplog)
     assert len(stalls) == 2 and daemon.frames_seen >= 6, stalls
     assert re.fullmatch(r"camera error: no frame from .*frames for 1.5s \(the source is stuck\); "
-                        r"reopening in \d+s", stalls[0]), stalls[0]
+                        r"retrying in \d+s", stalls[0]), stalls[0]
     # Pings come every 0.5 s while frames flow and while waiting to reopen; each stuck
     # read left a hole of about the stall limit (no ping came between it and the line).
     gaps = np.diff(pings)
@@ -116,7 +116,7 @@ def test_the_retry_delay_starts_over_once_frames_flow_again(tmp_path, stuck_fold
         thread.join(10)
     # Each reopen served frames before it stuck again: 1 s every time, never 1, 2, 4 ...
     assert len(stalls) >= 3, stalls
-    delays = [int(re.search(r"reopening in (\d+)s", line)[1]) for line in stalls[:3]]
+    delays = [int(re.search(r"retrying in (\d+)s", line)[1]) for line in stalls[:3]]
     assert delays == [1, 1, 1], stalls
 
 
