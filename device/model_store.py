@@ -23,10 +23,15 @@ import contextlib
 import errno
 import fcntl
 import json
+import multiprocessing
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -47,6 +52,8 @@ VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,63}")
 SERVABLE_INPUT_DTYPES = ("int8", "uint8", "float32")  # what Classifier._to_input can feed
 FACE_SIDE = 48
 PROBABILITY_SUM_TOLERANCE = 0.05  # int8 outputs dequantise to a sum within ~7 * scale / 2 of 1
+SMOKE_CHECK_TIMEOUT = 300.0  # a Pi Zero 2 needs a few seconds; only a hung interpreter takes this long
+SMOKE_CHECK_OK = "ok"
 
 
 class StoreError(RuntimeError):
@@ -251,6 +258,97 @@ def verify_model(model_path: Path) -> ModelInfo:
             np.abs(sums - 1).max() > PROBABILITY_SUM_TOLERANCE:
         raise ModelError(f"model {info.version} gives no probabilities on the smoke faces "
                          f"(row sums {np.round(sums, 3).tolist()})")
+    return info
+
+
+def _smoke_check_verdict(model_path: Path) -> str | None:
+    """Run in the child: :func:`verify_model`'s refusal as one line, or None. Any
+    exception is a refusal, so the caller always has one line and never a traceback."""
+    try:
+        verify_model(model_path)
+    except ModelError as exc:
+        return str(exc).splitlines()[0]
+    except Exception as exc:  # a broken model may make the runtime raise anything
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return f"model {model_path} failed its smoke check: {type(exc).__name__}: {first}".rstrip(": ")
+    return None
+
+
+def _forked_child(model_path: str, verdict) -> None:
+    verdict.send(_smoke_check_verdict(Path(model_path)))
+
+
+def smoke_check_main() -> None:
+    """``python -c`` entry of a fresh child: the verdict (or ``ok``) on stdout."""
+    print(_smoke_check_verdict(Path(sys.argv[1])) or SMOKE_CHECK_OK, flush=True)
+
+
+def _crashed(version: str, exitcode: int) -> ModelError:
+    """A child killed by a signal (a segfault in the interpreter) or that exited early."""
+    if exitcode < 0:
+        try:
+            how = signal.Signals(-exitcode).name
+        except ValueError:
+            how = f"signal {-exitcode}"
+    else:
+        how = f"exit status {exitcode}"
+    return ModelError(f"model {version} crashed the interpreter ({how}) in its smoke check")
+
+
+def _timed_out(version: str, timeout: float) -> ModelError:
+    return ModelError(f"model {version} did not finish its smoke check within {timeout:g}s")
+
+
+def _check_in_fork(model_path: Path, version: str, timeout: float) -> str | None:
+    """The verdict of a forked child: milliseconds to start, everything already imported."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_forked_child, args=(str(model_path), send), daemon=True)
+    child.start()
+    send.close()  # the child holds the only writer now: its death reads as end of file
+    try:
+        if not receive.poll(timeout):
+            raise _timed_out(version, timeout)
+        return receive.recv()
+    except EOFError:
+        child.join()
+        raise _crashed(version, child.exitcode or 0) from None
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+
+
+def _check_in_new_interpreter(model_path: Path, version: str, timeout: float) -> str | None:
+    """The verdict of a fresh Python (imports cost about half a second on a PC, a few
+    on a Pi); its stderr, where a dying runtime may write, is dropped for the one line."""
+    code = "from device.model_store import smoke_check_main; smoke_check_main()"
+    try:
+        run = subprocess.run([sys.executable, "-c", code, str(model_path)], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise _timed_out(version, timeout) from None
+    lines = run.stdout.splitlines()
+    if run.returncode != 0 or not lines:
+        raise _crashed(version, run.returncode)
+    return None if lines[-1] == SMOKE_CHECK_OK else lines[-1]
+
+
+def verify_model_isolated(model_path: Path, timeout: float = SMOKE_CHECK_TIMEOUT) -> ModelInfo:
+    """:func:`verify_model` in a child process, so that a model which makes the
+    interpreter crash (a signed flatbuffer can still segfault LiteRT) or hang is a
+    refused model with one line instead of a dead caller. Raises ModelError.
+
+    The child is forked when this process has no other thread (sync, publish). With
+    threads (the daemon) a fork could copy a lock another thread holds, so the child
+    is then a fresh interpreter.
+    """
+    info = read_model_info(model_path, verify_checksum=True)
+    check = _check_in_fork if threading.active_count() == 1 else _check_in_new_interpreter
+    verdict = check(Path(model_path), info.version, timeout)
+    if verdict is not None:
+        raise ModelError(verdict)
     return info
 
 

@@ -16,16 +16,20 @@ from tools.manifest import (  # noqa: E402
     ManifestError,
     ModelEntry,
     S3Location,
+    expiry_after,
     generate_keypair,
     key_id,
     load_private_key,
     load_public_key,
     model_keys,
     open_manifest,
+    parse_time,
     sign_manifest,
 )
 
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+CHANNEL = "s3://facecue-models/fleet"
+NOW = parse_time("2026-06-01T00:00:00Z")
 
 
 def entry(version: str = "1.0.0", seq: int = 1, **changes) -> ModelEntry:
@@ -36,6 +40,10 @@ def entry(version: str = "1.0.0", seq: int = 1, **changes) -> ModelEntry:
                   min_facecue="0.1.0", created="2026-01-01T00:00:00Z")
     fields.update(changes)
     return ModelEntry(**fields)
+
+
+def manifest(*entries: ModelEntry, channel: str = CHANNEL, expires: str = "2026-07-01T00:00:00Z") -> Manifest:
+    return Manifest(entries or (entry(),), "2026-06-01T00:00:00Z", channel, expires)
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +65,48 @@ def resign(doc: dict, private_key) -> bytes:
 
 def test_a_signed_manifest_round_trips(keys):
     private, public = keys["a"]
-    manifest = Manifest((entry("1.0.0", 1), entry("1.1.0", 2)), "2026-01-02T00:00:00Z")
-    opened = open_manifest(sign_manifest(manifest, private), public)
-    assert opened == manifest
+    signed = manifest(entry("1.0.0", 1), entry("1.1.0", 2))
+    opened = open_manifest(sign_manifest(signed, private), public, CHANNEL)
+    assert opened == signed
     assert opened.newest().version == "1.1.0" and opened.find("1.0.0").seq == 1
+    body = json.loads(sign_manifest(signed, private))["body"]
+    assert (body["channel"], body["expires"]) == (CHANNEL, "2026-07-01T00:00:00Z")
+
+
+def test_a_manifest_copied_to_another_channel_is_refused(keys):
+    """Its signature verifies; what it says about where it belongs does not match."""
+    raw = sign_manifest(manifest(channel="s3://facecue-models/beta"), keys["a"][0])
+    with pytest.raises(ManifestError, match="^manifest was signed for s3://facecue-models/beta, not "
+                                            "s3://facecue-models/fleet: it was copied from another channel$"):
+        open_manifest(raw, keys["a"][1], CHANNEL)
+
+
+def test_a_manifest_is_fresh_until_it_expires():
+    signed = manifest(expires="2026-06-01T00:00:10Z")
+    signed.ensure_fresh(NOW + 9)
+    with pytest.raises(ManifestError, match=r"^manifest expired at 2026-06-01T00:00:10Z \(this device's clock says "
+                                            r"2026-06-01T00:00:10Z\): the publisher must refresh it"):
+        signed.ensure_fresh(NOW + 10)
+
+
+def test_expiry_is_a_bounded_number_of_days():
+    assert expiry_after(30, NOW) == "2026-07-01T00:00:00Z"
+    assert expiry_after(0.5, NOW) == "2026-06-01T12:00:00Z"
+    for days in (0, -1, 366, float("nan"), float("inf")):
+        with pytest.raises(ManifestError, match="--expires-in must be more than 0 and at most 365 days"):
+            expiry_after(days, NOW)
+
+
+def test_a_manifest_in_the_old_format_is_refused_with_what_to_do(keys):
+    """facecue-manifest/1 bound no channel and never expired: nothing of it is trusted."""
+    private, public = keys["a"]
+    body = {"updated": "t", "models": [entry().to_json()]}
+    old = {"format": "facecue-manifest/1", "key_id": key_id(public), "body": body,
+           "signature": base64.b64encode(private.sign(b"facecue-manifest/1\n" + json.dumps(
+               body, sort_keys=True, separators=(",", ":")).encode())).decode()}
+    with pytest.raises(ManifestError, match="^manifest format is 'facecue-manifest/1', which names no channel and "
+                                            "never expires: republish"):
+        open_manifest(json.dumps(old).encode(), public, CHANNEL)
 
 
 def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path):
@@ -84,23 +130,23 @@ def test_keys_of_the_wrong_kind_are_named(tmp_path):
 
 def test_tampered_manifest_fails_verification(keys):
     private, public = keys["a"]
-    doc = json.loads(sign_manifest(Manifest((entry(),), "t"), private))
+    doc = json.loads(sign_manifest(manifest(), private))
     doc["body"]["models"][0]["sha256"] = "c" * 64  # point at another file
     with pytest.raises(ManifestError, match="signature does not verify"):
-        open_manifest(json.dumps(doc).encode(), public)
+        open_manifest(json.dumps(doc).encode(), public, CHANNEL)
 
 
 def test_manifest_signed_with_another_key_is_refused_by_name(keys):
-    raw = sign_manifest(Manifest((entry(),), "t"), keys["b"][0])
+    raw = sign_manifest(manifest(), keys["b"][0])
     with pytest.raises(ManifestError, match="signed with key .* this device trusts"):
-        open_manifest(raw, keys["a"][1])
+        open_manifest(raw, keys["a"][1], CHANNEL)
 
 
 def test_a_forged_key_id_still_fails_the_signature(keys):
-    doc = json.loads(sign_manifest(Manifest((entry(),), "t"), keys["b"][0]))
+    doc = json.loads(sign_manifest(manifest(), keys["b"][0]))
     doc["key_id"] = key_id(keys["a"][1])
     with pytest.raises(ManifestError, match="signature does not verify"):
-        open_manifest(json.dumps(doc).encode(), keys["a"][1])
+        open_manifest(json.dumps(doc).encode(), keys["a"][1], CHANNEL)
 
 
 @pytest.mark.parametrize("raw,message", [
@@ -114,7 +160,7 @@ def test_a_forged_key_id_still_fails_the_signature(keys):
 ])
 def test_malformed_manifests_are_refused(keys, raw, message):
     with pytest.raises(ManifestError, match=message):
-        open_manifest(raw, keys["a"][1])
+        open_manifest(raw, keys["a"][1], CHANNEL)
 
 
 @pytest.mark.parametrize("change,message", [
@@ -131,17 +177,30 @@ def test_malformed_manifests_are_refused(keys, raw, message):
 def test_signed_manifests_with_bad_fields_are_refused(keys, change, message):
     """A correctly signed manifest from a buggy publisher still names the bad field."""
     private, public = keys["a"]
-    doc = json.loads(sign_manifest(Manifest((entry(),), "t"), private))
+    doc = json.loads(sign_manifest(manifest(), private))
     change(doc["body"]["models"][0])
     with pytest.raises(ManifestError, match=message):
-        open_manifest(resign(doc, private), public)
+        open_manifest(resign(doc, private), public, CHANNEL)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda b: b.pop("channel"), "manifest body lacks a valid 'channel'"),
+    (lambda b: b.update(expires=None), "manifest body lacks a valid 'expires'"),
+    (lambda b: b.update(expires="next month"), "manifest time 'next month' is not like"),
+])
+def test_signed_bodies_without_a_channel_or_expiry_are_refused(keys, change, message):
+    private, public = keys["a"]
+    doc = json.loads(sign_manifest(manifest(), private))
+    change(doc["body"])
+    with pytest.raises(ManifestError, match=message):
+        open_manifest(resign(doc, private), public, CHANNEL)
 
 
 def test_duplicate_versions_are_refused(keys):
     private, public = keys["a"]
-    doc = json.loads(sign_manifest(Manifest((entry("1.0.0", 1), entry("1.0.0", 2)), "t"), private))
+    doc = json.loads(sign_manifest(manifest(entry("1.0.0", 1), entry("1.0.0", 2)), private))
     with pytest.raises(ManifestError, match="version twice"):
-        open_manifest(resign(doc, private), public)
+        open_manifest(resign(doc, private), public, CHANNEL)
 
 
 def test_s3_locations():

@@ -14,11 +14,17 @@ Ed25519 signature covers ``format`` and the canonical JSON of ``body``
 labels, input spec, minimum facecue version and a publish sequence number.
 The device holds only the public key, so whoever can write to the bucket
 still cannot make a device install a model the key holder did not sign.
+
+The body also names its ``channel`` (the ``s3://BUCKET/PREFIX`` it was
+published to) and when it ``expires``, as TUF's signed metadata does: a
+manifest copied to another prefix, or replayed after its expiry, is refused
+although its signature verifies.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import calendar
 import hashlib
 import json
 import re
@@ -31,7 +37,11 @@ from typing import Any
 
 from device.model_store import VERSION_PATTERN, write_file_atomic
 
-FORMAT = "facecue-manifest/1"
+FORMAT = "facecue-manifest/2"  # /1 named no channel and never expired
+OLD_FORMATS = ("facecue-manifest/1",)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+DEFAULT_EXPIRES_DAYS = 30.0
+MAX_EXPIRES_DAYS = 365.0  # the longest an old manifest can be replayed to a device
 MANIFEST_KEY = "manifest.json"
 MAX_MODEL_BYTES = 64 << 20  # far above any model a Pi can run; bounds what a device downloads
 MAX_MANIFEST_BYTES = 1 << 20
@@ -81,8 +91,12 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class Manifest:
+    """The signed body: the models of one channel, valid until ``expires``."""
+
     models: tuple[ModelEntry, ...]
     updated: str
+    channel: str  # s3://BUCKET/PREFIX it was published to; a copy elsewhere is refused
+    expires: str  # UTC, TIME_FORMAT; afterwards devices refuse it until it is refreshed
 
     def newest(self) -> ModelEntry | None:
         return max(self.models, key=lambda m: m.seq, default=None)
@@ -91,7 +105,39 @@ class Manifest:
         return next((m for m in self.models if m.version == version), None)
 
     def body(self) -> dict[str, Any]:
-        return {"updated": self.updated, "models": [m.to_json() for m in self.models]}
+        return {"updated": self.updated, "channel": self.channel, "expires": self.expires,
+                "models": [m.to_json() for m in self.models]}
+
+    @property
+    def expires_at(self) -> float:
+        """``expires`` in seconds since the epoch."""
+        return parse_time(self.expires)
+
+    def ensure_fresh(self, now: float) -> None:
+        """Refuse a manifest past its expiry: a store that keeps serving (or answering
+        304 for) an old manifest must not hold devices on it for ever."""
+        if now >= self.expires_at:
+            raise ManifestError(f"manifest expired at {self.expires} (this device's clock says "
+                                f"{format_time(now)}): the publisher must refresh it (facecue-model refresh)")
+
+
+def format_time(seconds: float) -> str:
+    return time.strftime(TIME_FORMAT, time.gmtime(seconds))
+
+
+def parse_time(text: str) -> float:
+    """TIME_FORMAT -> seconds since the epoch; ManifestError for anything else."""
+    try:
+        return float(calendar.timegm(time.strptime(text, TIME_FORMAT)))
+    except (TypeError, ValueError):
+        raise ManifestError(f"manifest time {text!r} is not like 2026-01-31T12:00:00Z") from None
+
+
+def expiry_after(days: float, now: float) -> str:
+    """The ``expires`` of a manifest signed at ``now`` and valid for ``days``."""
+    if not 0 < days <= MAX_EXPIRES_DAYS:
+        raise ManifestError(f"--expires-in must be more than 0 and at most {MAX_EXPIRES_DAYS:g} days, got {days:g}")
+    return format_time(now + days * 86400)
 
 
 def _field(entry: dict, name: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -145,7 +191,9 @@ def parse_body(body: Any) -> Manifest:
         values = [getattr(m, attr) for m in models]
         if len(set(values)) != len(values):
             raise ManifestError(f"manifest lists a model {attr} twice")
-    return Manifest(models, str(body.get("updated", "")))
+    channel, expires = _field(body, "channel", str, "body"), _field(body, "expires", str, "body")
+    parse_time(expires)
+    return Manifest(models, str(body.get("updated", "")), channel, expires)
 
 
 # --- signing ----------------------------------------------------------------------------
@@ -174,8 +222,10 @@ def sign_manifest(manifest: Manifest, private_key) -> bytes:
     return json.dumps(doc, indent=1, sort_keys=True).encode()
 
 
-def open_manifest(raw: bytes, public_key) -> Manifest:
-    """Parse and verify a downloaded manifest; ManifestError says what is wrong."""
+def open_manifest(raw: bytes, public_key, channel: str) -> Manifest:
+    """Parse and verify a downloaded manifest read from ``channel`` (an
+    :meth:`S3Location.url`); ManifestError says what is wrong. Its expiry is the
+    caller's to check: a publisher refreshes an expired manifest, a device refuses it."""
     from cryptography.exceptions import InvalidSignature
 
     if len(raw) > MAX_MANIFEST_BYTES:
@@ -188,6 +238,9 @@ def open_manifest(raw: bytes, public_key) -> Manifest:
         raise ManifestError(f"manifest is not JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        if found in OLD_FORMATS:
+            raise ManifestError(f"manifest format is {found!r}, which names no channel and never expires: "
+                                "republish with this facecue's facecue-model (see CLOUD.md, upgrading)")
         raise ManifestError(f"manifest format is {found!r}, expected {FORMAT!r}")
     if not doc.get("signature"):
         raise ManifestError("manifest is not signed")
@@ -201,7 +254,11 @@ def open_manifest(raw: bytes, public_key) -> Manifest:
         public_key.verify(signature, signed_bytes(doc["body"]))
     except (InvalidSignature, binascii.Error, TypeError, ValueError, RecursionError):
         raise ManifestError("manifest signature does not verify: it was changed after signing") from None
-    return parse_body(doc["body"])
+    manifest = parse_body(doc["body"])
+    if manifest.channel != channel:
+        raise ManifestError(f"manifest was signed for {manifest.channel}, not {channel}: "
+                            "it was copied from another channel")
+    return manifest
 
 
 # --- keys -------------------------------------------------------------------------------
@@ -355,7 +412,7 @@ def s3_error_message(exc: Exception, what: str) -> str:
 
 
 def utc_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return format_time(time.time())
 
 
 def run_cli(prog: str, action: Callable[[], int], what: str,

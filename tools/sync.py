@@ -9,12 +9,15 @@ and the keys of :class:`SyncSettings`), each overridable by a flag. An
 unchanged manifest costs one conditional GET. A new model is downloaded into
 the store's own file system, checked against the signed manifest (size,
 sha256), checked for labels and input spec, loaded and run on synthetic
-smoke faces, and only then swapped in; on any failure the current model
+smoke faces in a child process (a model that crashes the interpreter is a
+refused model), and only then swapped in; on any failure the current model
 keeps serving, one line says why, and the next run backs off exponentially
 (with jitter, so a fleet that lost its network does not return in step).
 The manifest read and every download of a run share one deadline, so a
 server that trickles bytes cannot hold the sync (and the store lock).
-Nothing is ever uploaded.
+A manifest signed for another channel or past its expiry is refused, and
+no model older than the newest this device installed from its channel is
+installed again (a local ``--rollback`` aside). Nothing is ever uploaded.
 """
 from __future__ import annotations
 
@@ -52,7 +55,7 @@ from device.model_store import (
     servable_problem,
     staging_dir,
     store_lock,
-    verify_model,
+    verify_model_isolated,
     version_source,
     write_file_atomic,
 )
@@ -81,6 +84,15 @@ DAEMON_UNIT = "facecue.service"
 
 class SyncError(RuntimeError):
     """A sync that did not happen; one line for the journal."""
+
+
+class ModelRejected(SyncError):
+    """A downloaded model that failed its checks: the same bytes will fail again, so
+    the sync remembers them (``content``) instead of downloading them every run."""
+
+    def __init__(self, message: str, content: str) -> None:
+        super().__init__(message)
+        self.content = content
 
 
 class DeadlinePassed(BaseException):
@@ -174,16 +186,24 @@ def load_settings(path: Path, overrides: dict[str, object]) -> SyncSettings:
     return dataclasses.replace(defaults, **data)
 
 
+REMEMBERED = 20  # rolled-back versions and rejected models kept in the state
+
+
 @dataclass
 class SyncState:
     """What one run leaves for the next, in ``state_dir/state.json``."""
 
     etag: str = ""
     generation: str = ""  # the store's current link when etag was saved
+    expires: float = 0.0  # expiry of the manifest etag stands for; after it, fetch in full
     failures: int = 0
     next_try: float = 0.0  # wall-clock seconds
     rolled_back: list[str] = field(default_factory=list)
     last_error: str = ""
+    # channel (s3://BUCKET/PREFIX) -> highest publish seq installed from it: the floor
+    floors: dict[str, int] = field(default_factory=dict, metadata={"values": int})
+    # content_key of a model that failed its checks here -> why
+    rejected: dict[str, str] = field(default_factory=dict, metadata={"values": str})
 
     @classmethod
     def load(cls, path: Path) -> "SyncState":
@@ -205,7 +225,7 @@ class SyncState:
         state = cls()
         for f in dataclasses.fields(cls):
             if f.name in data:
-                problem = _state_field_problem(f.name, data[f.name], getattr(state, f.name))
+                problem = _state_field_problem(f.name, data[f.name], getattr(state, f.name), f.metadata.get("values"))
                 if problem:
                     raise ValueError(problem)
                 setattr(state, f.name, data[f.name])
@@ -215,10 +235,14 @@ class SyncState:
         write_file_atomic(Path(path), json.dumps(dataclasses.asdict(self), indent=1).encode())
 
 
-def _state_field_problem(name: str, value: object, default: object) -> str | None:
-    """Why ``value`` cannot stand for a state field whose default is ``default``, or None."""
+def _state_field_problem(name: str, value: object, default: object, values: type | None) -> str | None:
+    """Why ``value`` cannot stand for a state field whose default is ``default`` (a dict's
+    values of type ``values``), or None."""
     if isinstance(default, list):
         ok, kind = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of versions"
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict) and all(type(v) is values for v in value.values())
+        kind = f"a map of {values.__name__ if values else '?'}"
     elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         kind = "a number"
@@ -279,12 +303,16 @@ def fetch_manifest(client, location: S3Location, public_key, etag: str | None,
         raise SyncError(deadline.message(f"reading {url}")) from None
     except ClientError as exc:
         if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 304:
-            return None
+            if etag:
+                return None
+            raise SyncError(f"{url}: the store answered 304 Not Modified to a request that asked for "
+                            "the whole manifest") from None
         raise SyncError(s3_error_message(exc, url)) from None
     except BotoCoreError as exc:
         raise SyncError(s3_error_message(exc, url)) from None
     try:
-        manifest = open_manifest(raw, public_key)
+        manifest = open_manifest(raw, public_key, location.url())
+        manifest.ensure_fresh(time.time())
     except ManifestError as exc:
         raise SyncError(f"{url}: {exc}") from None
     return manifest, reply_etag(response, url)
@@ -351,6 +379,21 @@ def signal_daemon() -> None:
         pass
 
 
+def content_key(entry: ModelEntry) -> str:
+    """Names the bytes of a release (model and metadata), whatever version it claims."""
+    return f"{entry.sha256}+{entry.metadata_sha256}"
+
+
+def version_floor(state: SyncState, store: Path, channel: str) -> int:
+    """The lowest publish seq this device may install from ``channel``: the highest it
+    installed from there, by its state or, should the state be lost, by the
+    current model's own record (a model installed before the state kept floors)."""
+    installed = current_version(store)
+    source = version_source(store, installed) if installed else {}
+    recorded = source.get("seq") if source.get("source") == channel else None
+    return max(state.floors.get(channel, 0), recorded if isinstance(recorded, int) else 0)
+
+
 def choose(manifest: Manifest, store: Path, state: SyncState, options: SyncOptions) -> tuple[ModelEntry | None, str]:
     """The entry to install, or None and why the current model stays."""
     target, installed = manifest.newest(), current_version(store)
@@ -361,10 +404,15 @@ def choose(manifest: Manifest, store: Path, state: SyncState, options: SyncOptio
     if target.version in state.rolled_back and not options.force:
         return None, (f"keeping model {installed}: {target.version} was rolled back on this device "
                       "(--force installs it)")
-    installed_seq = version_source(store, installed).get("seq") if installed else None
-    if isinstance(installed_seq, int) and target.seq < installed_seq and not options.allow_downgrade:
-        return None, (f"warning: keeping model {installed}: the manifest's newest model {target.version} "
-                      "is older (--allow-downgrade installs it)")
+    floor = version_floor(state, store, manifest.channel)
+    if target.seq < floor and not options.allow_downgrade:
+        return None, (f"warning: keeping model {installed or 'the shipped model'}: the manifest's newest model "
+                      f"{target.version} (#{target.seq}) is older than #{floor} this device installed from "
+                      f"{manifest.channel} (--allow-downgrade installs it)")
+    rejected = state.rejected.get(content_key(target))
+    if rejected and not options.force:
+        raise SyncError(f"refusing model {target.version} again without downloading it: {rejected} "
+                        "(--force tries it again)")
     if facecue_version_tuple(target.min_facecue) > facecue_version_tuple(__version__):
         raise SyncError(f"model {target.version} needs facecue >= {target.min_facecue}, this is "
                         f"{__version__}: update facecue first")
@@ -388,11 +436,12 @@ def install_entry(client, location: S3Location, entry: ModelEntry, store: Path,
         download(client, location, entry.model_key, stage / MODEL_FILE, entry.size, entry.sha256, deadline,
                  Progress(options.progress, f"model {entry.version}", entry.size))
         try:
-            info = verify_model(stage / MODEL_FILE)
+            info = verify_model_isolated(stage / MODEL_FILE)
         except ModelError as exc:
-            raise SyncError(f"refusing model {entry.version}: {exc}") from None
+            raise ModelRejected(f"refusing model {entry.version}: {exc}", content_key(entry)) from None
         if (info.version, info.labels, info.meta.get("input")) != (entry.version, entry.labels, entry.input):
-            raise SyncError(f"refusing model {entry.version}: its metadata disagrees with the signed manifest")
+            raise ModelRejected(f"refusing model {entry.version}: its metadata disagrees with the signed manifest",
+                                content_key(entry))
         source = {**entry.to_json(), "source": location.url(), "installed": utc_now()}
         install_version(store, stage, entry.version, source)
 
@@ -409,8 +458,10 @@ def sync_once(settings: SyncSettings, store: Path, state: SyncState, options: Sy
         raise SyncError(f"cannot use endpoint_url {settings.endpoint_url!r}: {exc}") from None
     generation = model_generation(store) or ""
     # The ETag stands for "this manifest was already acted on": not when the store
-    # changed since, nor when a flag would now decide differently.
-    reuse = state.generation == generation and not (options.force or options.allow_downgrade)
+    # changed since, nor when a flag would now decide differently, nor once that
+    # manifest expired (a store answering 304 for ever must not freeze the device).
+    reuse = state.generation == generation and not (options.force or options.allow_downgrade) \
+        and time.time() < state.expires
     etag = state.etag if reuse else None
     deadline = Deadline(settings.download_deadline)
     fetched = fetch_manifest(client, location, public_key, etag, deadline)
@@ -423,12 +474,28 @@ def sync_once(settings: SyncSettings, store: Path, state: SyncState, options: Sy
         message = reason
     else:
         before = current_version(store) or "the shipped model"
-        install_entry(client, location, entry, store, deadline, options)
-        state.rolled_back = [v for v in state.rolled_back if v != entry.version]
+        install(client, location, entry, store, state, deadline, options)
         signal_daemon()
         message = f"installed model {entry.version} (was {before})"
-    state.etag, state.generation = new_etag, model_generation(store) or ""
+    state.etag, state.generation, state.expires = new_etag, model_generation(store) or "", manifest.expires_at
     return message
+
+
+def install(client, location: S3Location, entry: ModelEntry, store: Path, state: SyncState,
+            deadline: Deadline, options: SyncOptions) -> None:
+    """:func:`install_entry`, and what the state learns from it: a rejected model is
+    remembered; an installed one raises the channel's floor to its seq (or, with
+    --allow-downgrade, lowers it there: the operator said so) and is no longer
+    rolled back."""
+    try:
+        install_entry(client, location, entry, store, deadline, options)
+    except ModelRejected as exc:
+        state.rejected[exc.content] = str(exc).split(": ", 1)[-1]
+        state.rejected = dict(list(state.rejected.items())[-REMEMBERED:])
+        raise
+    state.rejected.pop(content_key(entry), None)
+    state.floors[location.url()] = entry.seq
+    state.rolled_back = [v for v in state.rolled_back if v != entry.version]
 
 
 def one_line(exc: Exception) -> str:
@@ -474,7 +541,7 @@ def run_rollback(settings: SyncSettings) -> int:
         was, now = rollback(store)
         state = SyncState.load(state_file)
         kept = [v for v in state.rolled_back if v not in (was, now)]
-        state.rolled_back = (kept + [was] if was else kept)[-20:]
+        state.rolled_back = (kept + [was] if was else kept)[-REMEMBERED:]
         state.save(state_file)
     signal_daemon()
     print(f"facecue sync: rolled back from model {was or 'none'} to {now}")
@@ -490,8 +557,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path,
                    help="the daemon's config, for its [model] store (default /etc/facecue/config.toml)")
     p.add_argument("--rollback", action="store_true", help="go back to the previous model")
-    p.add_argument("--force", action="store_true", help="ignore backoff, the cached ETag and earlier rollbacks")
-    p.add_argument("--allow-downgrade", action="store_true", help="install the manifest's newest model even if older")
+    p.add_argument("--force", action="store_true",
+                   help="ignore backoff, the cached ETag, earlier rollbacks and models rejected here")
+    p.add_argument("--allow-downgrade", action="store_true",
+                   help="install the manifest's newest model even if older than one installed from this source")
     p.add_argument("--source", metavar="s3://BUCKET/PREFIX", help="where models are published (overrides settings)")
     p.add_argument("--endpoint-url", help="S3 endpoint, for a non-AWS or local S3 server")
     p.add_argument("--region", help="AWS region of the bucket")
