@@ -39,9 +39,11 @@ def test_sync_service_is_hardened() -> None:
     assert exposure(SERVICE) <= MAX_EXPOSURE
 
 
-def test_service_runs_sync_once_as_the_facecue_user_with_network() -> None:
+def test_service_runs_sync_once_as_its_own_user_with_network() -> None:
     s = settings(SERVICE)
-    assert s["Type"] == ["oneshot"] and s["User"] == ["facecue"]
+    daemon = settings(ROOT / "systemd" / "facecue.service")
+    assert s["Type"] == ["oneshot"] and s["User"] == ["facecue-sync"] != daemon["User"]
+    assert s["Group"] == daemon["Group"] == ["facecue"]  # the daemon reads (only) what sync writes
     assert s["ExecStart"][0].split()[1:] == ["sync"]
     assert "PrivateNetwork" not in s and "AF_INET" in s["RestrictAddressFamilies"][0]
     assert s["ConditionPathExists"] == [str(DEFAULT_SETTINGS)]
@@ -49,8 +51,21 @@ def test_service_runs_sync_once_as_the_facecue_user_with_network() -> None:
 
 
 def test_service_may_write_exactly_where_sync_writes() -> None:
-    writable = settings(SERVICE)["ReadWritePaths"][0].split()
+    """Its state directories and nothing else: not /var/lib/facecue itself."""
+    s = settings(SERVICE)
+    writable = [f"/var/lib/{name}" for name in s["StateDirectory"][0].split()]
     assert sorted(writable) == sorted([ModelConfig().store, SyncSettings().state_dir])
+    assert s["ProtectSystem"] == ["strict"] and "ReadWritePaths" not in s
+    assert s["StateDirectoryMode"] == ["0750"] and s["UMask"] == ["0027"]  # group facecue reads, others nothing
+
+
+def test_credentials_are_where_install_sh_keeps_them_for_sync_alone() -> None:
+    s = settings(SERVICE)
+    install = (ROOT / "install.sh").read_text()
+    for variable in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        path = next(e.split("=", 1)[1] for e in s["Environment"] if e.startswith(variable + "="))
+        assert path.replace("/etc/facecue", "$CONFIG_DIR") in install
+    assert 'secure_file "$file" "$SYNC_USER" 0600' in install
 
 
 def test_timer_spreads_a_fleet_and_catches_up() -> None:

@@ -1,6 +1,7 @@
-"""The shipped unit is valid, hardened (exposure <= 2.0) and matches what the daemon expects."""
+"""The shipped unit is valid, hardened (exposure <= 1.0), writes nothing and matches what the daemon expects."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -14,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "systemd" / "facecue.service"
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
-MAX_EXPOSURE = 2.0
+MAX_EXPOSURE = 1.0
+INSTALL = ROOT / "install.sh"
 
 
 def unit_settings(text: str) -> dict[str, list[str]]:
@@ -41,6 +43,25 @@ def _runnable_copy(tmp_path: Path) -> Path:
 @needs_analyze
 def test_unit_verifies_without_warnings(tmp_path: Path) -> None:
     copy = _runnable_copy(tmp_path)
+    result = subprocess.run([ANALYZE, "verify", str(copy)], capture_output=True, text=True, timeout=120)
+    ours = [line for line in (result.stdout + result.stderr).splitlines() if "facecue" in line]
+    assert result.returncode == 0 and not ours, "\n".join(ours) or result.stderr
+
+
+@needs_analyze
+@pytest.mark.skipif(shutil.which("awk") is None, reason="install.sh adapts units with awk")
+def test_the_variant_for_old_systemd_verifies_too(tmp_path: Path) -> None:
+    """What install.sh makes of the unit for systemd 229 must still be a valid unit."""
+    fake = tmp_path / "bin" / "systemctl"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'systemd 229'\n")
+    fake.chmod(0o755)
+    adapted = subprocess.run(["bash", str(INSTALL), "--print-unit", UNIT.name], capture_output=True, text=True,
+                             env={**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}"}, timeout=60)
+    assert adapted.returncode == 0 and adapted.stdout.startswith("# install.sh: for systemd 229"), adapted.stderr
+    copy = _runnable_copy(tmp_path)
+    binary = unit_settings(adapted.stdout)["ExecStart"][0].split()[0]
+    copy.write_text(adapted.stdout.replace(binary, shutil.which("true")))
     result = subprocess.run([ANALYZE, "verify", str(copy)], capture_output=True, text=True, timeout=120)
     ours = [line for line in (result.stdout + result.stderr).splitlines() if "facecue" in line]
     assert result.returncode == 0 and not ours, "\n".join(ours) or result.stderr
@@ -90,7 +111,16 @@ def test_unit_matches_the_daemon_contract() -> None:
     assert argv[0].endswith("/bin/facecue") and argv[1:3] == ["run", "--config"]
     assert argv[3] == str(DEFAULT_CONFIG_PATH)
     assert s["User"] == ["facecue"]
-    assert s["StateDirectory"] == ["facecue"]  # /var/lib/facecue holds the synced models
+    assert s["WorkingDirectory"] == ["/var/lib/facecue"]  # install.sh makes it; the daemon only reads there
+
+
+def test_daemon_can_write_nowhere() -> None:
+    """It parses camera input: it reads the model store that facecue-sync.service writes, and writes nothing."""
+    s = unit_settings(UNIT.read_text())
+    assert s["ProtectSystem"] == ["strict"] and s["ProtectHome"] == ["yes"]
+    writable = ("StateDirectory", "ReadWritePaths", "ReadWriteDirectories", "CacheDirectory", "LogsDirectory",
+                "RuntimeDirectory")
+    assert not [key for key in writable if key in s]
 
 
 def test_unit_reaches_only_camera_sound_and_gpio() -> None:
