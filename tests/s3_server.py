@@ -361,6 +361,35 @@ def model_version(src: Path, folder: Path, version: str, **meta_changes) -> Path
     return dest
 
 
+def crashing_model(src: Path, folder: Path, version: str) -> Path:
+    """A copy of ``src`` that segfaults LiteRT, with metadata that matches it.
+
+    A valid flatbuffer, as a buggy converter or a hostile key holder could sign:
+    its input tensor is made a constant (data in the read-only mapped file) of
+    batch 7, so the interpreter loads it and ``set_tensor`` for the 7 smoke
+    faces writes into read-only memory: SIGSEGV, with no Python error first.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    dest = model_version(src, folder, version)
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(src.read_bytes(), 0))
+    graph = model.subgraphs[0]
+    face = graph.tensors[graph.inputs[0]]
+    face.shape = np.array([7, 48, 48, 1], dtype=np.int32)
+    constant = schema.BufferT()
+    constant.data = np.zeros(7 * 48 * 48, np.uint8)
+    model.buffers.append(constant)
+    face.buffer = len(model.buffers) - 1
+    builder = flatbuffers.Builder(0)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    dest.write_bytes(builder.Output())
+    meta = json.loads(dest.with_suffix(".json").read_text())
+    meta.update(sha256=hashlib.sha256(dest.read_bytes()).hexdigest(), size=dest.stat().st_size)
+    dest.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    return dest
+
+
 # --- pulling the plug -------------------------------------------------------------------
 
 # Prepended to a child's script: SIGKILL itself just before a chosen file-system

@@ -406,7 +406,8 @@ def choose(manifest: Manifest, store: Path, state: SyncState, options: SyncOptio
                       "(--force installs it)")
     floor = version_floor(state, store, manifest.channel)
     if target.seq < floor and not options.allow_downgrade:
-        return None, (f"warning: keeping model {installed or 'the shipped model'}: the manifest's newest model "
+        keeping = f"model {installed}" if installed else "the shipped model"
+        return None, (f"warning: keeping {keeping}: the manifest's newest model "
                       f"{target.version} (#{target.seq}) is older than #{floor} this device installed from "
                       f"{manifest.channel} (--allow-downgrade installs it)")
     rejected = state.rejected.get(content_key(target))

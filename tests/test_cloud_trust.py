@@ -1,0 +1,180 @@
+"""What a signed manifest can no longer make a device do: install a model of another
+channel, hold the device on an expired manifest (even behind 304s), or take it below
+the newest model it installed from its channel. Real S3 (moto), the real CLIs."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("boto3")
+pytest.importorskip("cryptography")
+
+from s3_server import Bucket, Fleet, run_main  # noqa: E402
+
+from device import model_store as ms  # noqa: E402
+from tools.manifest import parse_time  # noqa: E402
+
+
+def refused(result, *fragments: str) -> str:
+    """The single ``facecue: error:`` line of a failed run, checked for ``fragments``."""
+    lines = result.err.splitlines()
+    assert result.code == 1 and len(lines) == 1 and lines[0].startswith("facecue: error: "), result
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def beta_of(fleet: Fleet) -> Fleet:
+    """The same bucket and key, publishing to the ``beta`` prefix."""
+    return Fleet(Bucket(fleet.bucket.moto, fleet.bucket.name, "beta", fleet.bucket.client), fleet.root)
+
+
+def copy_channel(fleet: Fleet, source: str) -> None:
+    """Copy every object of prefix ``source`` over the fleet's prefix, as an operator's
+    ``aws s3 sync s3://B/beta s3://B/fleet`` would."""
+    client, name = fleet.bucket.client, fleet.bucket.name
+    for obj in client.list_objects_v2(Bucket=name, Prefix=f"{source}/")["Contents"]:
+        relative = obj["Key"][len(source) + 1:]
+        client.copy_object(Bucket=name, Key=fleet.bucket.key(relative), CopySource={"Bucket": name, "Key": obj["Key"]})
+
+
+def resign_expired(fleet: Fleet, seconds_ago: float = 60) -> str:
+    """Re-sign the published manifest with an expiry in the past: the manifest a store
+    serves unchanged long after its publisher stopped refreshing it."""
+    doc = fleet.manifest()
+    doc["body"]["expires"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - seconds_ago))
+    fleet.put_manifest(doc)
+    return doc["body"]["expires"]
+
+
+def state_file(fleet: Fleet) -> Path:
+    return fleet.root / "device" / "state" / "state.json"
+
+
+def test_a_beta_manifest_copied_into_the_stable_channel_is_refused(fleet, releases):
+    assert fleet.publish(releases["1.0.0"]).code == 0 and fleet.sync().code == 0
+    beta = beta_of(fleet)
+    assert beta.publish(releases["1.1.0"]).code == 0
+    copy_channel(fleet, "beta")
+    result = fleet.sync()
+    assert refused(result) == (f"facecue: error: {fleet.bucket.url}/manifest.json: manifest was signed for "
+                               f"s3://{fleet.bucket.name}/beta, not {fleet.bucket.url}: it was copied from "
+                               "another channel")
+    assert ms.current_version(fleet.store) == "1.0.0" and fleet.state()["failures"] == 1
+    extended = fleet.publish(releases["1.2.0"])  # nor will the publisher extend the copy
+    assert extended.code == 1 and "cannot be extended" in extended.err and "copied from another" in extended.err
+
+
+def test_an_expired_manifest_is_refused_until_the_publisher_refreshes_it(fleet, releases):
+    assert fleet.publish(releases["1.0.0"]).code == 0 and fleet.sync().code == 0
+    assert fleet.publish(releases["1.1.0"]).code == 0
+    expired = resign_expired(fleet)
+    result = fleet.sync()
+    assert refused(result, f"manifest.json: manifest expired at {expired} (this device's clock says ",
+                   "the publisher must refresh it (facecue-model refresh)")
+    assert ms.current_version(fleet.store) == "1.0.0"
+    state = fleet.state()
+    assert state["failures"] == 1 and state["next_try"] > time.time() and "expired" in state["last_error"]
+
+    from tools.model_publish import main
+
+    refreshed = run_main(main, ["refresh", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
+                                "--endpoint-url", fleet.bucket.moto.url, "--expires-in", "7"])
+    assert refreshed.code == 0, refreshed.err
+    body = fleet.manifest()["body"]
+    assert [m["version"] for m in body["models"]] == ["1.0.0", "1.1.0"]
+    assert refreshed.out.strip() == (f"refreshed the manifest at {fleet.bucket.url} (2 models): "
+                                     f"valid until {body['expires']}")
+    assert 6.9 * 86400 < parse_time(body["expires"]) - time.time() <= 7 * 86400
+    assert fleet.sync("--force").out.strip() == "facecue sync: installed model 1.1.0 (was 1.0.0)"
+
+
+def test_an_unchanged_manifest_is_fetched_in_full_once_it_expired(fleet, releases):
+    """The ETag stands for a manifest only until that manifest expires: after that the
+    device asks for the whole manifest, so a store that would answer 304 for ever
+    cannot hold it on a manifest the publisher no longer vouches for."""
+    fleet.publish(releases["1.0.0"])
+    fleet.sync()
+    assert fleet.sync().out.strip() == "facecue sync: up to date: manifest unchanged, model 1.0.0"
+    state = json.loads(state_file(fleet).read_text())
+    assert abs(state["expires"] - (time.time() + 30 * 86400)) < 600
+    state["expires"] = time.time() - 1  # the device's clock passed the expiry it recorded
+    state_file(fleet).write_text(json.dumps(state))
+    assert fleet.sync().out.strip() == "facecue sync: up to date: model 1.0.0"  # a full GET, not a 304
+
+
+def test_publish_and_refresh_refuse_a_bad_expiry_before_touching_the_store(fleet, releases):
+    from botocore.exceptions import ClientError
+
+    from tools.model_publish import main
+
+    result = fleet.publish(releases["1.0.0"], "--expires-in", "400")
+    assert (result.code, result.err) == (1, "facecue-model: error: --expires-in must be more than 0 and at "
+                                            "most 365 days, got 400\n")
+    with pytest.raises(ClientError, match="NoSuchKey"):
+        fleet.bucket.get("manifest.json")
+    nothing = run_main(main, ["refresh", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
+                              "--endpoint-url", fleet.bucket.moto.url])
+    assert (nothing.code, nothing.err) == (1, f"facecue-model: error: nothing to refresh: no manifest at "
+                                              f"{fleet.bucket.url}/manifest.json (publish a model first)\n")
+
+
+def test_a_manifest_in_the_old_format_is_refused_with_what_to_do(fleet, releases):
+    fleet.publish(releases["1.0.0"])
+    doc = fleet.manifest()
+    doc["format"] = "facecue-manifest/1"
+    fleet.bucket.put("manifest.json", json.dumps(doc).encode())
+    refused(fleet.sync(), "manifest format is 'facecue-manifest/1', which names no channel and never expires: "
+                          "republish with this facecue's facecue-model")
+    again = fleet.publish(releases["1.1.0"])
+    assert again.code == 1 and "cannot be extended: manifest format is 'facecue-manifest/1'" in again.err
+
+
+def test_the_floor_outlives_the_models_that_set_it(fleet, releases):
+    """A stale mirror replaying an old (validly signed, unexpired) manifest cannot take
+    the device below the newest model it installed from this channel, even after the
+    store lost that model; --allow-downgrade is the operator's explicit way down."""
+    fleet.publish(releases["1.0.0"])
+    old_manifest = fleet.bucket.get("manifest.json")
+    fleet.publish(releases["1.1.0"])
+    fleet.sync()
+    assert fleet.state()["floors"] == {fleet.bucket.url: 2}
+    for link in ("current", "previous"):
+        (fleet.store / link).unlink(missing_ok=True)  # the store was cleaned by hand
+    fleet.bucket.put("manifest.json", old_manifest)
+    kept = fleet.sync()
+    assert (kept.code, kept.out.strip()) == (0, (
+        "facecue sync: warning: keeping the shipped model: the manifest's newest model 1.0.0 (#1) is "
+        f"older than #2 this device installed from {fleet.bucket.url} (--allow-downgrade installs it)")), kept
+    assert ms.current_version(fleet.store) is None
+    down = fleet.sync("--allow-downgrade")
+    assert down.out.strip() == "facecue sync: installed model 1.0.0 (was the shipped model)"
+    assert fleet.state()["floors"] == {fleet.bucket.url: 1}  # the operator moved it down
+
+
+def test_a_rollback_is_local_and_keeps_the_floor(fleet, releases):
+    fleet.publish(releases["1.0.0"])
+    fleet.sync()
+    fleet.publish(releases["1.1.0"])
+    fleet.sync()
+    assert fleet.sync("--rollback").out.strip() == "facecue sync: rolled back from model 1.1.0 to 1.0.0"
+    assert fleet.state()["floors"] == {fleet.bucket.url: 2}
+    fleet.publish(releases["1.2.0"])
+    assert fleet.sync().out.strip() == "facecue sync: installed model 1.2.0 (was 1.0.0)"
+    assert fleet.state()["floors"] == {fleet.bucket.url: 3}
+
+
+def test_each_channel_has_its_own_floor(fleet, releases):
+    """Moving a device from beta (further along in its own numbering) to the stable
+    channel installs stable's newest: publish numbers of two channels do not compare."""
+    beta = beta_of(fleet)
+    for version in ("1.0.0", "1.1.0"):
+        assert beta.publish(releases[version]).code == 0
+    assert fleet.sync("--source", beta.bucket.url).out.strip() == \
+        "facecue sync: installed model 1.1.0 (was the shipped model)"
+    fleet.publish(releases["1.2.0"])  # seq 1 of the stable channel
+    assert fleet.sync().out.strip() == "facecue sync: installed model 1.2.0 (was 1.1.0)"
+    assert fleet.state()["floors"] == {beta.bucket.url: 2, fleet.bucket.url: 1}
