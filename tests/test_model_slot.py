@@ -1,12 +1,20 @@
-"""The daemon's live model swap over the sync store (no frame waits for a load)."""
+"""The daemon's live model swap over the sync store (no frame waits for a load), and
+which model serves when one fails at run time."""
 import json
 import shutil
 import time
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 from device import model_store
-from device.classify import sha256_file
+from device.classify import ModelError, load_interpreter_class, sha256_file
 from device.config import ModelConfig
 from device.model_slot import ModelSlot
+from models import DEFAULT_MODEL
+
+GREY_FACE = np.full((48, 48), 128, np.uint8)
 
 
 def install(store, model_path, version):
@@ -17,6 +25,28 @@ def install(store, model_path, version):
         meta.update(version=version, sha256=sha256_file(staged / "model.tflite"))
         (staged / "model.json").write_text(json.dumps(meta))
         model_store.install_version(store, staged, version, {"test": True})
+
+
+def nan_weights_model(folder: Path) -> Path:
+    """The shipped float32 model with its last layer's bias set to NaN, and a JSON that
+    matches it: it loads and passes every load-time check, then gives no probabilities
+    on any face, as a badly exported model would."""
+    source = DEFAULT_MODEL.with_name("facecue_vgg_elu_float32.tflite")
+    if not source.is_file():
+        pytest.skip(f"{source.name} is absent")
+    data = source.read_bytes()
+    interpreter = load_interpreter_class()(model_path=str(source))
+    meta = json.loads(source.with_suffix(".json").read_text())
+    biases = [d for d in interpreter.get_tensor_details()
+              if tuple(d["shape"]) == (len(meta["labels"]),) and d["dtype"] == np.float32]
+    bias = interpreter.get_tensor(biases[0]["index"]).astype("<f4").tobytes()
+    assert data.count(bias) == 1
+    folder.mkdir(parents=True, exist_ok=True)
+    model = folder / "nan.tflite"
+    model.write_bytes(data.replace(bias, np.full(len(meta["labels"]), np.nan, "<f4").tobytes()))
+    meta.update(version="9.9.9-nan", sha256=sha256_file(model))
+    model.with_suffix(".json").write_text(json.dumps(meta))
+    return model
 
 
 def wait_for_swap(slot, seconds=20.0):
@@ -59,3 +89,37 @@ def test_a_broken_synced_model_falls_back_to_the_shipped_one(tmp_path, model_pat
     current.write_bytes(b"garbage")  # corrupted on disk after the install
     slot = ModelSlot(ModelConfig(store=str(store)))
     assert slot.load().info.path == model_path
+
+
+def test_a_model_that_fails_at_run_time_gives_way_to_the_previous_one_for_good(tmp_path, model_path):
+    store = tmp_path / "store"
+    install(store, model_path, "1.0.0")
+    install(store, nan_weights_model(tmp_path), "1.1.0")
+    slot = ModelSlot(ModelConfig(store=str(store), check_every=0.5))
+    failing = slot.classifier = slot.load()
+    assert failing.info.version == "1.1.0"
+    with pytest.raises(ModelError, match=r"^model 1.1.0 gave no probabilities \(row sum 0\)$"):
+        failing.classify(GREY_FACE)
+
+    slot.drop(failing)
+    assert slot.classifier is None
+    slot.classifier = slot.load()
+    assert slot.classifier.info.version == "1.0.0"  # previous, not the shipped one
+    assert slot.candidates() == [model_store.version_dir(store, "1.0.0") / "model.tflite", DEFAULT_MODEL]
+    slot.request_reload()  # SIGHUP: the store still says 1.1.0, which is not loaded again
+    assert wait_for_swap(slot, seconds=2.0) is None and slot.classifier.info.version == "1.0.0"
+
+    install(store, model_path, "1.2.0")  # a fixed model arrives: served as usual
+    assert wait_for_swap(slot).info.version == "1.2.0"
+
+
+def test_a_configured_model_that_fails_at_run_time_gives_way_to_the_shipped_one(tmp_path):
+    slot = ModelSlot(ModelConfig(path=str(nan_weights_model(tmp_path)), store=str(tmp_path / "store")))
+    failing = slot.load()
+    slot.drop(failing)
+    shipped = slot.load()
+    assert shipped.info.path == DEFAULT_MODEL
+    slot.drop(shipped)
+    with pytest.raises(ModelError) as err:
+        slot.load()
+    assert str(err.value) == f"{failing.info.path} failed at run time; {DEFAULT_MODEL} failed at run time"
