@@ -17,7 +17,9 @@ from gpiozero.exc import GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
 
 from device.buttons import Buttons
+from device.config import ButtonsConfig
 from device.gpio import GpioUnavailable
+from device.presses import Press, PressQueue, press_buttons
 
 LONG = 0.2
 HOLD = 0.5
@@ -208,3 +210,39 @@ def test_bad_settings_are_rejected_before_touching_gpio(factory, rec, kwargs, me
     with pytest.raises(ValueError, match=message):
         Buttons(rec.repeat, rec.mute, rec.status, pin_factory=factory, **kwargs)
     assert not factory.pins
+
+
+def test_presses_are_queued_in_order_for_the_loop(factory):
+    presses = PressQueue()
+    cfg = ButtonsConfig(repeat_pin="GPIO17", long_press=LONG, status_hold=HOLD)
+    with press_buttons(cfg, presses, pin_factory=factory) as buttons:
+        assert buttons.layout == "one"
+        pin = factory.pin(17)
+        press(pin, SHORT_PRESS)
+        press(pin, LONG_PRESS)
+        pin.drive_low()  # the hold thread posts STATUS while the button is down
+        got: list[Press] = []
+        deadline = time.monotonic() + HOLD + 2.0
+        while len(got) < 3 and time.monotonic() < deadline:
+            got += presses.wait(deadline - time.monotonic())
+        pin.drive_high()
+    assert got == [Press.REPEAT, Press.MUTE, Press.STATUS]
+    assert presses.wait(0) == []  # nothing more: the release after the hold adds nothing
+
+
+def test_a_wake_ends_a_wait_at_once_and_is_no_press():
+    presses = PressQueue()
+    threading.Timer(0.1, presses.wake).start()
+    start = time.monotonic()
+    assert presses.wait(10.0) == []
+    assert time.monotonic() - start < 2.0
+
+
+def test_unusable_gpio_leaves_the_device_without_buttons_and_says_so(monkeypatch, caplog):
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-gpio-driver")
+    caplog.set_level(logging.INFO, logger="facecue")
+    with press_buttons(ButtonsConfig(repeat_pin="GPIO17"), PressQueue()) as buttons:
+        assert buttons.layout == "none"
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("buttons disabled: repeat button on pin 'GPIO17' unavailable")
