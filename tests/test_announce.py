@@ -27,3 +27,19 @@ def test_muted_announcements_are_logged_as_muted(tmp_path, caplog):
 def test_heard_announcements_carry_no_mark(tmp_path, caplog):
     assert announce_lines(tmp_path, caplog, muted=False) == [
         "earcon face t 0.50s", "announce happy confidence 0.91 t 1.00s"]
+
+
+def test_an_event_is_said_once_until_it_recovers_and_lands_at_its_frame_time(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="facecue")
+    player = TimelineWriter(tmp_path / "heard.wav")
+    announcer = Announcer(VoicePack("speech", "en"), player)
+    announcer.event("camera_error", 1.0)
+    announcer.event("camera_error", 2.0)  # the same outage: not again
+    announcer.recovered("camera_error")
+    announcer.event("camera_error", 3.0)
+    announcer.event("model_updated", 4.0)
+    announcer.event("model_updated", 5.0)  # each update is news
+    announcer.close(end_t=6.0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "event camera_error t 1.00s", "event camera_error t 3.00s", "event model_updated t 4.00s",
+        "event model_updated t 5.00s"]
