@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import faulthandler
 import fcntl
 import json
 import multiprocessing
@@ -275,6 +276,13 @@ def _smoke_check_verdict(model_path: Path) -> str | None:
 
 
 def _forked_child(model_path: str, verdict) -> None:
+    """The forked child's stderr goes nowhere, as the fresh child's does: a dying
+    runtime, or faulthandler (which PYTHONFAULTHANDLER and pytest turn on), must not
+    add lines to the one the caller prints."""
+    faulthandler.disable()  # pytest's writes to a copy of fd 2
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     verdict.send(_smoke_check_verdict(Path(model_path)))
 
 

@@ -179,15 +179,19 @@ class Proxy:
     - ``chunked=True``: its body comes with ``Transfer-Encoding: chunked`` instead of a
       Content-Length;
     - ``trickle=S``: it comes one byte every S seconds, headers included: no read ever
-      times out and the response never ends.
+      times out and the response never ends;
+    - ``not_modified=True``: it is replaced by ``304 Not Modified``, whatever was asked
+      (a cache or a hostile store freezing what a device sees).
     """
 
     METHODS = (b"GET ", b"PUT ", b"HEAD ", b"POST ", b"DELETE ")
 
     def __init__(self, upstream_port: int, cut_marker: bytes | None = None, cut_after: int | None = None,
-                 drop_header: bytes | None = None, chunked: bool = False, trickle: float | None = None) -> None:
+                 drop_header: bytes | None = None, chunked: bool = False, trickle: float | None = None,
+                 not_modified: bool = False) -> None:
         self.upstream_port, self.cut_marker = upstream_port, cut_marker
         self.cut_after, self.drop_header, self.chunked, self.trickle = cut_after, drop_header, chunked, trickle
+        self.not_modified = not_modified
         self.requests: list[bytes] = []
         self.closed = False
         self.sock = socket.socket()
@@ -243,6 +247,9 @@ class Proxy:
         if self.cut_after is not None:
             dst.sendall((head + body)[:self.cut_after])
             return False
+        if self.not_modified:
+            dst.sendall(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 0\r\n\r\n")
+            return True
         if self.trickle is not None:
             for i in range(len(head + body)):
                 if self.closed:

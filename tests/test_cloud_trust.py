@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("boto3")
 pytest.importorskip("cryptography")
 
-from s3_server import Bucket, Fleet, run_main  # noqa: E402
+from s3_server import Bucket, Fleet, Proxy, run_main  # noqa: E402
 
 from device import model_store as ms  # noqa: E402
 from tools.manifest import parse_time  # noqa: E402
@@ -104,6 +104,39 @@ def test_an_unchanged_manifest_is_fetched_in_full_once_it_expired(fleet, release
     state["expires"] = time.time() - 1  # the device's clock passed the expiry it recorded
     state_file(fleet).write_text(json.dumps(state))
     assert fleet.sync().out.strip() == "facecue sync: up to date: model 1.0.0"  # a full GET, not a 304
+
+
+def test_a_store_answering_304_for_ever_freezes_a_device_only_until_the_expiry(fleet, releases):
+    fleet.publish(releases["1.0.0"])
+    fleet.sync()
+    fleet.publish(releases["1.1.0"])
+    proxy = Proxy(int(fleet.bucket.moto.url.rsplit(":", 1)[1]), cut_marker=b"manifest.json", not_modified=True)
+    try:
+        frozen = fleet.sync("--endpoint-url", proxy.url)
+        assert frozen.out.strip() == "facecue sync: up to date: manifest unchanged, model 1.0.0"
+        state = json.loads(state_file(fleet).read_text())
+        state_file(fleet).write_text(json.dumps({**state, "expires": time.time() - 1}))
+        thawed = fleet.sync("--endpoint-url", proxy.url)
+    finally:
+        proxy.close()
+    assert refused(thawed) == (f"facecue: error: {fleet.bucket.url}/manifest.json: the store answered 304 Not "
+                               "Modified to a request that asked for the whole manifest")
+    assert fleet.state()["failures"] == 1 and ms.current_version(fleet.store) == "1.0.0"
+    assert fleet.sync("--force").out.strip() == "facecue sync: installed model 1.1.0 (was 1.0.0)"
+
+
+@pytest.mark.parametrize("data,problem", [
+    ({"floors": {"s3://b/fleet": "high"}}, "floors is not a map of int"),
+    ({"floors": {"s3://b/fleet": True}}, "floors is not a map of int"),
+    ({"rejected": ["abc"]}, "rejected is not a map of str"),
+    ({"expires": "later"}, "expires is not a number"),
+])
+def test_damaged_trust_state_is_named(data, problem):
+    from tools.sync import SyncState
+
+    with pytest.raises(ValueError, match=f"^{problem}$"):
+        SyncState.from_json(data)
+    assert SyncState.from_json({"floors": {"s3://b/fleet": 3}}).floors == {"s3://b/fleet": 3}
 
 
 def test_publish_and_refresh_refuse_a_bad_expiry_before_touching_the_store(fleet, releases):
