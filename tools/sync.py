@@ -1,7 +1,7 @@
 """facecue sync: fetch, verify and install a newer model from S3, or roll back.
 
     facecue sync                   # what the timer runs
-    facecue sync --force           # now, ignoring backoff, the cached ETag and rollbacks
+    facecue sync --force           # now, ignoring backoff, the cached ETag, rollbacks and rejections
     facecue sync --rollback        # back to the previous model
 
 Settings come from ``/etc/facecue/sync.toml`` (``source = "s3://BUCKET/PREFIX"``
@@ -88,11 +88,11 @@ class SyncError(RuntimeError):
 
 class ModelRejected(SyncError):
     """A downloaded model that failed its checks: the same bytes will fail again, so
-    the sync remembers them (``content``) instead of downloading them every run."""
+    the sync remembers them (:func:`content_key`) instead of downloading them every run."""
 
-    def __init__(self, message: str, content: str) -> None:
-        super().__init__(message)
-        self.content = content
+    def __init__(self, entry: ModelEntry, problem: str) -> None:
+        super().__init__(f"refusing model {entry.version}: {problem}")
+        self.content, self.problem = content_key(entry), problem
 
 
 class DeadlinePassed(BaseException):
@@ -242,7 +242,7 @@ def _state_field_problem(name: str, value: object, default: object, values: type
         ok, kind = isinstance(value, list) and all(isinstance(v, str) for v in value), "a list of versions"
     elif isinstance(default, dict):
         ok = isinstance(value, dict) and all(type(v) is values for v in value.values())
-        kind = f"a map of {values.__name__ if values else '?'}"
+        kind = f"a map of {getattr(values, '__name__', values)}"
     elif isinstance(default, float):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         kind = "a number"
@@ -439,10 +439,9 @@ def install_entry(client, location: S3Location, entry: ModelEntry, store: Path,
         try:
             info = verify_model_isolated(stage / MODEL_FILE)
         except ModelError as exc:
-            raise ModelRejected(f"refusing model {entry.version}: {exc}", content_key(entry)) from None
+            raise ModelRejected(entry, str(exc)) from None
         if (info.version, info.labels, info.meta.get("input")) != (entry.version, entry.labels, entry.input):
-            raise ModelRejected(f"refusing model {entry.version}: its metadata disagrees with the signed manifest",
-                                content_key(entry))
+            raise ModelRejected(entry, "its metadata disagrees with the signed manifest")
         source = {**entry.to_json(), "source": location.url(), "installed": utc_now()}
         install_version(store, stage, entry.version, source)
 
@@ -491,7 +490,7 @@ def install(client, location: S3Location, entry: ModelEntry, store: Path, state:
     try:
         install_entry(client, location, entry, store, deadline, options)
     except ModelRejected as exc:
-        state.rejected[exc.content] = str(exc).split(": ", 1)[-1]
+        state.rejected[exc.content] = exc.problem
         state.rejected = dict(list(state.rejected.items())[-REMEMBERED:])
         raise
     state.rejected.pop(content_key(entry), None)
