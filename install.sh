@@ -407,7 +407,12 @@ secure_file() {
 
 secure_sync_secrets() {
     step "credentials: readable by $SYNC_USER alone"
-    local file
+    local file found=0
+    for file in "${AWS_FILES[@]}" "$SYNC_ENV"; do if [[ -e $file ]]; then found=1; fi; done
+    if ((found == 0)); then
+        note "none in $CONFIG_DIR (an anonymous bucket, or sync not set up yet: see tools/CLOUD.md)"
+        return
+    fi
     for file in "${AWS_FILES[@]}"; do secure_file "$file" "$SYNC_USER" 0600; done
     secure_file "$SYNC_ENV" root 0600
 }
