@@ -2,7 +2,9 @@
 
 The configured ``[model] path`` wins; otherwise the model that ``facecue
 sync`` installed in the store (``current``), falling back to the shipped one
-when it is incomplete or fails its checksum. A new model is loaded on a
+when it is incomplete or fails its checksum. Any model but the shipped one
+first answers the smoke faces in a child process, so one that crashes the
+interpreter is skipped like one that fails to load. A new model is loaded on a
 background thread and swapped in between two frames, so an update never
 drops a frame; a model that fails to load leaves the old one serving.
 
@@ -17,6 +19,7 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from device import model_store
 from device.classify import Classifier, ModelError
@@ -27,10 +30,17 @@ log = logging.getLogger("facecue")
 
 
 class ModelSlot:
-    """Holds the serving :class:`Classifier` and replaces it when the store changes."""
+    """Holds the serving :class:`Classifier` and replaces it when the store changes.
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    ``smoke_check`` vets every model but the shipped one before it loads. Tests of a
+    model that fails only on real faces pass a check that lets their broken file
+    through, since a file that fails the smoke faces never reaches a real face.
+    """
+
+    def __init__(self, cfg: ModelConfig,
+                 smoke_check: Callable[[Path], object] = model_store.verify_model_isolated) -> None:
         self.cfg = cfg
+        self.smoke_check = smoke_check
         self.store = Path(cfg.store)
         self.classifier: Classifier | None = None
         self.generation: str | None = None
@@ -77,6 +87,8 @@ class ModelSlot:
                 dropped.append(f"{path} failed at run time")
                 continue
             try:
+                if path != DEFAULT_MODEL:
+                    self.smoke_check(path)
                 classifier = Classifier(path, num_threads=self.cfg.threads)
             except ModelError as exc:
                 errors.append(str(exc))

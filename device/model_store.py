@@ -39,7 +39,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from audio.phrases import EXPRESSIONS
-from device.classify import ModelError, ModelInfo, read_model_info
+from device.classify import PROBABILITY_SUM_TOLERANCE, ModelError, ModelInfo, read_model_info
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "model.json"
@@ -52,7 +52,6 @@ LOCK_FILE = ".lock"
 VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,63}")
 SERVABLE_INPUT_DTYPES = ("int8", "uint8", "float32")  # what Classifier._to_input can feed
 FACE_SIDE = 48
-PROBABILITY_SUM_TOLERANCE = 0.05  # int8 outputs dequantise to a sum within ~7 * scale / 2 of 1
 SMOKE_CHECK_TIMEOUT = 300.0  # a Pi Zero 2 needs a few seconds; only a hung interpreter takes this long
 SMOKE_CHECK_OK = "ok"
 

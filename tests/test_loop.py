@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from device import model_store
 from device.announce import build_announcer
 from device.capture import CaptureError
 from device.config import load
@@ -29,7 +30,7 @@ from device.frames import Frame
 from device.loop import Daemon, RunOptions, State
 from device.model_slot import ModelSlot
 from device.presses import press_buttons
-from tests.test_model_slot import install, nan_weights_model
+from tests.test_model_slot import METADATA_ONLY, install, nan_weights_model
 
 FPS = 15.0
 GREY = np.full((96, 96, 3), 128, np.uint8)
@@ -130,7 +131,8 @@ class Running:
 
 
 def make_daemon(tmp_path: Path, camera: ScriptedCamera, monkeypatch, *, config: str = "",
-                retry: bool = True, clock=None, store: Path | None = None, model: Path | None = None) -> Daemon:
+                retry: bool = True, clock=None, store: Path | None = None, model: Path | None = None,
+                smoke_check=model_store.verify_model_isolated) -> Daemon:
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     model_line = f'path = "{model}"\n' if model else ""
     path = tmp_path / "config.toml"
@@ -139,7 +141,7 @@ def make_daemon(tmp_path: Path, camera: ScriptedCamera, monkeypatch, *, config: 
     cfg = load(path)
     return Daemon(cfg, build_announcer(cfg, audio_out=tmp_path / "heard.wav"),
                   RunOptions(retry_forever=retry, stall_after=STALL), open_camera=camera,
-                  clock=clock or FastClock(), models=ModelSlot(cfg.model))
+                  clock=clock or FastClock(), models=ModelSlot(cfg.model, smoke_check))
 
 
 def messages(caplog, prefix: str = "") -> list[str]:
@@ -266,7 +268,7 @@ def test_a_model_failing_on_a_face_gives_way_to_the_previous_one_said_once(tmp_p
     install(store, nan_weights_model(tmp_path), "1.1.0")
     happy = compose_frame(clear_faces["happy"])
     camera = ScriptedCamera(Feed(int(4 * FPS), "end", happy))
-    daemon = make_daemon(tmp_path, camera, monkeypatch, store=store)
+    daemon = make_daemon(tmp_path, camera, monkeypatch, store=store, smoke_check=METADATA_ONLY)
     running = Running(daemon)
     try:
         running.thread.join(120)
@@ -295,7 +297,7 @@ def test_with_no_model_left_the_service_waits_and_a_foreground_run_ends(tmp_path
     shipped = nan_weights_model(tmp_path / "b")
     monkeypatch.setattr("device.model_slot.DEFAULT_MODEL", shipped)
     camera = ScriptedCamera(Feed(10, "end", astronaut))
-    daemon = make_daemon(tmp_path, camera, monkeypatch, retry=retry, model=configured)
+    daemon = make_daemon(tmp_path, camera, monkeypatch, retry=retry, model=configured, smoke_check=METADATA_ONLY)
     running = Running(daemon)
     try:
         if retry:

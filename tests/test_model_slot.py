@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from device import model_store
-from device.classify import ModelError, load_interpreter_class, sha256_file
+from device.classify import ModelError, load_interpreter_class, read_model_info, sha256_file
 from device.config import ModelConfig
 from device.model_slot import ModelSlot
 from models import DEFAULT_MODEL
@@ -29,8 +29,9 @@ def install(store, model_path, version):
 
 def nan_weights_model(folder: Path) -> Path:
     """The shipped float32 model with its last layer's bias set to NaN, and a JSON that
-    matches it: it loads and passes every load-time check, then gives no probabilities
-    on any face, as a badly exported model would."""
+    matches it: it loads, then gives no probabilities on any face, as a badly exported
+    model would. The smoke check refuses it; tests of what happens when a model fails
+    only on real faces let it through with ``METADATA_ONLY``."""
     source = DEFAULT_MODEL.with_name("facecue_vgg_elu_float32.tflite")
     if not source.is_file():
         pytest.skip(f"{source.name} is absent")
@@ -47,6 +48,11 @@ def nan_weights_model(folder: Path) -> Path:
     meta.update(version="9.9.9-nan", sha256=sha256_file(model))
     model.with_suffix(".json").write_text(json.dumps(meta))
     return model
+
+
+# A smoke check that reads the metadata only: stands for a model that answers the
+# smoke faces and then fails on real ones.
+METADATA_ONLY = read_model_info
 
 
 def wait_for_swap(slot, seconds=20.0):
@@ -91,11 +97,32 @@ def test_a_broken_synced_model_falls_back_to_the_shipped_one(tmp_path, model_pat
     assert slot.load().info.path == model_path
 
 
+def test_a_model_that_crashes_the_interpreter_is_skipped_not_served(tmp_path, model_path, caplog):
+    from tests.s3_server import crashing_model
+
+    crasher = crashing_model(model_path, tmp_path / "fixtures", "6.6.6")
+    slot = ModelSlot(ModelConfig(path=str(crasher)))
+    with pytest.raises(ModelError, match="crashed the interpreter"):
+        slot.load()  # this process lives on to say so
+    store = tmp_path / "store"
+    install(store, crasher, "6.6.6")
+    slot = ModelSlot(ModelConfig(store=str(store)))
+    assert slot.load().info.path == model_path
+    assert "crashed the interpreter" in caplog.text
+
+
+def test_a_model_that_fails_the_smoke_faces_never_serves(tmp_path, model_path):
+    store = tmp_path / "store"
+    install(store, model_path, "1.0.0")
+    install(store, nan_weights_model(tmp_path), "1.1.0")
+    assert ModelSlot(ModelConfig(store=str(store))).load().info.version == "1.0.0"
+
+
 def test_a_model_that_fails_at_run_time_gives_way_to_the_previous_one_for_good(tmp_path, model_path):
     store = tmp_path / "store"
     install(store, model_path, "1.0.0")
     install(store, nan_weights_model(tmp_path), "1.1.0")
-    slot = ModelSlot(ModelConfig(store=str(store), check_every=0.5))
+    slot = ModelSlot(ModelConfig(store=str(store), check_every=0.5), smoke_check=METADATA_ONLY)
     failing = slot.classifier = slot.load()
     assert failing.info.version == "1.1.0"
     with pytest.raises(ModelError, match=r"^model 1.1.0 gave no probabilities \(row sum 0\)$"):
@@ -114,7 +141,8 @@ def test_a_model_that_fails_at_run_time_gives_way_to_the_previous_one_for_good(t
 
 
 def test_a_configured_model_that_fails_at_run_time_gives_way_to_the_shipped_one(tmp_path):
-    slot = ModelSlot(ModelConfig(path=str(nan_weights_model(tmp_path)), store=str(tmp_path / "store")))
+    slot = ModelSlot(ModelConfig(path=str(nan_weights_model(tmp_path)), store=str(tmp_path / "store")),
+                     smoke_check=METADATA_ONLY)
     failing = slot.load()
     slot.drop(failing)
     shipped = slot.load()
