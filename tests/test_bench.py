@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,9 @@ def test_table_has_every_row_and_the_json_matches(model_path, small_data, cache,
     assert result["machine"]["cores"] >= 1 and result["machine"]["litert"] != "absent"
 
     md = (out / "bench.md").read_text()
-    assert md in capsys.readouterr().out  # printed and written are the same report
+    printed = capsys.readouterr().out
+    assert md in printed  # printed and written are the same report
+    assert re.search(rf"^{re.escape(str(cache))} holds \d+ MB of built baselines", printed, re.M)
     table = [line for line in md.splitlines() if "| this machine |" in line or "(paper) |" in line]
     assert len(table) == len(ROW_KEYS) + len(PAPER_ROWS)
     for p in PAPER_ROWS:

@@ -91,6 +91,8 @@ class TableBuilder:
                                   precisions)
         except ConvertError as exc:
             return [self._skip(r, str(exc)) for r in rows]
+        held = sum(f.stat().st_size for f in self.opts.cache.iterdir() if f.is_file()) / 1e6
+        self.say(f"{self.opts.cache} holds {held:.0f} MB of built baselines; delete it to free the space")
         out = []
         for row in rows:
             row = file_row(row.key, row.model, row.precision, paths[row.precision])
