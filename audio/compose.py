@@ -1,100 +1,77 @@
-"""Status sentences in the wearer's language, from clips or for espeak-ng.
+"""Status sentences in the wearer's language, built as clip keys.
 
-The daemon's status text ("model version 1.2, camera ok") is English; it is
-mapped onto language-neutral clip keys (``model``, ``version``, ``1``,
-``point``, ``2``, ``camera``, ``ok``), which are then played in the
-wearer's language from the committed clips when espeak-ng is not there,
-or re-worded in that language for espeak-ng. Words with no clip are left
-out rather than guessed.
+A long button hold reports the model version and the camera state. The
+sentence is built directly from language-neutral clip keys (``model``,
+``version``, ``1``, ``point``, ``2``, ``,``, ``camera``, ``ok``), never as
+English text parsed back into keys: every word then has a clip by
+construction. The keys are played from the committed clips when espeak-ng
+is not there, or worded in the wearer's language for espeak-ng.
 """
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 import numpy as np
 
 from audio.phrases import CLIP_KEYS, PHRASES
 from audio.sound import Sound, silence
 
-log = logging.getLogger(__name__)
-
+PAUSE = ","  # a key of its own: a longer gap, a comma for espeak-ng
 WORD_GAP = 0.06  # seconds between composed words: separate, but still one sentence
-SENTENCE_GAP = 0.25  # at a comma or full stop
+SENTENCE_GAP = 0.25  # at a pause
+
+_VERSION = re.compile(r"\d+(?:\.\d+)*")
 
 
-def _phrase_keys() -> dict[tuple[str, ...], str]:
-    """English wording -> clip key: the keys themselves ("not_working" as
-    "not working") and the English phrase table ("okay", "camera problem")."""
-    table = {tuple(key.split("_")): key for key in CLIP_KEYS}
-    table.update({tuple(PHRASES["en"][key].split()): key for key in CLIP_KEYS})
-    return table
-
-
-_PHRASE_KEYS = _phrase_keys()
-_LONGEST = max(len(p) for p in _PHRASE_KEYS)
-
-_TOKEN = re.compile(r"\d+(?:\.\d+)*|[a-z]+|[,.;:]")
-
-
-def _tokens(text: str) -> list[str]:
-    """Words, single digits with "point" between number parts, and pauses (",")."""
-    out: list[str] = []
-    for tok in _TOKEN.findall(text.lower()):
-        if tok[0].isdigit():
-            for i, part in enumerate(tok.split(".")):
-                out.extend((["point"] if i else []) + list(part))
-        else:
-            out.append("," if tok in ",.;:" else tok)
-    return out
-
-
-def text_to_keys(text: str) -> list[str]:
-    """Clip keys for ``text``; ``","`` marks a pause. Unknown words are dropped."""
-    tokens, keys, i = _tokens(text), [], 0
-    while i < len(tokens):
-        if tokens[i] == ",":
-            if keys and keys[-1] != ",":
-                keys.append(",")
-            i += 1
-            continue
-        for n in range(min(_LONGEST, len(tokens) - i), 0, -1):
-            key = _PHRASE_KEYS.get(tuple(tokens[i:i + n]))
-            if key is not None:
-                keys.append(key)
-                i += n
-                break
-        else:
-            log.debug("no clip for %r in %r", tokens[i], text)
-            i += 1
-    while keys and keys[-1] == ",":
-        keys.pop()
+def version_keys(version: str) -> list[str]:
+    """``"1.2"`` as ``1 point 2``: the first dotted number of ``version``, digit
+    by digit; a suffix such as ``-provisional`` has no clip and is not said."""
+    match = _VERSION.search(version)
+    if match is None:
+        return []
+    keys: list[str] = []
+    for i, part in enumerate(match.group().split(".")):
+        keys.extend((["point"] if i else []) + list(part))
     return keys
 
 
-def compose(text: str, clips: Mapping[str, Sound]) -> Sound | None:
-    """``text`` said with ``clips``, or None when none of its words has a clip."""
+def status_keys(model_version: str | None, camera_ok: bool) -> list[str]:
+    """What a long hold says: ``model version 1 point 2, camera ok`` (or
+    ``no model``, ``camera not working``)."""
+    model = ["model", "version", *version_keys(model_version)] if model_version is not None else ["no", "model"]
+    return [*model, PAUSE, "camera", "ok" if camera_ok else "not_working"]
+
+
+def check_keys(keys: Sequence[str]) -> None:
+    """ValueError naming the first key that has no clip (a caller's bug, found at once)."""
+    for key in keys:
+        if key != PAUSE and key not in CLIP_KEYS:
+            raise ValueError(f"no clip for {key!r} in {list(keys)}")
+
+
+def compose(keys: Sequence[str], clips: dict[str, Sound]) -> Sound:
+    """``keys`` said with ``clips``: words a short gap apart, a longer one at a pause."""
+    check_keys(keys)
+    words = [k for k in keys if k != PAUSE]
+    if not words:
+        raise ValueError("nothing to say: no words among the keys")
+    rate = clips[words[0]].sample_rate
     parts: list[np.ndarray] = []
     gap = WORD_GAP
-    rate = None
-    for key in text_to_keys(text):
-        if key == ",":
+    for key in keys:
+        if key == PAUSE:
             gap = SENTENCE_GAP
             continue
-        clip = clips[key]
-        rate = clip.sample_rate
         if parts:
             parts.append(silence(gap, rate).pcm)
-        parts.append(clip.pcm)
+        parts.append(clips[key].pcm)
         gap = WORD_GAP
-    return Sound(np.concatenate(parts), rate) if parts else None
+    return Sound(np.concatenate(parts), rate)
 
 
-def localize(text: str, language: str) -> str:
-    """``text`` re-worded in ``language`` through the phrase table, for espeak-ng.
-    English passes through as it is; elsewhere words with no entry are dropped."""
-    if language == "en":
-        return text
-    words = [PHRASES[language][key] if key != "," else "," for key in text_to_keys(text)]
-    return " ".join(words).replace(" ,", ",")
+def wording(keys: Sequence[str], language: str) -> str:
+    """``keys`` as a sentence in ``language`` through the phrase table, for espeak-ng."""
+    check_keys(keys)
+    words = [PHRASES[language][key] if key != PAUSE else PAUSE for key in keys]
+    return " ".join(words).replace(f" {PAUSE}", PAUSE)

@@ -277,8 +277,7 @@ class PyAudioPlayer(GainControls):
 
     def wait(self, timeout: float) -> bool:
         """Block until the output is idle (the sound played out, or the output
-        failed), at most ``timeout`` s; False on timeout. For one-shot use such
-        as ``facecue say``, which must not exit mid-word."""
+        failed), at most ``timeout`` s; False on timeout."""
         end = time.monotonic() + timeout
         while True:
             with self._lock:
@@ -288,8 +287,9 @@ class PyAudioPlayer(GainControls):
                 return False
             time.sleep(0.01)
 
-    def close(self) -> None:
-        """Stop at once (pending audio is discarded) and release the device."""
+    def close(self, end_t: float | None = None) -> None:
+        """Stop at once (pending audio is discarded) and release the device;
+        ``end_t`` is for recordings: live output has reached it already."""
         with self._lock:
             self._closed = True
             self._feed.clear()

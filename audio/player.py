@@ -34,8 +34,14 @@ class Player(Protocol):
     @property
     def muted(self) -> bool: ...
 
-    def close(self) -> None:
-        """Release the output; returns promptly."""
+    def wait(self, timeout: float) -> bool:
+        """Block until what was played has been heard, at most ``timeout`` s;
+        False on timeout. For one-shot use (``facecue say``), which must not
+        exit mid-word."""
+
+    def close(self, end_t: float | None = None) -> None:
+        """Release the output; returns promptly. ``end_t``: the frame time the
+        session ended, so a recording runs to it (live output is already there)."""
 
 
 class Gain:

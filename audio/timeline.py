@@ -82,6 +82,10 @@ class TimelineWriter(GainControls):
         with self._lock:
             return self._last_end() / self.sample_rate
 
+    def wait(self, timeout: float) -> bool:
+        """True at once: a file is not heard in real time, every sound is already placed."""
+        return True
+
     def close(self, end_t: float | None = None) -> None:
         """Finish the file: the last sound in full, then silence up to ``end_t``
         seconds if given; then rename it onto the target. Idempotent."""

@@ -7,10 +7,11 @@ the first face is seen.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from audio import CLIPS_DIR
-from audio.compose import compose, localize
+from audio.compose import compose, wording
 from audio.dsp import resample
 from audio.earcons import earcon, face_earcon
 from audio.espeak import ESPEAK, SpeechUnavailable, speak
@@ -73,18 +74,14 @@ class VoicePack:
         except KeyError:
             raise ValueError(f"unknown label {label!r}; available: {', '.join(LABELS)}") from None
 
-    def speak(self, text: str) -> Sound:
-        """``text`` (English status wording) spoken in the pack's language: by
-        espeak-ng if it works, else composed from the clips, else the error
-        earcon. Never raises: a status request must always be answered."""
+    def sentence(self, keys: Sequence[str]) -> Sound:
+        """Clip ``keys`` (see :func:`audio.compose.status_keys`) spoken in the
+        pack's language: by espeak-ng if it works, else composed from the
+        clips, which hold every key. ValueError only for a key with no clip."""
         try:
-            return speak(localize(text, self.language), self.language, binary=self.espeak)
+            return speak(wording(keys, self.language), self.language, binary=self.espeak)
         except SpeechUnavailable as exc:
             if not self._espeak_failed:
                 log.warning("runtime speech unavailable (%s); composing from clips", exc)
                 self._espeak_failed = True
-        composed = compose(text, self.clips)
-        if composed is None:
-            log.warning("cannot say %r with clips; playing the error earcon", text)
-            return earcon("error")
-        return composed
+        return compose(keys, self.clips)

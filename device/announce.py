@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from audio.compose import status_keys
 from audio.earcons import face_earcon
 from audio.playback import PyAudioPlayer
 from audio.player import AudioUnavailable, Player
@@ -109,19 +110,17 @@ class Announcer:
         log.info("button mute: %s", "muted" if muted else "sound on")
         self.player.play(self.voice.sound("muted" if muted else "unmuted"), t, force=True)
 
-    def status(self, text: str, t: float) -> None:
-        """Speak ``text`` (model version and camera state), even while muted."""
-        log.info("button status: %s", text)
-        self.player.play(self.voice.speak(text), t, force=True)
+    def status(self, model_version: str | None, camera_ok: bool, t: float) -> None:
+        """Say the model version (None: no model) and the camera state, even while muted."""
+        model = f"model version {model_version}" if model_version is not None else "no model"
+        log.info("button status: %s, camera %s", model, "ok" if camera_ok else "not working")
+        self.player.play(self.voice.sentence(status_keys(model_version, camera_ok)), t, force=True)
 
     def close(self, end_t: float) -> None:
         """Stop the motor and the player; a timeline is written up to ``end_t``."""
         if self.haptics is not None:
             self.haptics.close()
-        if isinstance(self.player, TimelineWriter):
-            self.player.close(end_t=end_t)
-        else:
-            self.player.close()
+        self.player.close(end_t)
 
 
 def build_announcer(cfg: Config, audio_out: Path | None = None) -> Announcer:
@@ -143,7 +142,6 @@ def say(cfg: Config, label: str, audio_out: Path | None = None) -> int:
     sound = voice.sound(label)
     player = open_player(cfg.audio, audio_out)
     player.play(sound, 0.0, force=True)
-    if isinstance(player, PyAudioPlayer):
-        player.wait(sound.duration + 2.0)
+    player.wait(sound.duration + 2.0)
     player.close()
     return 0

@@ -208,7 +208,8 @@ class Daemon:
             elif press is Press.MUTE:
                 self.announcer.toggle_mute(self._frame_time())
             else:
-                self.announcer.status(self.status_text(), self._frame_time())
+                self.announcer.status(self.models.classifier and self.models.classifier.info.version,
+                                      self.state is State.SERVING, self._frame_time())
 
     def status_text(self) -> str:
         """What a long hold says: model version and camera state."""

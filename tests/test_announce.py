@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
+from audio.compose import compose
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
+from audio.wavfile import read_wav
 from device.announce import Announcer
 from device.frames import Announcement
 
@@ -43,3 +47,21 @@ def test_an_event_is_said_once_until_it_recovers_and_lands_at_its_frame_time(tmp
     assert [r.getMessage() for r in caplog.records] == [
         "event camera_error t 1.00s", "event camera_error t 3.00s", "event model_updated t 4.00s",
         "event model_updated t 5.00s"]
+
+
+def test_the_status_is_said_from_clip_keys_even_while_muted(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="facecue")
+    voice = VoicePack("speech", "id", espeak="/nonexistent/espeak-ng")  # composed from the clips
+    announcer = Announcer(voice, TimelineWriter(tmp_path / "heard.wav", muted=True))
+    announcer.status("1.2", camera_ok=False, t=1.0)
+    announcer.status(None, camera_ok=True, t=5.0)
+    announcer.close(end_t=8.0)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("button")] == [
+        "button status: model version 1.2, camera not working", "button status: no model, camera ok"]
+    heard = read_wav(tmp_path / "heard.wav")
+    first = compose(["model", "version", "1", "point", "2", ",", "camera", "not_working"], voice.clips).pcm
+    second = compose(["no", "model", ",", "camera", "ok"], voice.clips).pcm
+    rate = heard.sample_rate
+    assert np.array_equal(heard.pcm[rate:rate + len(first)], first)
+    assert np.array_equal(heard.pcm[5 * rate:5 * rate + len(second)], second)
+    assert len(heard.pcm) == 8 * rate

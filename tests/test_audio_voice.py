@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from audio import CLIPS_DIR
-from audio.compose import SENTENCE_GAP, WORD_GAP, localize, text_to_keys
+from audio.compose import SENTENCE_GAP, WORD_GAP, compose, status_keys, version_keys, wording
 from audio.dsp import TARGET_ACTIVE_DB, active_level_db
 from audio.earcons import earcon, face_earcon
 from audio.espeak import SpeechUnavailable, parse_stream_wav, speak
@@ -17,7 +17,7 @@ from audio.sound import join, silence
 from audio.voice import VoicePack, available_languages
 from audio.wavfile import read_wav
 
-STATUS = "model version 1.2, camera ok"
+STATUS = status_keys("1.2", camera_ok=True)
 
 
 def needs_espeak() -> None:
@@ -58,25 +58,32 @@ def test_an_incomplete_clip_folder_is_reported_at_start(tmp_path):
         VoicePack("speech", "en", clips_dir=tmp_path)
 
 
-def test_status_text_maps_to_clip_keys():
-    assert text_to_keys(STATUS) == ["model", "version", "1", "point", "2", ",", "camera", "ok"]
-    assert text_to_keys("No model, camera not working.") == ["no", "model", ",", "camera", "not_working"]
-    assert text_to_keys("model version 0.0.1-provisional") == [
-        "model", "version", "0", "point", "0", "point", "1"]
-    assert text_to_keys("no face; sound on") == ["noface", ",", "unmuted"]
-    assert text_to_keys("hello there") == []
-    assert localize(STATUS, "id") == "model versi satu titik dua, kamera baik"
-    assert localize(STATUS, "en") == STATUS
+def test_the_status_is_built_as_clip_keys():
+    assert STATUS == ["model", "version", "1", "point", "2", ",", "camera", "ok"]
+    assert status_keys(None, camera_ok=False) == ["no", "model", ",", "camera", "not_working"]
+    assert version_keys("0.0.1-provisional") == ["0", "point", "0", "point", "1"]
+    assert version_keys("12") == ["1", "2"]
+    assert version_keys("unversioned") == []
+    assert wording(STATUS, "id") == "model versi satu titik dua, kamera baik"
+    assert wording(STATUS, "en") == "model version one point two, camera okay"
+
+
+def test_a_key_without_a_clip_is_refused_at_once():
+    voice = VoicePack("speech", "en", espeak="/nonexistent/espeak-ng")
+    with pytest.raises(ValueError, match=r"^no clip for 'hello' in \['model', 'hello'\]$"):
+        voice.sentence(["model", "hello"])
+    with pytest.raises(ValueError, match="nothing to say"):
+        compose([","], voice.clips)
 
 
 def test_status_is_spoken_by_espeak_at_clip_loudness():
     needs_espeak()
     voice = VoicePack("speech", "en")
-    said = voice.speak(STATUS)
+    said = voice.sentence(STATUS)
     assert 1.0 < said.duration < 4.0
     assert active_level_db(said) == pytest.approx(TARGET_ACTIVE_DB, abs=0.2)
     # Indonesian: the same status, worded in Indonesian for espeak-ng's Indonesian voice
-    said_id = VoicePack("speech", "id").speak(STATUS)
+    said_id = VoicePack("speech", "id").sentence(STATUS)
     assert np.array_equal(said_id.pcm, speak("model versi satu titik dua, kamera baik", "id").pcm)
 
 
@@ -85,19 +92,14 @@ def test_without_working_espeak_the_status_is_composed_from_clips(binary, caplog
     voice = VoicePack("earcon", "id", espeak=binary)
     clip = voice.clips
     with caplog.at_level(logging.WARNING):
-        said = voice.speak(STATUS)
-        voice.speak(STATUS)
+        said = voice.sentence(STATUS)
+        voice.sentence(STATUS)
     word, pause = silence(WORD_GAP), silence(SENTENCE_GAP)
     expected = join([clip["model"], word, clip["version"], word, clip["1"], word, clip["point"], word,
                      clip["2"], pause, clip["camera"], word, clip["ok"]])
     assert np.array_equal(said.pcm, expected.pcm)
     warnings = [r for r in caplog.records if "runtime speech unavailable" in r.getMessage()]
     assert len(warnings) == 1  # said once, not on every status request
-
-
-def test_text_with_no_known_word_gives_the_error_earcon():
-    voice = VoicePack("speech", "en", espeak="/nonexistent/espeak-ng")
-    assert np.array_equal(voice.speak("hello there").pcm, earcon("error").pcm)
 
 
 def test_espeak_stream_header_is_parsed_and_garbage_refused():
