@@ -119,6 +119,12 @@ def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> Mod
         actual = sha256_file(model_path)
         if actual != meta["sha256"]:
             raise ModelError(f"model {model_path} sha256 {actual[:12]}... does not match its metadata")
+    labels = meta["labels"]
+    if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)
+            and len(set(labels)) == len(labels)):
+        raise ModelError(f"model metadata {meta_file} labels must be a list of distinct names, got {labels!r:.80}")
+    if not isinstance(meta["version"], str):
+        raise ModelError(f"model metadata {meta_file} version must be a string, got {meta['version']!r:.40}")
     info = ModelInfo(model_path, meta)
     check_preprocessing(info, meta_file)
     check_calibration(info, meta_file)

@@ -44,6 +44,16 @@ def _with_overrides(cfg: Config, args: argparse.Namespace) -> Config:
     return dataclasses.replace(cfg, camera=camera, model=model, audio=audio)
 
 
+def _audio_out(path: Path | None) -> Path | None:
+    """``--audio-out``, refused before the run rather than after it: the WAV is
+    written when the run ends, so a bad path would only fail once all was heard."""
+    if path is not None and path.is_dir():
+        raise ValueError(f"--audio-out {path} is a folder; name a .wav file to write")
+    if path is not None and not path.parent.is_dir():
+        raise ValueError(f"--audio-out {path}: no folder {path.parent}")
+    return path
+
+
 def _add_config_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, metavar="FILE",
                    help=f"TOML config (default {DEFAULT_CONFIG_PATH}; missing means defaults)")
@@ -58,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or cfg.log.level)
     under_systemd = "NOTIFY_SOCKET" in os.environ
     options = RunOptions(retry_forever=args.retry or under_systemd)
-    daemon = Daemon(cfg, build_announcer(cfg, audio_out=args.audio_out), options)
+    daemon = Daemon(cfg, build_announcer(cfg, audio_out=_audio_out(args.audio_out)), options)
     daemon.install_signal_handlers()
     with press_buttons(cfg.buttons, daemon.presses):
         return daemon.run()
@@ -76,7 +86,7 @@ def cmd_say(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     audio = dataclasses.replace(cfg.audio, **{k: v for k, v in
                                               (("mode", args.mode), ("language", args.language)) if v})
-    return say(dataclasses.replace(cfg, audio=audio), args.label, args.audio_out)
+    return say(dataclasses.replace(cfg, audio=audio), args.label, _audio_out(args.audio_out))
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -32,6 +32,9 @@ def _opt(default: Any, help: str, *, choices: tuple = (), min: float | None = No
     return field(default=default, metadata=meta)
 
 
+MAX_CAMERA_INDEX = 100  # far above the cameras one board has; /dev/videoN names any other
+
+
 @dataclass(frozen=True)
 class CameraConfig:
     source: str = _opt("auto", "auto (Pi camera, then /dev/video0), picamera, a camera index or "
@@ -40,6 +43,13 @@ class CameraConfig:
     height: int = _opt(480, "capture height in pixels", min=48, max=4096)
     fps: float = _opt(15.0, "camera frame rate; also the pace of an image folder", min=0.5, max=120)
     realtime: bool = _opt(False, "pace video files and image folders at their own frame rate")
+
+    def __post_init__(self) -> None:
+        # OpenCV reads a large index as a backend choice plus an index, and one past
+        # a C int as no number at all: the error would name neither the key nor the value.
+        if self.source.isdigit() and int(self.source) >= MAX_CAMERA_INDEX and not Path(self.source).exists():
+            raise ConfigError(f"[camera] source {self.source} is no camera index (0 to {MAX_CAMERA_INDEX - 1}) "
+                              "and no file")
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,6 @@ class DetectConfig:
     score_threshold: float = _opt(0.8, "yunet: detection score needed to accept a face", min=0.05, max=1.0)
     scale_factor: float = _opt(1.15, "haar: image pyramid step", min=1.01, max=2.0)
     min_neighbors: int = _opt(5, "haar: detections needed to accept a face", min=1, max=50)
-    margin: float = _opt(0.1, "box crop (haar, or a model made for it): extra crop around the face box, "
-                         "as a fraction of its size", min=0.0, max=1.0)
     tracking: bool = _opt(True, "follow a found face in a small region instead of searching every frame whole")
     rescan_every: float = _opt(1.0, "tracking: seconds between full-frame searches for a nearer face",
                                min=0.05, max=10)
@@ -178,22 +186,40 @@ def from_dict(data: dict[str, Any]) -> Config:
     return Config(**{name: _section(name, sections[name], value) for name, value in data.items()})
 
 
+def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """The TOML table in ``path``, or one ConfigError line naming the file (as ``what``).
+
+    Shared by the daemon's config and ``sync.toml``, so both refuse the same bad
+    files the same way: unreadable, not UTF-8, not TOML, or nested past what the
+    parser can follow. FileNotFoundError passes through: a missing default file
+    means defaults, which only the caller knows.
+    """
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} unreadable: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start}): not a TOML file") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path} is not valid TOML: nested too deeply") from None
+
+
 def load(path: Path | None) -> Config:
     """Read ``path``; ``None`` or a missing default file means all defaults."""
     if path is None:
         return Config()
     try:
-        text = Path(path).read_text()
+        data = read_toml(path)
     except FileNotFoundError:
         if Path(path) == DEFAULT_CONFIG_PATH:
             return Config()
         raise ConfigError(f"config file {path} not found") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path} unreadable: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     try:
         return from_dict(data)
     except ConfigError as exc:

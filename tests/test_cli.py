@@ -147,3 +147,48 @@ def test_doctor_checks_the_configured_audio_device(alsa_home, device, status, de
     assert got_status == status and got_detail.startswith(detail), result.stdout
     if status == "FAIL":
         assert result.returncode == 1  # a missing earphone fails the doctor, whatever else works
+
+
+def write_bytes(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+@pytest.mark.parametrize("make_args, code, line", [
+    (lambda d: ["run", "--source", "99999999999999999999", "--config", write_bytes(d / "c.toml", b"")], 2,
+     "[camera] source 99999999999999999999 is no camera index (0 to 99) and no file"),
+    (lambda d: ["run", "--source", str(d), "--audio-out", str(d / "missing" / "out.wav")], 1,
+     "--audio-out {d}/missing/out.wav: no folder {d}/missing"),
+    (lambda d: ["say", "happy", "--audio-out", str(d)], 1, "--audio-out {d} is a folder; name a .wav file to write"),
+    (lambda d: ["config", "--check", write_bytes(d / "latin1.toml", b"[audio]\nlanguage = \"fran\xe7ais\"\n")], 2,
+     "config file {d}/latin1.toml is not UTF-8 text (byte 24): not a TOML file"),
+    (lambda d: ["config", "--check", write_bytes(d / "deep.toml", b"a = " + b"[" * 5000)], 2,
+     "config file {d}/deep.toml is not valid TOML: nested too deeply"),
+    (lambda d: ["sync", "--settings", write_bytes(d / "sync.toml", b"max_attempts = -5\n")], 1,
+     "{d}/sync.toml: max_attempts must be a positive number, got -5"),
+    (lambda d: ["sync", "--settings", write_bytes(d / "sync.toml", bytes(range(256)))], 1,
+     "settings file {d}/sync.toml is not UTF-8 text (byte 128): not a TOML file"),
+])
+def test_hostile_input_is_one_line_before_anything_runs(tmp_path, make_args, code, line):
+    result = facecue(*make_args(tmp_path))
+    assert result.returncode == code, result.stdout + result.stderr
+    assert result.stderr == f"facecue: error: {line.format(d=tmp_path)}\n"
+    assert "Traceback" not in result.stdout
+
+
+def test_model_metadata_of_the_wrong_shape_is_one_line(tmp_path, model_path):
+    import json
+    import shutil
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(model_path, model)
+    for field, value, line in (("labels", 5, "labels must be a list of distinct names, got 5"),
+                               ("preprocessing", [1], "has malformed preprocessing")):
+        meta = json.loads(model_path.with_suffix(".json").read_text())
+        meta[field] = value
+        model.with_suffix(".json").write_text(json.dumps(meta))
+        result = facecue("run", "--model", str(model), "--source", str(tmp_path), "--audio-out",
+                         str(tmp_path / "out.wav"))
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"facecue: error: model metadata {model.with_suffix('.json')} {line}")
+        assert result.stderr.count("\n") == 1

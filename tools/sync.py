@@ -35,13 +35,13 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from device import __version__
 from device.classify import ModelError
+from device.config import DEFAULT_CONFIG_PATH, ConfigError, load, read_toml
 from device.model_store import (
     METADATA_FILE,
     MODEL_FILE,
@@ -162,12 +162,12 @@ def load_settings(path: Path, overrides: dict[str, object]) -> SyncSettings:
     """``sync.toml`` (missing is fine when it is the default path) plus flags."""
     data: dict[str, object] = {}
     try:
-        data = tomllib.loads(Path(path).read_text())
+        data = read_toml(path, "settings file")
     except FileNotFoundError:
         if Path(path) != DEFAULT_SETTINGS:
             raise SyncError(f"settings file {path} not found") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SyncError(f"settings file {path} unreadable: {exc}") from None
+    except ConfigError as exc:
+        raise SyncError(str(exc)) from None
     data.update({k: v for k, v in overrides.items() if v is not None})
     defaults = SyncSettings()
     known = {f.name for f in dataclasses.fields(SyncSettings)}
@@ -181,8 +181,8 @@ def load_settings(path: Path, overrides: dict[str, object]) -> SyncSettings:
             raise SyncError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
         if expected is float:
             data[key] = float(value)  # type: ignore[arg-type]
-            if data[key] <= 0:
-                raise SyncError(f"{path}: {key} must be positive")
+        if expected in (int, float) and not (math.isfinite(data[key]) and data[key] > 0):  # type: ignore[arg-type]
+            raise SyncError(f"{path}: {key} must be a positive number, got {value!r}")
     return dataclasses.replace(defaults, **data)
 
 
@@ -578,15 +578,11 @@ def resolve_settings(args: argparse.Namespace) -> SyncSettings:
                  "state_dir": args.state_dir, "connect_timeout": args.timeout, "read_timeout": args.timeout}
     settings = load_settings(args.settings, overrides)
     if not settings.model_dir:
-        from device.config import DEFAULT_CONFIG_PATH, load
-
         settings = dataclasses.replace(settings, model_dir=load(args.config or DEFAULT_CONFIG_PATH).model.store)
     return settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    from device.config import ConfigError
-
     args = build_parser().parse_args(argv)
     try:
         settings = resolve_settings(args)
