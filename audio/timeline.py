@@ -9,7 +9,6 @@ flat over hours) and renamed onto it at :meth:`close`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import wave
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 
 from audio.player import AudioUnavailable, Gain, GainControls
 from audio.sound import SAMPLE_RATE, Sound
-from audio.wavfile import temp_beside
+from device.files import move_into_place, temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class TimelineWriter(GainControls):
 
     def close(self, end_t: float | None = None) -> None:
         """Finish the file: the last sound in full, then silence up to ``end_t``
-        seconds if given; then rename it onto the target. Idempotent."""
+        seconds if given; then move it onto the target, durably. Idempotent."""
         with self._lock:
             if self._closed:
                 return
@@ -96,8 +95,7 @@ class TimelineWriter(GainControls):
             try:
                 self._settle(max(self._last_end(), int(round((end_t or 0.0) * self.sample_rate))))
                 self._wav.close()
-                os.chmod(self._tmp, 0o644)
-                os.replace(self._tmp, self.path)
             except BaseException:
                 self._tmp.unlink(missing_ok=True)
                 raise
+            move_into_place(self._tmp, self.path)

@@ -1,15 +1,14 @@
-"""Reading and atomically writing mono 16-bit WAV files."""
+"""Reading and atomically writing mono 16-bit WAV files (atomically: see :mod:`device.files`)."""
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import wave
 from pathlib import Path
 
 import numpy as np
 
 from audio.sound import Sound
+from device.files import write_atomic
 
 
 def read_wav(path: Path) -> Sound:
@@ -25,13 +24,6 @@ def read_wav(path: Path) -> Sound:
         raise ValueError(f"{path}: not a readable WAV ({exc})") from None
 
 
-def temp_beside(path: Path) -> Path:
-    """A fresh temporary file in ``path``'s folder, so a rename onto ``path`` is atomic."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def wav_bytes(sound: Sound) -> bytes:
     """The complete WAV file for ``sound`` (header included)."""
     buf = io.BytesIO()
@@ -43,18 +35,6 @@ def wav_bytes(sound: Sound) -> bytes:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename: a reader never sees half a file."""
-    path = Path(path)
-    tmp = temp_beside(path)
-    try:
-        tmp.write_bytes(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_wav(path: Path, sound: Sound) -> None:
+    """``sound`` as a WAV at ``path``, replaced whole or not at all."""
     write_atomic(path, wav_bytes(sound))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.files import write_atomic
 from tools.augment import AugmentParams, augment, camera, cutmix, to_input
 from tools.dataset import DatasetError, FaceSet, load_faces, shared_split
 
@@ -127,15 +128,6 @@ def reframed_faces(cfg: TrainConfig, train: FaceSet) -> list[FaceSet]:
                              f"{train.images.shape[1:]}, or other labels)")
         renders.append(other)
     return renders
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class Progress:
