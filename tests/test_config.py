@@ -11,7 +11,12 @@ def test_default_file_round_trips_to_defaults():
 
 
 def test_missing_default_path_means_defaults(tmp_path, monkeypatch):
+    default = tmp_path / "etc" / "config.toml"  # absent, as on a fresh install
+    monkeypatch.setattr(config, "DEFAULT_CONFIG_PATH", default)
+    assert config.load(default) == config.Config()
     assert config.load(None) == config.Config()
+    with pytest.raises(config.ConfigError, match="not found"):  # only the default may be missing
+        config.load(tmp_path / "etc" / "other.toml")
 
 
 def test_values_are_read(tmp_path):

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from device.detect import DetectorError, HaarDetector, YuNetDetector, largest, make_detector
-from device.frames import FaceBox
 from tests.photos import place
 
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) ships the test photos")
@@ -67,7 +66,9 @@ def test_haar_stays_available_and_gives_no_landmarks(astronaut, coffee):
     frame = place(astronaut, coffee, 1.0, (60, 0))
     boxes = make_detector("haar").detect_all(frame, 0.5, 60)
     assert boxes and all(b.landmarks is None for b in boxes)
-    assert isinstance(largest(boxes), FaceBox)
+    box = largest(boxes)  # on her face (about x 178-268, y 63-176 in the photo), shifted by (60, 0)
+    assert abs(box.x + box.w / 2 - (60 + 223)) < 12 and abs(box.y + box.h / 2 - 120) < 15
+    assert 80 <= box.w <= 130
     assert isinstance(make_detector("yunet"), YuNetDetector)
 
 
