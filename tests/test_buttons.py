@@ -1,22 +1,26 @@
 """Buttons on gpiozero's mock pins: real Button objects and hold threads, driven by hand.
 
 A button is wired to ground with the internal pull-up, so ``drive_low()`` is
-a press and ``drive_high()`` a release. Timings are scaled down (long press
-0.2 s, hold 0.5 s) and every sleep keeps at least 0.15 s from a threshold,
-so a loaded machine does not flip a press into the next category.
+a press and ``drive_high()`` a release. How long a press lasted is read on a
+fake clock (``clock``) that the test advances, so a loaded machine cannot
+stretch a short press into a long one; only the hold threshold runs on real
+time, on gpiozero's own hold thread, and a press that is not a hold is over
+in microseconds of real time, far from it.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from gpiozero import Button, Device
 from gpiozero.exc import GPIOPinInUse
 from gpiozero.pins.mock import MockFactory
 
-from device.buttons import Buttons
+from device import buttons as buttons_module
+from device.buttons import Buttons, PressGesture
 from device.config import ButtonsConfig
 from device.gpio import GpioUnavailable
 from device.presses import Press, PressQueue, press_buttons
@@ -24,8 +28,21 @@ from device.presses import Press, PressQueue, press_buttons
 LONG = 0.2
 HOLD = 0.5
 SHORT_PRESS = 0.03
-LONG_PRESS = 0.35  # between LONG and HOLD with 0.15 s to spare each side
+LONG_PRESS = 0.35  # between LONG and HOLD
 SETTLE = 0.15  # past the hold threshold, to show that nothing fires late
+
+
+class FakeClock:
+    """``time.monotonic`` for :mod:`device.buttons`: moves only when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class Recorder:
@@ -58,39 +75,46 @@ def rec() -> Recorder:
     return Recorder()
 
 
+@pytest.fixture(autouse=True)
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(buttons_module, "time", SimpleNamespace(monotonic=fake))
+    return fake
+
+
 def make_buttons(rec: Recorder, factory: MockFactory, **pins) -> Buttons:
     return Buttons(rec.repeat, rec.mute, rec.status, long_press=LONG, status_hold=HOLD,
                    pin_factory=factory, **pins)
 
 
-def press(pin, seconds: float) -> None:
+def press(pin, seconds: float, clock: FakeClock) -> None:
+    """Down for ``seconds`` on the fake clock: no real time passes."""
     pin.drive_low()
-    time.sleep(seconds)
+    clock.advance(seconds)
     pin.drive_high()
 
 
-def test_one_button_short_press_repeats_only(factory, rec):
+def test_one_button_short_press_repeats_only(factory, rec, clock):
     with make_buttons(rec, factory, repeat_pin=17) as buttons:
         assert buttons.layout == "one"
-        press(factory.pin(17), SHORT_PRESS)
+        press(factory.pin(17), SHORT_PRESS, clock)
         assert rec.events == ["repeat"]
         time.sleep(HOLD + SETTLE)
         assert rec.events == ["repeat"]
 
 
-def test_one_button_each_short_press_repeats_once(factory, rec):
+def test_one_button_each_short_press_repeats_once(factory, rec, clock):
     with make_buttons(rec, factory, repeat_pin="GPIO17"):
         for _ in range(3):
-            press(factory.pin(17), SHORT_PRESS)
-            time.sleep(0.02)
+            press(factory.pin(17), SHORT_PRESS, clock)
         assert rec.events == ["repeat"] * 3
 
 
-def test_one_button_long_press_toggles_mute_without_repeat(factory, rec):
+def test_one_button_long_press_toggles_mute_without_repeat(factory, rec, clock):
     with make_buttons(rec, factory, repeat_pin=17):
         pin = factory.pin(17)
         pin.drive_low()
-        time.sleep(LONG_PRESS)
+        clock.advance(LONG_PRESS)
         assert rec.events == []  # a long press is decided on release, not when it crosses LONG
         pin.drive_high()
         assert rec.events == ["mute"]
@@ -112,12 +136,42 @@ def test_one_button_hold_speaks_status_while_held_and_release_adds_nothing(facto
         assert rec.events == ["status"]
 
 
-def test_two_buttons_repeat_and_status_on_a_mute_on_b(factory, rec):
+@pytest.mark.parametrize("down_for, with_long, fired", [
+    (0.0, True, "short"), (LONG - 0.001, True, "short"), (LONG, True, "long"), (HOLD - 0.001, True, "long"),
+    (HOLD, True, "hold"),  # a release that beat gpiozero's hold thread to the lock is still a hold
+    (LONG_PRESS, False, "short"),  # two buttons: no long press on A
+])
+def test_a_press_is_sorted_by_its_length_on_the_clock(clock, down_for, with_long, fired):
+    events: list[str] = []
+    gesture = PressGesture("button", on_short=lambda: events.append("short"),
+                           on_long=(lambda: events.append("long")) if with_long else None,
+                           on_hold=lambda: events.append("hold"), long_press=LONG, status_hold=HOLD)
+    gesture.pressed()
+    clock.advance(down_for)
+    gesture.released()
+    gesture.held()  # the hold thread, late: the press is decided already
+    assert events == [fired]
+
+
+def test_a_hold_decides_the_press_and_its_release_adds_nothing(clock):
+    events: list[str] = []
+    gesture = PressGesture("button", on_short=lambda: events.append("short"), on_long=lambda: events.append("long"),
+                           on_hold=lambda: events.append("hold"), long_press=LONG, status_hold=HOLD)
+    gesture.released()  # a release with no press seen (held since before start-up): nothing
+    gesture.pressed()
+    clock.advance(HOLD)
+    gesture.held()
+    clock.advance(5.0)
+    gesture.released()
+    assert events == ["hold"]
+
+
+def test_two_buttons_repeat_and_status_on_a_mute_on_b(factory, rec, clock):
     with make_buttons(rec, factory, repeat_pin=17, mute_pin=27) as buttons:
         assert buttons.layout == "two"
         a, b = factory.pin(17), factory.pin(27)
-        press(a, SHORT_PRESS)
-        press(a, LONG_PRESS)  # no mute on A: anything short of a hold repeats
+        press(a, SHORT_PRESS, clock)
+        press(a, LONG_PRESS, clock)  # no mute on A: anything short of a hold repeats
         assert rec.events == ["repeat", "repeat"]
 
         a.drive_low()
@@ -127,12 +181,12 @@ def test_two_buttons_repeat_and_status_on_a_mute_on_b(factory, rec):
 
         b.drive_low()
         assert rec.events == ["repeat", "repeat", "status", "mute"]  # on press, not on release
-        time.sleep(LONG_PRESS)
+        clock.advance(LONG_PRESS)
         b.drive_high()
         assert rec.events == ["repeat", "repeat", "status", "mute"]
 
 
-def test_failing_callbacks_are_logged_and_both_threads_keep_serving(factory, caplog):
+def test_failing_callbacks_are_logged_and_both_threads_keep_serving(factory, caplog, clock):
     events: list[str] = []
     held = threading.Semaphore(0)
 
@@ -150,7 +204,7 @@ def test_failing_callbacks_are_logged_and_both_threads_keep_serving(factory, cap
                  pin_factory=factory):
         pin = factory.pin(17)
         for _ in range(2):  # the edge thread (here the caller's) survives a failing callback
-            press(pin, SHORT_PRESS)
+            press(pin, SHORT_PRESS, clock)
         for _ in range(2):  # so does gpiozero's hold thread
             pin.drive_low()
             assert held.acquire(timeout=HOLD + 2.0), "hold thread stopped serving"
@@ -212,14 +266,14 @@ def test_bad_settings_are_rejected_before_touching_gpio(factory, rec, kwargs, me
     assert not factory.pins
 
 
-def test_presses_are_queued_in_order_for_the_loop(factory):
+def test_presses_are_queued_in_order_for_the_loop(factory, clock):
     presses = PressQueue()
     cfg = ButtonsConfig(repeat_pin="GPIO17", long_press=LONG, status_hold=HOLD)
     with press_buttons(cfg, presses, pin_factory=factory) as buttons:
         assert buttons.layout == "one"
         pin = factory.pin(17)
-        press(pin, SHORT_PRESS)
-        press(pin, LONG_PRESS)
+        press(pin, SHORT_PRESS, clock)
+        press(pin, LONG_PRESS, clock)
         pin.drive_low()  # the hold thread posts STATUS while the button is down
         got: list[Press] = []
         deadline = time.monotonic() + HOLD + 2.0
