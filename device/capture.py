@@ -7,10 +7,12 @@ the same announcements on every run (the frame reader can pace it instead).
 """
 from __future__ import annotations
 
+import logging
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import cv2
 import numpy as np
@@ -20,11 +22,121 @@ from device.frames import Frame
 # OpenCV's own warnings ("can't open camera by index") duplicate our one-line errors.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
+log = logging.getLogger("facecue")
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
+
+# The largest frame a file source may hold: 4096x4096 pixels (16.8 megapixels) in any
+# shape. That covers every real camera frame this device could be shown (4K UHD video
+# is 8.3 MP, the Pi HQ camera 12.3 MP, Camera Module 3 11.9 MP) while keeping one BGR
+# frame under 50 MB; a 30000x30000 PNG of 876 KB would otherwise decode into 2.7 GB.
+MAX_FRAME_PIXELS = 4096 * 4096
+# A video that stops this many frames (or 2%, whichever is more) before the count in its
+# header is damaged, not merely rounded: container frame counts can be a frame or two off.
+SHORT_VIDEO_MARGIN = 2
 
 
 class CaptureError(RuntimeError):
     """No frames can be had from the source; one line for the log."""
+
+
+def _too_large(what: str, width: int, height: int) -> CaptureError | None:
+    """The one-line refusal for a frame over :data:`MAX_FRAME_PIXELS`, else None."""
+    if width * height <= MAX_FRAME_PIXELS:
+        return None
+    return CaptureError(f"{what} is {width}x{height} pixels; frames from files are limited to "
+                        f"{MAX_FRAME_PIXELS / 1e6:.1f} megapixels (4096x4096)")
+
+
+def _jpeg_size(f: BinaryIO) -> tuple[int, int] | None:
+    """Width and height from the first start-of-frame segment, walking segment lengths
+    (EXIF and ICC segments come first and can be tens of KB)."""
+    f.seek(2)
+    while True:
+        marker = f.read(2)
+        while len(marker) == 2 and marker[0] == 0xFF and marker[1] == 0xFF:  # fill bytes
+            marker = marker[1:] + f.read(1)
+        if len(marker) < 2 or marker[0] != 0xFF:
+            return None
+        kind = marker[1]
+        if 0xD0 <= kind <= 0xD7 or kind == 0x01:  # markers without a length
+            continue
+        head = f.read(2)
+        if len(head) < 2:
+            return None
+        length = struct.unpack(">H", head)[0]
+        if 0xC0 <= kind <= 0xCF and kind not in (0xC4, 0xC8, 0xCC):
+            body = f.read(5)
+            if len(body) < 5:
+                return None
+            height, width = struct.unpack(">HH", body[1:5])
+            return width, height
+        if length < 2:
+            return None
+        f.seek(length - 2, 1)
+
+
+def _tiff_size(f: BinaryIO, order: str) -> tuple[int, int] | None:
+    """ImageWidth (256) and ImageLength (257) from the first IFD, the page OpenCV reads."""
+    f.seek(4)
+    (offset,) = struct.unpack(order + "I", f.read(4))
+    f.seek(offset)
+    count_bytes = f.read(2)
+    if len(count_bytes) < 2:
+        return None
+    size: dict[int, int] = {}
+    for _ in range(struct.unpack(order + "H", count_bytes)[0]):
+        entry = f.read(12)
+        if len(entry) < 12:
+            return None
+        tag, kind = struct.unpack(order + "HH", entry[:4])
+        if tag in (256, 257):  # type 3 is SHORT, in the first two bytes of the value; else LONG
+            size[tag] = struct.unpack(order + "H", entry[8:10])[0] if kind == 3 else struct.unpack(
+                order + "I", entry[8:12])[0]
+    return (size[256], size[257]) if len(size) == 2 else None
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) read from the image file's header, without decoding it.
+
+    OpenCV's ``imread`` allocates the whole frame the header asks for before it finds
+    out whether the data is there, so the size must be known first. The format is told
+    by content, as OpenCV does, not by the name. None when the header is not one of
+    PNG, JPEG, BMP, PGM/PPM, TIFF or WebP, or is cut short: such a file is not decoded.
+    """
+    with open(path, "rb") as f:
+        head = f.read(32)
+        try:
+            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+                return struct.unpack(">II", head[16:24])
+            if head.startswith(b"\xff\xd8"):
+                return _jpeg_size(f)
+            if head.startswith(b"BM"):
+                width, height = struct.unpack("<ii", head[18:26])
+                return abs(width), abs(height)  # a negative height means top-down rows
+            if head[:2] in (b"P2", b"P3", b"P5", b"P6"):
+                f.seek(2)
+                fields = []
+                for line in f.read(1024).split(b"\n"):
+                    fields += line.split(b"#")[0].split()
+                    if len(fields) >= 2:
+                        return int(fields[0]), int(fields[1])
+                return None
+            if head[:4] in (b"II*\x00", b"MM\x00*"):
+                return _tiff_size(f, "<" if head[:2] == b"II" else ">")
+            if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+                chunk, data = head[12:16], head[20:32]
+                if chunk == b"VP8 " and data[3:6] == b"\x9d\x01\x2a":
+                    width, height = struct.unpack("<HH", data[6:10])
+                    return width & 0x3FFF, height & 0x3FFF
+                if chunk == b"VP8L" and data[0] == 0x2F:
+                    bits = int.from_bytes(data[1:5], "little")
+                    return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+                if chunk == b"VP8X":
+                    return int.from_bytes(data[4:7], "little") + 1, int.from_bytes(data[7:10], "little") + 1
+        except (struct.error, ValueError, IndexError):
+            return None
+    return None
 
 
 class FrameSource(Protocol):
@@ -39,7 +151,11 @@ class FrameSource(Protocol):
 
 
 class VideoFileSource:
-    """A video file decoded by OpenCV; ``t`` is the file's own presentation time."""
+    """A video file decoded by OpenCV; ``t`` is the file's own presentation time.
+
+    Frames over :data:`MAX_FRAME_PIXELS` are refused at open, from the stream's stated
+    size: eight queued 4096x4096 frames already take most of a gigabyte.
+    """
 
     live = False
 
@@ -48,13 +164,25 @@ class VideoFileSource:
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
             raise CaptureError(f"video file {path} cannot be opened")
+        refusal = _too_large(f"video file {path}", int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                             int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        if refusal is not None:
+            self.cap.release()
+            raise refusal
         self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
+        self.stated_frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))  # 0 or less: unknown
 
     def frames(self) -> Iterator[Frame]:
+        """Every frame OpenCV can decode. OpenCV skips damaged frames and stops at a
+        damaged index or a cut without a word, so an end well before the header's frame
+        count is logged once; the frames read were served, so the run is not failed."""
         index = 0
         while True:
             ok, image = self.cap.read()
             if not ok:
+                if self.stated_frames - index > max(SHORT_VIDEO_MARGIN, self.stated_frames // 50):
+                    log.warning("video file %s gave %d of its %d frames (the file is damaged or cut short)",
+                                self.name, index, self.stated_frames)
                 return
             t = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
             if t <= 0 and index and self.fps > 0:
@@ -67,7 +195,11 @@ class VideoFileSource:
 
 
 class ImageFolderSource:
-    """Images of a folder in name order (or one image file), ``1/fps`` seconds apart."""
+    """Images of a folder in name order (or one image file), ``1/fps`` seconds apart.
+
+    Each image's size is read from its header before it is decoded, and one over
+    :data:`MAX_FRAME_PIXELS` ends the source with one line.
+    """
 
     live = False
 
@@ -83,10 +215,23 @@ class ImageFolderSource:
 
     def frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self.paths):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            t = index / self.fps
-            # An unreadable file becomes an empty frame, which the loop counts and skips.
-            yield Frame(image if image is not None else np.empty((0, 0, 3), np.uint8), t, index)
+            yield Frame(self._read(path), index / self.fps, index)
+
+    @staticmethod
+    def _read(path: Path) -> np.ndarray:
+        """The decoded image; an empty one, which the loop counts and skips, when the file
+        is gone or not an image whose size can be read."""
+        try:
+            size = image_size(path)
+        except OSError:
+            size = None
+        if size is None:
+            return np.empty((0, 0, 3), np.uint8)
+        refusal = _too_large(f"image {path}", *size)
+        if refusal is not None:
+            raise refusal
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        return image if image is not None else np.empty((0, 0, 3), np.uint8)
 
     def close(self) -> None:
         pass
