@@ -140,7 +140,10 @@ def say(cfg: Config, label: str, audio_out: Path | None = None) -> int:
     """``facecue say LABEL``: play one sound and wait for it to finish."""
     voice = voice_for(cfg.audio)
     sound = voice.sound(label)
-    player = open_player(cfg.audio, audio_out)
+    # Unlike the daemon, a one-shot command has no later sound to wait for: an
+    # output it cannot open is its failure, said once, with exit status 1.
+    player = TimelineWriter(audio_out, volume=cfg.audio.volume) if audio_out is not None else \
+        PyAudioPlayer(cfg.audio.device, cfg.audio.volume)
     player.play(sound, 0.0, force=True)
     player.wait(sound.duration + 2.0)
     player.close()

@@ -201,11 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the known, user-caused errors all subclass these
+        from audio.player import AudioUnavailable
         from device.capture import CaptureError
         from device.classify import ModelError
         from device.detect import DetectorError
 
-        if isinstance(exc, (CaptureError, ModelError, DetectorError, OSError, ValueError)):
+        if isinstance(exc, (AudioUnavailable, CaptureError, ModelError, DetectorError, OSError, ValueError)):
             print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
             return 1
         raise

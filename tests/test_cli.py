@@ -192,3 +192,11 @@ def test_model_metadata_of_the_wrong_shape_is_one_line(tmp_path, model_path):
         assert result.returncode == 1
         assert result.stderr.startswith(f"facecue: error: model metadata {model.with_suffix('.json')} {line}")
         assert result.stderr.count("\n") == 1
+
+
+def test_say_without_its_output_fails_in_one_line(tmp_path):
+    (tmp_path / "config.toml").write_text('[audio]\ndevice = "no-such-output"\n')
+    result = facecue("say", "happy", "--config", str(tmp_path / "config.toml"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("facecue: error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "no-such-output" in result.stderr
