@@ -9,6 +9,7 @@ file that ``install.sh`` writes is rendered from them
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from audio.phrases import EXPRESSIONS, PHRASES
+
+log = logging.getLogger("facecue")
 
 DEFAULT_CONFIG_PATH = Path("/etc/facecue/config.toml")
 
@@ -166,9 +169,18 @@ def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> A
     return value
 
 
+# Keys that were once valid: install.sh wrote every key into the config, so a
+# device upgraded past their removal still has them. Ignored with a warning, not
+# refused: refusing would stop an upgraded device from starting.
+RETIRED = {("detect", "margin"): "the crop margin now comes from the model's JSON"}
+
+
 def _section(name: str, cls: type, data: Any) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"[{name}] must be a table")
+    for key in [k for k in data if (name, k) in RETIRED]:
+        log.warning("config: [%s] %s is no longer used (%s); delete it", name, key, RETIRED[(name, key)])
+        data = {k: v for k, v in data.items() if k != key}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))

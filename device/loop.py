@@ -211,12 +211,6 @@ class Daemon:
                 self.announcer.status(self.models.classifier and self.models.classifier.info.version,
                                       self.state is State.SERVING, self._frame_time())
 
-    def status_text(self) -> str:
-        """What a long hold says: model version and camera state."""
-        c = self.models.classifier
-        model = f"model version {c.info.version}" if c else "no model"
-        return f"{model}, camera {'ok' if self.state is State.SERVING else 'not working'}"
-
     # -- LOADING -----------------------------------------------------------------
     def _load(self) -> State:
         try:

@@ -1,5 +1,6 @@
 import re
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,17 @@ def test_what_run_would_refuse_config_check_refuses(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(config.ConfigError, match=re.escape(message)):
         config.load(path)
+
+
+def test_a_retired_key_in_an_upgraded_device_config_is_ignored_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "config.toml"
+    path.write_text("[detect]\nmargin = 0.1\nmin_face = 60\n")  # as install.sh wrote it before 1.9
+    cfg = config.load(path)
+    assert cfg.detect.min_face == 60
+    assert "[detect] margin is no longer used (the crop margin now comes from the model's JSON)" in caplog.text
+
+
+def test_the_readme_lists_the_config_as_print_default_gives_it():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("# facecue configuration.")
+    assert readme[start:readme.index("```", start)] == config.render_default()

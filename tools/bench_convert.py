@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from device.classify import sha256_file
+from device.files import write_atomic
 from device.preprocess import PIXEL_SCALE
 from tools.augment import to_input
 from tools.export import convert_float, convert_int8, tensor_specs
-from tools.train import write_atomic
 
 PRECISIONS = ("float32", "int8")
 DEFAULT_CACHE = Path.home() / ".cache" / "facecue" / "bench"

@@ -30,12 +30,12 @@ import numpy as np
 from device.classify import ModelError, apply_temperature, metadata_path, read_model_info
 from device.config import DetectConfig
 from device.detect import DetectorError
+from device.files import write_atomic
 from device.frames import FaceBox
 from models import DEFAULT_MODEL
 from tools.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
 from tools.evaluate import find_faces, model_answers
 from tools.metrics import kept_and_right, score
-from tools.train import write_atomic
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 GRID = np.round(np.arange(0.5, 4.0 + 1e-9, 0.01), 2)

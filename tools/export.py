@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from device.classify import ModelError, load_interpreter_class, sha256_file
+from device.files import write_atomic
 from device.preprocess import crop_metadata
 from tools.augment import to_input
 from tools.averaging import average_weights, reestimate_batch_norm
@@ -48,7 +49,6 @@ from tools.train import (
     recipe,
     recorded_machine,
     run_lineage,
-    write_atomic,
 )
 
 DEFAULT_NAME = "facecue_vgg_elu"

@@ -22,7 +22,8 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 from audio import CLIPS_DIR
 from audio.espeak import SpeechUnavailable, espeak_version, speak
 from audio.phrases import LABEL_SPEED, PHRASES, STATUS_SPEED, STATUS_WORDS
-from audio.wavfile import wav_bytes, write_atomic
+from audio.wavfile import wav_bytes
+from device.files import write_atomic
 
 VERSION_FILE = "espeak-version.txt"
 

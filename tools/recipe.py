@@ -45,8 +45,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from device.files import write_atomic
 from tools.dataset import DatasetError, data_dir
-from tools.train import TrainConfig, prepare_run, run_training, write_atomic
+from tools.train import TrainConfig, prepare_run, run_training
 
 KINDS = ("align", "train", "average", "export", "calibrate")
 STAGE_FILE = "stage.json"

@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 
 from device.classify import ModelError, load_interpreter_class
+from device.files import write_atomic
 from models import MODELS_DIR
 from tools.dataset import DatasetError, load_faces, shared_split
 from tools.export import representative_faces, with_flip_average
-from tools.train import LINEAGE_FILE, write_atomic
+from tools.train import LINEAGE_FILE
 
 WEIGHTS_FILE = "recovered.weights.h5"
 MAX_DIFFERENCE = 1e-4  # largest probability difference from the file tolerated after recovery

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from device.files import write_atomic
 from tools.dataset import DatasetError
 from tools.metrics import Scores, score
 from tools.train import (
@@ -31,7 +32,6 @@ from tools.train import (
     load_run,
     recorded_machine,
     run_lineage,
-    write_atomic,
 )
 
 

@@ -34,6 +34,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.files import write_atomic
 from device.model_store import StoreError, check_version_name
 from tools.manifest import (
     ManifestError,
@@ -45,7 +46,7 @@ from tools.manifest import (
     s3_error_message,
 )
 from tools.model_publish import publish_model
-from tools.train import LINEAGE_FILE, TrainConfig, lineage, write_atomic
+from tools.train import LINEAGE_FILE, TrainConfig, lineage
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINT = "tools/train.py"
