@@ -6,7 +6,9 @@
 #                              built on), made with debootstrap and run under qemu-user:
 #                              the README's set-up command, then `facecue eval` on a small
 #                              set and `facecue run --source VIDEO --audio-out`, compared
-#                              with this host's results.
+#                              with this host's results: the eval table byte for byte; the
+#                              same words in the same order (and then, if they also fall at
+#                              the same times, the same audio bytes).
 #   tools/emulate.sh deeplens  the AWS DeepLens path as far as it can be checked without
 #                              an Ubuntu 16.04 root; names the step it cannot take.
 #
@@ -218,8 +220,25 @@ checks_in_root() {
     took
     STEP="compare with x86-64"
     compare "eval table" "$refs/x86.eval" "$root/tmp/emu/arm64.eval"
-    compare "announcements" "$refs/x86.log" "$root/tmp/emu/arm64.log"
-    compare "audio" "$refs/x86.wav" "$root/tmp/emu/arm64.wav"
+    compare_announcements "$refs/x86" "$root/tmp/emu/arm64"
+}
+
+# compare_announcements HOST EMULATED: the same words in the same order, or the step fails.
+# The classifier is bit-exact across the two (the eval table), but the face detector
+# computes in float and may find a box a pixel apart, which can move a word by a frame
+# or its confidence by 0.01: that is reported, and then the audio cannot match either.
+compare_announcements() {
+    local host=$1 emulated=$2
+    if cmp -s "$host.log" "$emulated.log"; then
+        note "announcements: identical ($(wc -l <"$host.log"))"
+        compare "audio" "$host.wav" "$emulated.wav"
+        return
+    fi
+    cmp -s <(awk '{ print $2 }' "$host.log") <(awk '{ print $2 }' "$emulated.log") \
+        || { diff "$host.log" "$emulated.log" >&2; fail "other words than on x86-64"; }
+    note "announcements: the same $(wc -l <"$host.log") words in the same order; times or confidences differ:"
+    { diff "$host.log" "$emulated.log" || true; } | sed -n 's/^\([<>]\)/      \1/p'  # diff: 1 when they differ
+    note "audio: not compared (the words fall at other times)"
 }
 
 emulate_pi() {
