@@ -40,6 +40,7 @@ import numpy as np
 
 from audio.phrases import EXPRESSIONS
 from device.classify import PROBABILITY_SUM_TOLERANCE, ModelError, ModelInfo, read_model_info
+from device.files import fsync_dir, write_atomic
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "model.json"
@@ -66,37 +67,6 @@ def check_version_name(version: str) -> str:
     if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
         raise StoreError(f"invalid model version {version!r}: use letters, digits and ._+- (at most 64)")
     return version
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or a new entry in ``path`` survive a power cut."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``path`` so that readers see the old file or the whole new one.
-
-    The temporary file is created with ``mode`` from the start (a private key
-    is never readable by others, not even for a moment).
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def model_generation(model_dir: Path) -> str | None:
@@ -422,7 +392,7 @@ def install_version(model_dir: Path, staged: Path, version: str, source: dict[st
     old = current_version(model_dir)
     if old == version:
         raise StoreError(f"model {version} is already the current one")
-    write_file_atomic(staged / SOURCE_FILE, json.dumps(source, indent=1, sort_keys=True).encode())
+    write_atomic(staged / SOURCE_FILE, json.dumps(source, indent=1, sort_keys=True).encode())
     fsync_dir(staged)
     target = version_dir(model_dir, version)
     if target.exists():  # an older copy (e.g. previous after a rollback): replace it whole

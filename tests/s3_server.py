@@ -406,7 +406,7 @@ def crashing_model(src: Path, folder: Path, version: str) -> Path:
 KILL_SWITCH = r'''
 import os, signal, sys
 STEPS = {"rename", "replace", "symlink", "unlink", "rmdir", "mkdir", "fsync"}
-FILES = ("model_store.py", "sync.py", "shutil.py", "tempfile.py")
+FILES = ("model_store.py", "sync.py", "device/files.py", "shutil.py", "tempfile.py")
 _name, _, _n = os.environ["KILL_AT"].rpartition(":")
 kill_at, seen = int(_n), 0
 def _profile(frame, event, arg):

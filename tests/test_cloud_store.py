@@ -137,14 +137,6 @@ def test_prune_clears_what_an_interrupted_run_left(tmp_path, releases):
     assert stored(store) == {"1.0.0", "1.1.0"} and not os.path.lexists(store / ".current.tmp")
 
 
-def test_write_file_atomic_sets_the_mode_and_leaves_no_temp(tmp_path):
-    target = tmp_path / "secret.pem"
-    ms.write_file_atomic(target, b"key", mode=0o600)
-    assert target.read_bytes() == b"key" and target.stat().st_mode & 0o777 == 0o600
-    ms.write_file_atomic(target, b"new key", mode=0o600)
-    assert target.read_bytes() == b"new key" and os.listdir(tmp_path) == ["secret.pem"]
-
-
 def test_smoke_faces_are_synthetic_faces_of_the_model_size():
     faces = ms.smoke_faces()
     assert faces.shape == (7, 48, 48) and faces.dtype == np.uint8

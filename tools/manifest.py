@@ -35,7 +35,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from device.model_store import VERSION_PATTERN, write_file_atomic
+from device.files import write_atomic
+from device.model_store import VERSION_PATTERN
 
 FORMAT = "facecue-manifest/2"  # /1 named no channel and never expired
 OLD_FORMATS = ("facecue-manifest/1",)
@@ -282,8 +283,8 @@ def generate_keypair(private_path: Path, public_path: Path, overwrite: bool = Fa
                                     serialization.NoEncryption())
     public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                                serialization.PublicFormat.SubjectPublicKeyInfo)
-    write_file_atomic(private_path, private_pem, mode=0o600)
-    write_file_atomic(public_path, public_pem, mode=0o644)
+    write_atomic(private_path, private_pem, mode=0o600)
+    write_atomic(public_path, public_pem, mode=0o644)
     return key_id(key.public_key())
 
 

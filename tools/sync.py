@@ -42,6 +42,7 @@ from pathlib import Path
 from device import __version__
 from device.classify import ModelError
 from device.config import DEFAULT_CONFIG_PATH, ConfigError, load, read_toml
+from device.files import write_atomic
 from device.model_store import (
     METADATA_FILE,
     MODEL_FILE,
@@ -57,7 +58,6 @@ from device.model_store import (
     store_lock,
     verify_model_isolated,
     version_source,
-    write_file_atomic,
 )
 from tools.manifest import (
     MANIFEST_KEY,
@@ -232,7 +232,7 @@ class SyncState:
         return state
 
     def save(self, path: Path) -> None:
-        write_file_atomic(Path(path), json.dumps(dataclasses.asdict(self), indent=1).encode())
+        write_atomic(Path(path), json.dumps(dataclasses.asdict(self), indent=1).encode())
 
 
 def _state_field_problem(name: str, value: object, default: object, values: type | None) -> str | None:
