@@ -77,13 +77,18 @@ def system_state() -> dict[Path, bool]:
     return {p: p.exists() or p.is_symlink() for p in SYSTEM_PATHS}
 
 
-def test_bash_syntax() -> None:
-    subprocess.run(["bash", "-n", str(SCRIPT)], check=True, timeout=30)
+SHELL_SCRIPTS = [SCRIPT, ROOT / "tools" / "emulate.sh"]
+
+
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_bash_syntax(script: Path) -> None:
+    subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
-def test_shellcheck_is_clean() -> None:
-    result = subprocess.run(["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
+def test_shellcheck_is_clean(script: Path) -> None:
+    result = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout
 
 
