@@ -27,7 +27,7 @@ readonly CONFIG_DIR=/etc/facecue
 readonly CONFIG=$CONFIG_DIR/config.toml
 readonly STATE_DIR=/var/lib/facecue
 readonly MODEL_DIR=$STATE_DIR/models      # device.config's [model] store
-readonly SYNC_STATE_DIR=$STATE_DIR/sync   # tools.sync's state_dir
+readonly SYNC_STATE_DIR=$STATE_DIR/sync   # tools.cloud.sync's state_dir
 readonly AWS_FILES=("$CONFIG_DIR/aws-credentials" "$CONFIG_DIR/aws-config")
 readonly SYNC_ENV=$CONFIG_DIR/sync.env    # read by systemd itself (root), never by the service
 readonly UNIT_DIR=/etc/systemd/system
@@ -410,7 +410,7 @@ secure_sync_secrets() {
     local file found=0
     for file in "${AWS_FILES[@]}" "$SYNC_ENV"; do if [[ -e $file ]]; then found=1; fi; done
     if ((found == 0)); then
-        note "none in $CONFIG_DIR (an anonymous bucket, or sync not set up yet: see tools/CLOUD.md)"
+        note "none in $CONFIG_DIR (an anonymous bucket, or sync not set up yet: see tools/cloud/README.md)"
         return
     fi
     for file in "${AWS_FILES[@]}"; do secure_file "$file" "$SYNC_USER" 0600; done

@@ -81,7 +81,7 @@ class ModelInfo:
 
     @cached_property
     def temperature(self) -> float:
-        """The softmax temperature fitted on validation by ``tools.calibrate``, so that a
+        """The softmax temperature fitted on validation by ``tools.eval.calibrate``, so that a
         top probability of 0.8 is right about 80 % of the time and ``[decide]
         min_confidence`` means what it says; 1.0 (as trained) for an uncalibrated model."""
         return float(self.meta.get("calibration", {}).get("temperature", 1.0))

@@ -11,12 +11,10 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from device import __version__
+from device.argparser import ERROR_PREFIX, Parser
 from device.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load, render_default
-
-ERROR_PREFIX = "facecue: error:"  # of every facecue failure; a tool run as a subcommand imports it
 
 
 def setup_logging(level: str) -> None:
@@ -100,19 +98,10 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 # Subcommands whose code lives in tools/ (some need extras); they parse their own options.
 DELEGATES = {
-    "eval": ("tools.evaluate", "accuracy of a model on an npz data set"),
-    "sync": ("tools.sync", "fetch, verify and install a newer model"),
-    "bench": ("tools.bench", "speed/accuracy table beside the DeepLens study"),
+    "eval": ("tools.eval.evaluate", "accuracy of a model on an npz data set"),
+    "sync": ("tools.cloud.sync", "fetch, verify and install a newer model"),
+    "bench": ("tools.bench.run", "speed/accuracy table beside the DeepLens study"),
 }
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with facecue's one error prefix: a usage mistake in ``facecue run``
-    reads ``facecue: error: ...`` like every other failure, not ``facecue run: error:``."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{ERROR_PREFIX} {message}\n")
 
 
 def _add_command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:

@@ -4,7 +4,7 @@ the old file or the complete new one, never a torn one.
 One :func:`write_atomic` for the device (WAV recordings, clips) and for
 training (checkpoints, run records), with the strongest guarantee any of
 them needed. It lives here, importing only the standard library, so the
-audio code and ``tools/train.py`` both take it without pulling PortAudio,
+audio code and ``tools.train`` both take it without pulling PortAudio,
 numpy-based WAV code or TensorFlow along.
 """
 from __future__ import annotations

@@ -59,13 +59,11 @@ class Prediction:
 class Announcement:
     """Something worth telling the user, at frame time ``t``.
 
-    ``label`` is an expression name, or one of the event names in
-    ``EVENTS`` (face appeared/left, muted, ...).
+    ``label`` is an expression name, or an event with a sound of its own
+    (``audio.voice.LABELS``: a face appeared or left, muted, ...).
     """
 
     label: str
     confidence: float
     t: float
 
-
-EVENTS = ("face", "noface", "muted", "unmuted", "error")

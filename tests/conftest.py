@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from models import DEFAULT_MODEL
-from tools.dataset import FaceSet, load_faces, shared_split
+from tools.data.dataset import FaceSet, load_faces, shared_split
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def clear_faces(valid_faces: FaceSet, model_path: Path) -> dict[str, np.ndarray]
     from device.classify import Classifier
     from device.config import DetectConfig
     from device.tracker import tracker_from_config
-    from tools.face_video import compose_frame
+    from tools.data.face_video import compose_frame
 
     detector, classifier = tracker_from_config(DetectConfig()), Classifier(model_path)
     chosen: dict[str, np.ndarray] = {}

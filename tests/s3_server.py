@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import inspect
 import io
 import json
 import os
@@ -324,36 +323,26 @@ def fixture_run(folder: Path, faces: Path) -> Path:
     return folder
 
 
-def _fixture_source_hash() -> str:
-    """Changes whenever the code that makes the fixture model changes."""
-    h = hashlib.sha256()
-    for rel in ("tools/export.py", "models/architectures.py"):
-        h.update((ROOT / rel).read_bytes())
-    for func in (fixture_faces_npz, fixture_run):
-        h.update(inspect.getsource(func).encode())
-    return h.hexdigest()[:16]
+FIXTURE_MODEL = Path(__file__).with_name("fixtures") / "fixture_int8.tflite"
+
+
+def export_fixture_model(work: Path) -> dict[str, Path]:
+    """What ``tests/fixtures/fixture_int8.tflite`` and its JSON are: ``tools.train.export``
+    of an untrained tiny net. Needs TensorFlow; ``test_export`` checks the committed
+    files still match what this makes, so the sync tests need no TensorFlow."""
+    from tools.train.export import export_run
+
+    run = fixture_run(work / "run", fixture_faces_npz(work / "faces.npz"))
+    return export_run(run, work / "out", name="fixture", version="1.0.0", calib=10, threads=1, log=lambda *_: None)
 
 
 @pytest.fixture(scope="session")
-def fixture_model(request, tmp_path_factory) -> Path:
-    """``fixture_int8.tflite`` (version 1.0.0) with its JSON, exported by
-    ``tools.export`` from an untrained tiny net. Cached in pytest's cache keyed
-    on the code that makes it, so only the first run needs TensorFlow."""
-    name = f"facecue-fixture-model-{_fixture_source_hash()}"
-    cache_plugin = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
-    cache = Path(cache_plugin.mkdir(name)) if cache_plugin else tmp_path_factory.mktemp(name)
-    model = cache / "fixture_int8.tflite"
-    if not (model.is_file() and model.with_suffix(".json").is_file()):
-        pytest.importorskip("tensorflow")
-        from tools.export import export_run
-
-        work = tmp_path_factory.mktemp("fixture-export")
-        run = fixture_run(work / "run", fixture_faces_npz(work / "faces.npz"))
-        installed = export_run(run, work / "out", name="fixture", version="1.0.0", calib=10, threads=1,
-                               log=lambda *_: None)
-        for key in ("int8", "int8_json"):
-            shutil.copy2(installed[key], cache / installed[key].name)
-    return model
+def fixture_model(tmp_path_factory) -> Path:
+    """A copy of the committed fixture model (version 1.0.0) with its JSON, which tests may change."""
+    folder = tmp_path_factory.mktemp("fixture-model")
+    for src in (FIXTURE_MODEL, FIXTURE_MODEL.with_suffix(".json")):
+        shutil.copy2(src, folder / src.name)
+    return folder / FIXTURE_MODEL.name
 
 
 def model_version(src: Path, folder: Path, version: str, **meta_changes) -> Path:
@@ -465,7 +454,7 @@ class Fleet:
         return self.root / "device" / "sync.toml"
 
     def publish(self, model: Path, *extra: str) -> Result:
-        from tools.model_publish import main
+        from tools.cloud.publish import main
 
         return run_main(main, ["publish", str(model), "--to", self.bucket.url, "--key", str(self.private_key),
                                "--endpoint-url", self.bucket.moto.url, *extra])
@@ -474,7 +463,7 @@ class Fleet:
         return ["--settings", str(self.settings), *extra]
 
     def sync(self, *extra: str) -> Result:
-        from tools.sync import main
+        from tools.cloud.sync import main
 
         return run_main(main, self.sync_argv(*extra))
 
@@ -485,7 +474,7 @@ class Fleet:
         """Upload ``doc``, re-signed with the fleet key: a publisher with the key but a bug."""
         import base64
 
-        from tools.manifest import load_private_key, signed_bytes
+        from tools.cloud.manifest import load_private_key, signed_bytes
 
         if sign:
             doc["signature"] = base64.b64encode(load_private_key(self.private_key).sign(
@@ -498,7 +487,7 @@ class Fleet:
 
 @pytest.fixture
 def fleet(bucket: Bucket, tmp_path: Path) -> Fleet:
-    from tools.manifest import generate_keypair
+    from tools.cloud.manifest import generate_keypair
 
     root = tmp_path / "fleet"
     (root / "device").mkdir(parents=True)

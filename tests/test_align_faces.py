@@ -1,12 +1,12 @@
-"""tools.align_faces: crops re-framed by their own landmarks, as the device frames live faces."""
+"""tools.data.align_faces: crops re-framed by their own landmarks, as the device frames live faces."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 from device.detect import YuNetDetector
-from tools.align_faces import align_crops, crop_landmarks, main, scene_crops
-from tools.dataset import load_faces
+from tools.data.align_faces import align_crops, crop_landmarks, main, scene_crops
+from tools.data.dataset import load_faces
 
 
 def her_crop(astronaut: np.ndarray, tilt: float = 0.0) -> np.ndarray:

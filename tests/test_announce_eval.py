@@ -1,4 +1,4 @@
-"""tools.announce_eval: scoring what the device says against a labelled video's schedule."""
+"""tools.eval.announce: scoring what the device says against a labelled video's schedule."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,9 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from audio.phrases import EXPRESSIONS
+from audio.voice import LABELS as SOUNDS
 from device.config import Config, ConfigError
-from device.frames import EVENTS, Announcement
-from tools.announce_eval import (
+from device.frames import Announcement
+from tools.eval.announce import (
     SWEEP_GRID,
     AnnounceScore,
     EvalError,
@@ -26,6 +28,8 @@ from tools.announce_eval import (
     sweep,
     sweep_table,
 )
+
+EVENTS = tuple(s for s in SOUNDS if s not in EXPRESSIONS)  # what the device says besides expressions
 
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 TWO = [(1.0, 4.0, "happy"), (5.0, 8.0, "sad")]
@@ -74,7 +78,7 @@ def test_face_on_screen_wins_over_grace_of_previous():
 
 
 def test_events_are_not_expressions():
-    events = [Announcement(e, 1.0, t) for e, t in zip(EVENTS, (1.5, 2.0, 2.5, 3.0, 3.5), strict=True)]
+    events = [Announcement(e, 1.0, 1.5 + 0.25 * i) for i, e in enumerate(EVENTS)]
     s = score_announcements(events + [say("contempt", 2.0)], TWO, LABELS)
     assert s == AnnounceScore(faces=2, faces_right=0, faces_announced=0, said=0, said_right=0)
     s = score_announcements(events + [say("happy", 2.0)], TWO, LABELS)
@@ -107,7 +111,7 @@ def test_overlapping_schedule_is_refused():
 # --- inputs --------------------------------------------------------------------------------------------------------
 
 def _scenes_json(path: Path, schedule: list[tuple[float, float, int]], classes=LABELS) -> Path:
-    """A schedule in the layout ``python -m tools.scenes video`` writes."""
+    """A schedule in the layout ``python -m tools.data.scenes video`` writes."""
     doc = {"video": path.with_suffix(".avi").name, "fps": 15.0, "size": [640, 480], "classes": list(classes),
            "source": "test", "seed": 0,
            "schedule": [{"start_s": a, "end_s": b, "label": lab, "class": classes[lab], "index": k}
@@ -177,7 +181,7 @@ def _astronaut_face(photo: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def face_video(tmp_path_factory, astronaut, model_path):
     """A short scenes video of the astronaut twice (once mirrored), its schedule and the pipeline's output."""
-    from tools.scenes import scene_video
+    from tools.data.scenes import scene_video
 
     face = _astronaut_face(astronaut)
     video = tmp_path_factory.mktemp("ann") / "faces.avi"
@@ -249,7 +253,7 @@ def test_cli_scores_the_video(face_video, capsys):
 
 def test_no_face_video_says_no_expression(tmp_path, model_path):
     pytest.importorskip("skimage", reason="scikit-image (the dev extra) ships the background photos")
-    from tools.scenes import scene_video
+    from tools.data.scenes import scene_video
 
     video = tmp_path / "empty.avi"
     assert scene_video(video, [], [], gap=3.0, fps=15.0, seed=1) == []

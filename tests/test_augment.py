@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tools.augment import cutmix
+from tools.data.augment import cutmix
 
 N_CLASSES = 7
 
@@ -72,7 +72,7 @@ def test_soft_target_rows_are_mixed_by_area_like_labels():
 def test_camera_degrades_the_chosen_share_and_zero_draws_nothing():
     import cv2
 
-    from tools.augment import camera
+    from tools.data.augment import camera
 
     # Fine texture, which a far, blurred or compressed face loses.
     noise = np.random.default_rng(3).integers(0, 256, (48, 48)).astype(np.uint8)

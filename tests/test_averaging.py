@@ -1,4 +1,4 @@
-"""Weight averaging (``tools.averaging``): the mean of the weights, and batch-norm
+"""Weight averaging (``tools.train.averaging``): the mean of the weights, and batch-norm
 statistics that match what the averaged network actually feeds each layer."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 from models.architectures import build  # noqa: E402
-from tools.averaging import average_weights, reestimate_batch_norm  # noqa: E402
+from tools.train.averaging import average_weights, reestimate_batch_norm  # noqa: E402
 
 
 def tiny_net(seed: int) -> keras.Model:

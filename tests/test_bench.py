@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from device.capture import open_source
-from tools.bench import main
-from tools.bench_daemon import write_loop_playlist
-from tools.bench_report import PAPER_ROWS
-from tools.bench_soak import rss_slope
-from tools.face_video import Segment, write_video
+from tools.bench.daemon import write_loop_playlist
+from tools.bench.report import PAPER_ROWS
+from tools.bench.run import main
+from tools.bench.soak import rss_slope
+from tools.data.face_video import Segment, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW_KEYS = ["vgg16-float32", "vgg16-int8", "modified-float32", "modified-int8", "fer-peer"]
@@ -150,7 +150,7 @@ def test_bad_input_is_one_line(args, message, tmp_path, capsys):
 
 @pytest.mark.parametrize("ms, threads, verdict", [(1.763, 1, "yes"), (2.4, 1, "NO"), (1.2, 2, "n/a"), (None, 1, "n/a")])
 def test_per_face_target_is_judged_on_one_thread_only(ms, threads, verdict):
-    from tools.bench_report import target_lines
+    from tools.bench.report import target_lines
 
     result = {"table": [{"key": "modified-int8", "ms": ms}], "settings": {"model_threads": threads},
               "ratios": {}, "pipeline": {}, "daemon": {}}

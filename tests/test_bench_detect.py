@@ -6,8 +6,8 @@ import json
 import pytest
 
 from device.frames import FaceBox
-from tools.bench_detect import main, matches
-from tools.scenes import CALTECH_DIR
+from tools.bench.detect import main, matches
+from tools.data.scenes import CALTECH_DIR
 
 
 def test_a_box_matches_the_face_by_centre_and_width_not_by_its_style():

@@ -1,4 +1,4 @@
-"""BlazeFace (tools/blazeface.py), a comparison detector: decoding helpers always, the model on real photos
+"""BlazeFace (tools/bench/blazeface.py), a comparison detector: decoding helpers always, the model on real photos
 when FACECUE_BLAZEFACE names the full-range .tflite (see the tool's docstring for how to get it)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tools.blazeface import BlazeFaceDetector, make_anchors, weighted_nms
+from tools.bench.blazeface import BlazeFaceDetector, make_anchors, weighted_nms
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CALTECH = SHARED / "data" / "caltech_faces" / "image_0001.jpg"

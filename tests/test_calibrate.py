@@ -9,8 +9,8 @@ import pytest
 
 from device.classify import Classifier, ModelError, apply_temperature
 from models import DEFAULT_MODEL
-from tools.calibrate import fit_temperature, main, nll
-from tools.model_card import render_figures
+from tools.eval.calibrate import fit_temperature, main, nll
+from tools.train.model_card import render_figures
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from device.capture import CaptureError, ImageFolderSource, VideoFileSource, open_source
-from tools.face_video import Segment, write_video
+from tools.data.face_video import Segment, write_video
 
 
 def test_video_file_is_decoded_with_its_own_timestamps(tmp_path):

@@ -74,7 +74,7 @@ def test_doctor_keeps_stderr_for_its_own_lines(alsa_home):
 
 
 def test_run_keeps_stderr_empty(alsa_home):
-    from tools.face_video import Segment, write_video
+    from tools.data.face_video import Segment, write_video
 
     video = alsa_home / "nobody.avi"
     write_video(video, [Segment(None, 1.0)], fps=15)

@@ -166,13 +166,13 @@ def test_endpoint_that_never_answers_times_out_in_bounded_time(serving):
 
 
 def _policy(doc_id: str, fleet) -> str:
-    """A policy from tools/CLOUD.md, for this test's bucket and prefix."""
-    text = (ROOT / "tools" / "CLOUD.md").read_text()
+    """A policy from tools/cloud/README.md, for this test's bucket and prefix."""
+    text = (ROOT / "tools" / "cloud" / "README.md").read_text()
     for block in re.findall(r"```json\n(.*?)```", text, re.S):
         policy = json.loads(block)
         if policy.get("Id") == doc_id:
             return block.replace("BUCKET", fleet.bucket.name).replace("PREFIX", fleet.bucket.prefix)
-    raise AssertionError(f"no {doc_id} policy in CLOUD.md")
+    raise AssertionError(f"no {doc_id} policy in tools/cloud/README.md")
 
 
 def _iam_user(moto, monkeypatch, policy: str | None) -> None:
@@ -200,7 +200,7 @@ def test_access_denied(serving, moto, monkeypatch):
 
 
 def test_the_documented_device_policy_is_enough(serving, moto, monkeypatch):
-    """Guards the test above: the same setup with CLOUD.md's device policy installs."""
+    """Guards the test above: the same setup with tools/cloud/README.md's device policy installs."""
     _iam_user(moto, monkeypatch, policy=_policy("facecue-device", serving))
     moto.require_auth(True)
     try:
@@ -227,7 +227,7 @@ def _limit_file_size() -> None:
 def test_disk_full_during_download(serving, fixture_model):
     assert fixture_model.stat().st_size > 200_000
     env = {**client_env(), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    run = subprocess.run([sys.executable, "-m", "tools.sync", *serving.sync_argv()], env=env,
+    run = subprocess.run([sys.executable, "-m", "tools.cloud.sync", *serving.sync_argv()], env=env,
                          preexec_fn=_limit_file_size, capture_output=True, text=True, timeout=120)
     result = type("Run", (), {"code": run.returncode, "err": run.stderr, "out": run.stdout})
     assert_refused(result, serving, "disk full writing", "of s3://")
@@ -241,7 +241,7 @@ def test_not_enough_space_is_refused_before_downloading(serving, monkeypatch):
     assert_refused(serving.sync(), serving, "not enough space in", "1.0 MB free")
 
 
-SYNC = KILL_SWITCH + "from tools.sync import main\nsys.exit(main(sys.argv[1:]))\n"
+SYNC = KILL_SWITCH + "from tools.cloud.sync import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 @pytest.mark.parametrize("kill_at,survivor", [
@@ -318,7 +318,8 @@ def test_a_trickling_server_cannot_hold_the_sync_past_its_deadline(serving, mark
     env = {**client_env(), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
     try:
-        run = subprocess.run([sys.executable, "-m", "tools.sync", *serving.sync_argv("--endpoint-url", proxy.url)],
+        run = subprocess.run([sys.executable, "-m", "tools.cloud.sync",
+                              *serving.sync_argv("--endpoint-url", proxy.url)],
                              env=env, capture_output=True, text=True, timeout=90)
     finally:
         proxy.close()

@@ -1,4 +1,4 @@
-"""The SageMaker launcher: the request it builds reaches tools/train.py's own flags,
+"""The SageMaker launcher: the request it builds reaches facecue-train's own flags,
 moto's SageMaker accepts it, and a finished job's output is published through
 the same signed manifest a device syncs from."""
 from __future__ import annotations
@@ -14,9 +14,10 @@ pytest.importorskip("boto3")
 from s3_server import fixture_faces_npz, fixture_run, run_main  # noqa: E402
 
 from device import model_store as ms  # noqa: E402
-from tools.manifest import S3Location  # noqa: E402
-from tools.sagemaker import MODEL_DIR, JobSpec, build_request, image_uri, launch, package_source, train_arguments  # noqa: E402
-from tools.train import TrainConfig, parse_args  # noqa: E402
+from tools.cloud.manifest import S3Location  # noqa: E402
+from tools.cloud.sagemaker import MODEL_DIR, JobSpec, build_request, image_uri, launch, package_source, train_arguments  # noqa: E402
+from tools.train.cli import parse_args  # noqa: E402
+from tools.train.runs import TrainConfig  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/facecue-sagemaker"
 
@@ -43,12 +44,12 @@ def container_argv(hyperparameters: dict[str, str]) -> list[str]:
 
 def test_hyperparameters_are_train_py_flags():
     request = build_request(spec())
-    args = parse_args(container_argv(request["HyperParameters"]))  # tools/train.py's own parser
+    args = parse_args(container_argv(request["HyperParameters"]))  # facecue-train's own parser
     assert (args.arch, args.epochs, args.lr, args.weight_decay, args.class_weight, args.seed) == \
         ("vgg_elu-small", 40, 0.02, 1e-4, "balanced", 7)
     assert str(args.run) == MODEL_DIR == "/opt/ml/model"
     assert (args.train, args.valid) == ("/opt/ml/input/data/train/train.npz", "/opt/ml/input/data/valid/valid.npz")
-    assert json.loads(request["HyperParameters"]["sagemaker_program"]) == "tools/train.py"
+    assert json.loads(request["HyperParameters"]["sagemaker_program"]) == "tools/train/__main__.py"
     assert request["Environment"] == {"PYTHONPATH": "/opt/ml/code"}
 
 
@@ -74,7 +75,7 @@ def test_framework_image_per_region(region, instance, uri):
 
 
 def test_bad_job_names_are_refused():
-    from tools.sagemaker import JobError
+    from tools.cloud.sagemaker import JobError
 
     with pytest.raises(JobError, match="job name"):
         build_request(spec(job_name="facecue_v1"))
@@ -85,7 +86,7 @@ def test_source_bundle_holds_python_only_and_is_reproducible():
     assert bundle == package_source()
     with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
         names = tar.getnames()
-    assert "tools/train.py" in names and "device/preprocess.py" in names and "requirements.txt" in names
+    assert "tools/train/__main__.py" in names and "device/preprocess.py" in names and "requirements.txt" in names
     assert all(n.endswith(".py") for n in names if n != "requirements.txt")
     assert all(n.split("/")[0] in ("device", "models", "tools", "audio") for n in names if "/" in n)
 
@@ -110,7 +111,7 @@ def test_launch_against_moto(bucket):
 
 def test_a_warm_start_travels_with_its_history(bucket, tmp_path):
     """A local weights file goes up alone with its lineage.json; the container's
-    tools/train.py finds both where the ``init`` channel puts them."""
+    facecue-train finds both where the ``init`` channel puts them."""
     import boto3
 
     history = [{"weights": "runs/final/best.weights.h5", "epochs_run": 32, "seconds": 5639.6}]
@@ -134,7 +135,7 @@ def test_a_warm_start_travels_with_its_history(bucket, tmp_path):
 
 
 def test_a_missing_warm_start_is_one_line(bucket, tmp_path):
-    from tools.sagemaker import main
+    from tools.cloud.sagemaker import main
 
     result = run_main(main, ["launch", "--job-name", "facecue-warm-2", "--role-arn", ROLE,
                              "--train", f"{bucket.url}/t.npz", "--valid", f"{bucket.url}/v.npz",
@@ -146,12 +147,12 @@ def test_a_missing_warm_start_is_one_line(bucket, tmp_path):
 
 
 def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
-    """moto marks jobs Completed at once; the test puts the run folder tools/train.py
+    """moto marks jobs Completed at once; the test puts the run folder facecue-train
     would leave in /opt/ml/model where SageMaker would, then publishes and syncs it."""
     pytest.importorskip("tensorflow")
     import boto3
 
-    from tools.sagemaker import main
+    from tools.cloud.sagemaker import main
 
     bucket = fleet.bucket
     sagemaker = boto3.client("sagemaker", endpoint_url=bucket.moto.url, region_name="eu-west-1")
@@ -184,7 +185,7 @@ def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
 def test_publishing_a_job_without_output_says_so(fleet, tmp_path):
     import boto3
 
-    from tools.sagemaker import main
+    from tools.cloud.sagemaker import main
 
     sagemaker = boto3.client("sagemaker", endpoint_url=fleet.bucket.moto.url, region_name="eu-west-1")
     launch(sagemaker, fleet.bucket.client, spec(fleet.bucket.name, job_name="facecue-job-2"),

@@ -15,7 +15,7 @@ pytest.importorskip("cryptography")
 from s3_server import Bucket, Fleet, Proxy, run_main  # noqa: E402
 
 from device import model_store as ms  # noqa: E402
-from tools.manifest import parse_time  # noqa: E402
+from tools.cloud.manifest import parse_time  # noqa: E402
 
 
 def refused(result, *fragments: str) -> str:
@@ -79,7 +79,7 @@ def test_an_expired_manifest_is_refused_until_the_publisher_refreshes_it(fleet, 
     state = fleet.state()
     assert state["failures"] == 1 and state["next_try"] > time.time() and "expired" in state["last_error"]
 
-    from tools.model_publish import main
+    from tools.cloud.publish import main
 
     refreshed = run_main(main, ["refresh", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
                                 "--endpoint-url", fleet.bucket.moto.url, "--expires-in", "7"])
@@ -132,7 +132,7 @@ def test_a_store_answering_304_for_ever_freezes_a_device_only_until_the_expiry(f
     ({"expires": "later"}, "expires is not a number"),
 ])
 def test_damaged_trust_state_is_named(data, problem):
-    from tools.sync import SyncState
+    from tools.cloud.sync import SyncState
 
     with pytest.raises(ValueError, match=f"^{problem}$"):
         SyncState.from_json(data)
@@ -142,7 +142,7 @@ def test_damaged_trust_state_is_named(data, problem):
 def test_publish_and_refresh_refuse_a_bad_expiry_before_touching_the_store(fleet, releases):
     from botocore.exceptions import ClientError
 
-    from tools.model_publish import main
+    from tools.cloud.publish import main
 
     result = fleet.publish(releases["1.0.0"], "--expires-in", "400")
     assert (result.code, result.err) == (1, "facecue-model: error: --expires-in must be more than 0 and at "

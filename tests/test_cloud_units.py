@@ -9,7 +9,7 @@ import pytest
 from test_systemd_unit import ANALYZE, exposure, needs_analyze, unit_settings
 
 from device.config import ModelConfig
-from tools.sync import DEFAULT_SETTINGS, SyncSettings
+from tools.cloud.sync import DEFAULT_SETTINGS, SyncSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "systemd" / "facecue-sync.service"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.face_video import Segment, write_video
+from tools.data.face_video import Segment, write_video
 
 ROOT = Path(__file__).resolve().parents[1]
 ANNOUNCE = re.compile(r"announce (\w+) confidence ([0-9.]+) t ([0-9.]+)s")
@@ -118,7 +118,7 @@ def test_bad_config_is_one_line(tmp_path):
 def test_garbage_frames_are_skipped_and_counted(tmp_path, config, clear_faces):
     import cv2
 
-    from tools.face_video import compose_frame
+    from tools.data.face_video import compose_frame
 
     folder = tmp_path / "frames"
     folder.mkdir()

@@ -62,7 +62,7 @@ def test_on_this_machine_as_it_is(home):
 
 
 def test_everything_working_exits_0(home):
-    from tools.face_video import Segment, write_video
+    from tools.data.face_video import Segment, write_video
 
     video = home / "nobody.avi"
     write_video(video, [Segment(None, 1.0)], fps=15)

@@ -16,8 +16,8 @@ import pytest
 
 from device.classify import Classifier
 from device.preprocess import preprocess_face
-from tools.evaluate import main
-from tools.metrics import PairedComparison, confidence_table, paired_comparison, score
+from tools.eval.evaluate import main
+from tools.eval.metrics import PairedComparison, confidence_table, paired_comparison, score
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^accuracy (\d\.\d{4}) macro_f1 (\d\.\d{4}) n (\d+)$")
@@ -178,7 +178,7 @@ def test_unknown_class_and_missing_model_exit_2(fixture_npz, tmp_path, model_pat
 
 
 def test_eval_runs_without_tensorflow(fixture_npz, model_path):
-    code = ("import sys; from tools.evaluate import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from tools.eval.evaluate import main; rc = main(sys.argv[1:]); "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, "--data", str(fixture_npz), "--model", str(model_path)],
                           cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
@@ -191,7 +191,7 @@ def test_shipped_metadata_states_what_eval_measures_on_the_shared_validation_spl
     """The accuracy in the committed JSON is the one the wearer's own path gives (skipped without
     ../shared): a re-export that forgot the JSON, or a JSON copied from another file, fails here."""
     from device.classify import read_model_info
-    from tools.evaluate import evaluate_model
+    from tools.eval.evaluate import evaluate_model
 
     accuracy = read_model_info(model_path).meta["accuracy"]
     scores = evaluate_model(model_path, valid_faces)

@@ -6,6 +6,8 @@ set for the accuracy check); the export error tests need TensorFlow.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 
 from device.classify import REQUIRED_KEYS, Classifier, sha256_file
 from device.preprocess import FACE_SIZE, PIXEL_SCALE, crop_metadata
-from tools.evaluate import evaluate_model
+from tools.eval.evaluate import evaluate_model
 
 LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 METADATA_KEYS = {"name", "version", "file", "sha256", "size", "labels", "input", "output", "preprocessing",
@@ -73,7 +75,7 @@ def random_run(tmp_path: Path) -> Path:
 
 
 def test_failed_export_leaves_the_models_folder_alone(random_run, tmp_path, capsys):
-    from tools.export import main
+    from tools.train.export import main
 
     out = tmp_path / "models"
     out.mkdir()
@@ -81,23 +83,23 @@ def test_failed_export_leaves_the_models_folder_alone(random_run, tmp_path, caps
     (tmp_path / "broken.npz").write_bytes(b"not an npz")
     assert main(["--run", str(random_run), "--out", str(out), "--valid", str(tmp_path / "broken.npz")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "broken.npz" in err and err.count("\n") == 1
+    assert err.startswith("facecue: error: ") and "broken.npz" in err and err.count("\n") == 1
     assert [p.name for p in out.iterdir()] == ["facecue_vgg_elu_int8.tflite"]
     assert (out / "facecue_vgg_elu_int8.tflite").read_bytes() == b"old model"
 
 
 def test_export_of_a_missing_run_is_one_line(tmp_path, capsys):
     pytest.importorskip("tensorflow")
-    from tools.export import main
+    from tools.train.export import main
 
     assert main(["--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {tmp_path / 'nowhere'} is not a run folder (no config.json)\n"
+    assert err == f"facecue: error: {tmp_path / 'nowhere'} is not a run folder (no config.json)\n"
     assert not (tmp_path / "out").exists()
 
 
 def test_model_card_figures_come_from_the_json(model_path, shipped_meta, tmp_path):
-    from tools.model_card import END, START, update_card
+    from tools.train.model_card import END, START, update_card
 
     card = tmp_path / "README.md"
     card.write_text(f"# card\n\nprose\n\n{START}\nstale figures\n{END}\n\n## after\n")
@@ -107,7 +109,7 @@ def test_model_card_figures_come_from_the_json(model_path, shipped_meta, tmp_pat
     assert f"**{shipped_meta['accuracy']['valid_int8']:.4f}**" in text and shipped_meta["version"] in text
     update_card(card, model_path)
     assert card.read_text() == text
-    from tools.model_card import render_figures
+    from tools.train.model_card import render_figures
 
     foreign = dict(shipped_meta, training=dict(shipped_meta["training"], warm_start=[{"weights": "w.h5"}]))
     assert "Training, weights `w.h5` of unrecorded training; then, from its best weights, " in \
@@ -118,7 +120,7 @@ def test_model_card_figures_come_from_the_json(model_path, shipped_meta, tmp_pat
 
 
 def test_model_card_says_when_weights_were_averaged_and_faces_mirrored(shipped_meta):
-    from tools.model_card import render_figures
+    from tools.train.model_card import render_figures
 
     def unaveraged(stage):
         return {k: v for k, v in stage.items() if k != "averaged_with"}
@@ -146,7 +148,7 @@ def test_model_card_says_when_weights_were_averaged_and_faces_mirrored(shipped_m
 
 
 def test_model_card_lists_several_averaged_weights_as_a_sentence():
-    from tools.model_card import describe_averaging
+    from tools.train.model_card import describe_averaging
 
     averaged = {"weights": ["e32.h5", "e33.h5", "e34.h5"], "bn_faces": 500}
     assert describe_averaging(averaged) == ("; its best weights averaged with `e32.h5`, `e33.h5` and "
@@ -157,6 +159,28 @@ def test_model_card_lists_several_averaged_weights_as_a_sentence():
 
 @pytest.mark.parametrize("drop, words", [(0.11, "drop 0.11 pt"), (0.0, "drop 0.00 pt"), (-0.2, "0.20 pt above float")])
 def test_int8_against_float_in_words(drop, words):
-    from tools.metrics import describe_int8_drop
+    from tools.eval.metrics import describe_int8_drop
 
     assert describe_int8_drop(drop) == words
+
+
+def test_the_committed_fixture_model_is_what_export_makes(tmp_path):
+    """The sync tests use ``tests/fixtures/fixture_int8.tflite`` so that they need no
+    TensorFlow; it must stay what the exporter makes, in every field a device reads.
+    Set FACECUE_WRITE_FIXTURE=1 to write the fresh export over it."""
+    pytest.importorskip("tensorflow")
+    from s3_server import FIXTURE_MODEL, export_fixture_model
+
+    made = export_fixture_model(tmp_path)
+    if os.environ.get("FACECUE_WRITE_FIXTURE") == "1":
+        for key in ("int8", "int8_json"):
+            shutil.copyfile(made[key], FIXTURE_MODEL.parent / made[key].name)
+    fresh = json.loads(made["int8_json"].read_text())
+    committed = json.loads(FIXTURE_MODEL.with_suffix(".json").read_text())
+    assert sorted(committed) == sorted(fresh)
+    read_by_device = ("name", "quantization", "version", "file", "labels", "input", "output", "preprocessing",
+                      "flip_average", "arch", "macs", "params")
+    stale = [k for k in read_by_device if committed[k] != fresh[k]]
+    assert not stale, f"{stale} changed: rerun this test with FACECUE_WRITE_FIXTURE=1 and commit tests/fixtures/"
+    assert committed["sha256"] == sha256_file(FIXTURE_MODEL) and committed["size"] == FIXTURE_MODEL.stat().st_size
+    assert Classifier(FIXTURE_MODEL).labels == tuple(committed["labels"])

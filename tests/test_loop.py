@@ -261,7 +261,7 @@ def test_a_synced_model_is_swapped_in_between_frames_and_said(tmp_path, monkeypa
 
 def test_a_model_failing_on_a_face_gives_way_to_the_previous_one_said_once(tmp_path, monkeypatch, log,
                                                                           model_path, clear_faces):
-    from tools.face_video import compose_frame
+    from tools.data.face_video import compose_frame
 
     store = tmp_path / "store"
     install(store, model_path, "1.0.0")

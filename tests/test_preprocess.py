@@ -15,8 +15,8 @@ import pytest
 from device.classify import Classifier
 from device.frames import FaceBox, Frame
 from device.preprocess import DEFAULT_MARGIN, preprocess_face
-from tools.augment import to_input
-from tools.dataset import FaceSet
+from tools.data.augment import to_input
+from tools.data.dataset import FaceSet
 
 
 def crops(n: int, side: int, seed: int = 0) -> np.ndarray:

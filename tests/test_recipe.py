@@ -18,8 +18,9 @@ pytest.importorskip("tensorflow")
 from device.classify import Classifier, read_model_info  # noqa: E402
 from tests.photos import astronaut  # noqa: E402
 from tests.test_training import CLASSES, write_patterned_faces  # noqa: E402
-from tools.recipe import RecipeError, Runner, read_recipe  # noqa: E402
-from tools.train import TrainConfig, prepare_run, run_training  # noqa: E402
+from tools.train.fit import run_training  # noqa: E402
+from tools.train.recipe import RecipeError, Runner, read_recipe  # noqa: E402
+from tools.train.runs import TrainConfig, prepare_run  # noqa: E402
 
 TINY = 'arch = "vgg_elu-tiny", batch = 32, warmup_epochs = 0.0, lr = 0.02'
 RECIPE = f"""
@@ -152,7 +153,7 @@ def test_a_bad_recipe_is_one_line_before_anything_runs(tmp_path, edit, message):
 
 
 def test_facecue_train_run_reports_a_missing_recipe_in_one_line(tmp_path, capsys):
-    from tools.train import main
+    from tools.train.cli import main
 
     assert main(["run", str(tmp_path / "none.toml")]) == 2
     assert capsys.readouterr().err.strip() == f"facecue: error: {tmp_path / 'none.toml'}: no such recipe"

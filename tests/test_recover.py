@@ -1,4 +1,4 @@
-"""tools.recover: weights rebuilt from a float32 export compute what the file computes."""
+"""tools.train.recover: weights rebuilt from a float32 export compute what the file computes."""
 from __future__ import annotations
 
 import json
@@ -26,7 +26,7 @@ def _trained_looking(model, rng: np.random.Generator) -> None:
 def exported(tmp_path: Path) -> tuple[Path, Path, object]:
     """A float32 file of a flip-averaged ``vgg_elu-tiny`` with its JSON, training faces, the Keras model."""
     from models.architectures import build
-    from tools.export import convert_float, with_flip_average
+    from tools.train.export import convert_float, with_flip_average
 
     rng = np.random.default_rng(0)
     faces = tmp_path / "faces.npz"
@@ -48,9 +48,9 @@ def test_recovered_weights_reproduce_the_file_and_train_from_where_it_stands(exp
     import keras
 
     from models.architectures import build
-    from tools.augment import to_input
-    from tools.dataset import load_faces
-    from tools.recover import recover
+    from tools.data.augment import to_input
+    from tools.data.dataset import load_faces
+    from tools.train.recover import recover
 
     tflite, faces, original = exported
     weights = recover(tflite, tmp_path / "out", faces, n_faces=120, check_faces=20, log=lambda _: None)
@@ -69,8 +69,8 @@ def test_recovered_weights_reproduce_the_file_and_train_from_where_it_stands(exp
 
 
 def test_a_run_warm_started_from_recovered_weights_carries_the_models_history(exported, tmp_path):
-    from tools.recover import recover
-    from tools.train import TrainConfig, lineage
+    from tools.train.recover import recover
+    from tools.train.runs import TrainConfig, lineage
 
     tflite, faces, _ = exported
     weights = recover(tflite, tmp_path / "out", faces, n_faces=60, check_faces=5, log=lambda _: None)
@@ -86,7 +86,7 @@ def test_a_run_warm_started_from_recovered_weights_carries_the_models_history(ex
     ({"arch": None}, "no readable model JSON"),
 ])
 def test_a_file_that_cannot_be_recovered_is_one_line_and_writes_nothing(exported, tmp_path, capsys, change, message):
-    from tools.recover import main
+    from tools.train.recover import main
 
     tflite, faces, _ = exported
     meta = json.loads(tflite.with_suffix(".json").read_text())
@@ -95,14 +95,14 @@ def test_a_file_that_cannot_be_recovered_is_one_line_and_writes_nothing(exported
     out = tmp_path / "out"
     assert main(["--model", str(tflite), "--out", str(out), "--train", str(faces), "--faces", "30"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert err.startswith("facecue: error: ") and message in err and err.count("\n") == 1
     assert not out.exists()
 
 
 def test_recovery_needs_faces_to_measure_the_batch_norms_on(exported, tmp_path, capsys):
-    from tools.recover import main
+    from tools.train.recover import main
 
     tflite, faces, _ = exported
     assert main(["--model", str(tflite), "--out", str(tmp_path / "out"), "--train", str(faces), "--faces", "0"]) == 2
-    assert capsys.readouterr().err == "error: --faces must be at least 1\n"
+    assert capsys.readouterr().err == "facecue: error: --faces must be at least 1\n"
     assert not (tmp_path / "out").exists()

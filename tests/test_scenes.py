@@ -1,4 +1,4 @@
-"""tools.scenes: real-background frames with exact truth, deterministic, and no paste artefacts."""
+"""tools.data.scenes: real-background frames with exact truth, deterministic, and no paste artefacts."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("skimage", reason="scikit-image (the dev extra) ships the background photos")
 
-from tools import scenes  # noqa: E402
+from tools.data import scenes  # noqa: E402
 
 W, H = scenes.SIZE
 needs_caltech = pytest.mark.skipif(not scenes.CALTECH_DIR.is_dir(),

@@ -7,6 +7,7 @@ is fast enough for CI; it needs TensorFlow and skips cleanly without it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -17,12 +18,13 @@ pytest.importorskip("tensorflow")
 
 from device.classify import Classifier, sha256_file  # noqa: E402
 from models.architectures import VGG_ELU_SIZES, build  # noqa: E402
-from tools.augment import to_input  # noqa: E402
-from tools.dataset import load_faces  # noqa: E402
-from tools.evaluate import evaluate_model, predict_probabilities  # noqa: E402
-from tools.export import export_run  # noqa: E402
-from tools.report import write_training_report  # noqa: E402
-from tools.train import TrainConfig, prepare_run, run_training  # noqa: E402
+from tools.data.augment import to_input  # noqa: E402
+from tools.data.dataset import load_faces  # noqa: E402
+from tools.eval.evaluate import evaluate_model, predict_probabilities  # noqa: E402
+from tools.train.export import export_run  # noqa: E402
+from tools.train.fit import run_training  # noqa: E402
+from tools.train.report import write_training_report  # noqa: E402
+from tools.train.runs import TrainConfig, prepare_run  # noqa: E402
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
@@ -39,6 +41,13 @@ def write_patterned_faces(path: Path, n: int, seed: int) -> Path:
     np.savez(path, images=images.clip(0, 255).astype(np.uint8), labels=labels.astype(np.uint8),
              classes=np.array(CLASSES), names=np.array([f"gen_{i}.png" for i in range(n)]))
     return path
+
+
+def assert_one_line_error(capsys, pattern: str) -> None:
+    """facecue-train refused with one line under facecue's error prefix, matching ``pattern``."""
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("facecue: error: "), err
+    assert re.search(pattern, err), err
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +107,8 @@ def test_report_files_agree_with_the_run(trained):
 
 
 def test_warm_start_begins_from_the_parent_weights_and_records_its_lineage(trained, tmp_path):
-    from tools.train import Trainer, history_seconds, lineage, load_run
+    from tools.train.fit import Trainer
+    from tools.train.runs import history_seconds, lineage, load_run
 
     run, _, resumed = trained
     parent_copy = tmp_path / "parent"  # a parent folder that will be wiped
@@ -125,7 +135,7 @@ def test_warm_start_begins_from_the_parent_weights_and_records_its_lineage(train
 
 
 def test_cutmix_batches_carry_soft_targets_weighted_by_their_classes(trained, tmp_path):
-    from tools.train import Trainer
+    from tools.train.fit import Trainer
 
     run, _, _ = trained
     cfg = TrainConfig(arch="vgg_elu-tiny", train=str(run.parent / "train.npz"), epochs=1, batch=32,
@@ -140,7 +150,8 @@ def test_cutmix_batches_carry_soft_targets_weighted_by_their_classes(trained, tm
 
 
 def test_reframed_faces_are_mixed_in_by_their_share(trained, tmp_path):
-    from tools.train import Trainer, describe_recipe, recipe
+    from tools.train.fit import Trainer
+    from tools.train.runs import describe_recipe, recipe
 
     run, _, _ = trained
     data_file = run.parent / "train.npz"
@@ -165,7 +176,8 @@ def test_reframed_faces_are_mixed_in_by_their_share(trained, tmp_path):
 
 
 def test_several_renders_each_give_some_reframed_faces(trained, tmp_path):
-    from tools.train import Trainer, describe_recipe, recipe
+    from tools.train.fit import Trainer
+    from tools.train.runs import describe_recipe, recipe
 
     run, _, _ = trained
     data_file = run.parent / "train.npz"
@@ -187,34 +199,35 @@ def test_several_renders_each_give_some_reframed_faces(trained, tmp_path):
     assert f"(`{tmp_path.name}/first.npz, {tmp_path.name}/second.npz`)" in describe_recipe(recipe(cfg))
 
 
-def test_reframed_faces_of_other_faces_are_refused(trained, tmp_path):
-    from tools.train import main
+def test_reframed_faces_of_other_faces_are_refused(trained, tmp_path, capsys):
+    from tools.train.cli import main
 
     run, _, _ = trained
-    with pytest.raises(SystemExit, match="--reframed .*valid.npz: not the training faces re-framed"):
-        main(["--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"),
-              "--reframed", str(run.parent / "valid.npz"), "--reframed-share", "0.5"])
-    with pytest.raises(SystemExit, match="--reframed and --reframed-share go together"):
-        main(["--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"), "--reframed-share", "0.5"])
+    assert main(["--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"),
+                 "--reframed", str(run.parent / "valid.npz"), "--reframed-share", "0.5"]) == 2
+    assert_one_line_error(capsys, "--reframed .*valid.npz: not the training faces re-framed")
+    assert main(["--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"),
+                 "--reframed-share", "0.5"]) == 2
+    assert_one_line_error(capsys, "--reframed and --reframed-share go together")
     assert not (tmp_path / "run").exists()
 
 
-def test_missing_warm_start_weights_is_a_one_line_error(tmp_path):
-    from tools.train import main
+def test_missing_warm_start_weights_is_a_one_line_error(tmp_path, capsys):
+    from tools.train.cli import main
 
-    with pytest.raises(SystemExit, match="--init-weights .*nope.h5: no such file"):
-        main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
-              "--init-weights", str(tmp_path / "nope.h5")])
+    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+                    "--init-weights", str(tmp_path / "nope.h5")]) == 2
+    assert_one_line_error(capsys, "--init-weights .*nope.h5: no such file")
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("flag,value", [("--cutmix", "1.5"), ("--erase-prob", "-0.1")])
-def test_share_outside_zero_to_one_is_a_one_line_error(tmp_path, flag, value):
-    from tools.train import main
+def test_share_outside_zero_to_one_is_a_one_line_error(tmp_path, capsys, flag, value):
+    from tools.train.cli import main
 
-    with pytest.raises(SystemExit, match=f"{flag} {value}: a share of faces, between 0 and 1"):
-        main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
-              flag, value])
+    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+                    flag, value]) == 2
+    assert_one_line_error(capsys, f"{flag} {value}: a share of faces, between 0 and 1")
     assert not (tmp_path / "run").exists()
 
 
@@ -260,7 +273,7 @@ def test_device_interpreter_serves_the_export(trained, exported):
 
 def test_flip_average_export_scores_each_face_and_its_mirror_in_one_file(trained, exported, tmp_path):
     from models.architectures import count_macs
-    from tools.augment import to_input
+    from tools.data.augment import to_input
 
     run, _, resumed = trained
     paths = export_run(run, tmp_path, name="flip", version="9.9.9-test", calib=64, flip_average=True,
@@ -285,10 +298,10 @@ def test_every_candidate_size_fits_the_device_file_budget(size):
 
 
 def test_averaged_export_records_its_weights_and_serves_the_averaged_network(trained, tmp_path):
-    from tools.augment import to_input
-    from tools.averaging import average_weights, reestimate_batch_norm
-    from tools.export import representative_faces
-    from tools.train import load_run
+    from tools.data.augment import to_input
+    from tools.train.averaging import average_weights, reestimate_batch_norm
+    from tools.train.export import representative_faces
+    from tools.train.runs import load_run
 
     run, first, _ = trained
     epoch1 = tmp_path / "epoch1.weights.h5"
@@ -317,8 +330,8 @@ def test_averaged_export_without_bn_faces_keeps_the_files_averaged_statistics(tr
     included, not one re-measured on training faces."""
     import keras
 
-    from tools.averaging import average_weights
-    from tools.train import load_run
+    from tools.train.averaging import average_weights
+    from tools.train.runs import load_run
 
     def moving_means(model) -> list[np.ndarray]:
         return [la.get_weights()[2] for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
@@ -339,20 +352,20 @@ def test_averaged_export_without_bn_faces_keeps_the_files_averaged_statistics(tr
 
 
 def test_export_with_missing_average_weights_is_a_one_line_error_and_writes_nothing(trained, tmp_path, capsys):
-    from tools.export import main
+    from tools.train.export import main
 
     run, _, _ = trained
     missing = tmp_path / "nope.weights.h5"
     assert main(["--run", str(run), "--out", str(tmp_path / "out"), "--calib", "16",
                  "--average", str(missing)]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: weights file {missing} not found"]
+    assert capsys.readouterr().err.strip().splitlines() == [f"facecue: error: weights file {missing} not found"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
-def test_negative_keep_from_is_a_one_line_error(tmp_path):
-    from tools.train import main
+def test_negative_keep_from_is_a_one_line_error(tmp_path, capsys):
+    from tools.train.cli import main
 
-    with pytest.raises(SystemExit, match="--keep-from -3: an epoch number, or 0 to keep none"):
-        main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
-              "--keep-from", "-3"])
+    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+                    "--keep-from", "-3"]) == 2
+    assert_one_line_error(capsys, "--keep-from -3: an epoch number, or 0 to keep none")
     assert not (tmp_path / "run").exists()

@@ -84,7 +84,7 @@ data, step = np.load(sys.argv[1]), len(np.load(sys.argv[1])["labels"]) // int(sy
 np.savez(sys.argv[2], images=data["images"][::step][: int(sys.argv[3])],
          labels=data["labels"][::step][: int(sys.argv[3])], classes=data["classes"])
 PY
-    (cd "$REPO" && "$HOST_VENV/bin/python" -m tools.scenes video "${VIDEO_ARGS[@]}" --data "$data/valid.npz" \
+    (cd "$REPO" && "$HOST_VENV/bin/python" -m tools.data.scenes video "${VIDEO_ARGS[@]}" --data "$data/valid.npz" \
         --out "$dir/scenes.avi" >/dev/null)
     run_checks "$HOST_VENV/bin/facecue" "$dir" "$dir/x86"
     note "$(grep '^accuracy' "$dir/x86.eval")"

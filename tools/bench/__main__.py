@@ -1,0 +1,6 @@
+"""``python -m tools.bench``: the same as ``facecue bench``."""
+import sys
+
+from tools.bench.run import main
+
+sys.exit(main())

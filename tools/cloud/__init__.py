@@ -1,0 +1,1 @@
+"""Model delivery: signed manifests, publishing, the device's sync client, SageMaker."""

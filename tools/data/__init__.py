@@ -1,0 +1,1 @@
+"""Faces, scenes and videos made from the data: what training and evaluation read."""

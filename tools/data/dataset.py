@@ -1,0 +1,128 @@
+"""Loading face data sets in the shared FER2013 ``.npz`` format.
+
+One loader for training, evaluation and benchmarks, so a malformed file is
+rejected with the same one-line message everywhere.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.preprocess import preprocess_batch
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "fer2013"
+DATA_ENV = "FACECUE_DATA"  # a folder holding train.npz and valid.npz, for a clone outside ../shared
+
+
+class DatasetError(ValueError):
+    """A data file that cannot be used; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class FaceSet:
+    images: np.ndarray  # (N, H, W) uint8 raw grey faces
+    labels: np.ndarray  # (N,) int class indices
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def preprocessed(self, **params) -> np.ndarray:
+        """The faces through the device's own preprocessing."""
+        return preprocess_batch(self.images, **params)
+
+
+MAX_CROP_SIDE = 256  # a bigger or clearly non-square image is a photo to search, not a face crop
+
+
+@dataclass(frozen=True)
+class PhotoSet:
+    images: list[np.ndarray]  # each HxW grey or HxWx3 BGR uint8, any size
+    labels: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _read_npz(path: Path, allow_pickle: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such data file")
+    if not zipfile.is_zipfile(path):
+        raise DatasetError(f"{path}: not a readable npz file (not a zip archive)")
+    try:
+        with np.load(path, allow_pickle=allow_pickle) as data:
+            missing = {"images", "labels", "classes"} - set(data.files)
+            if missing:
+                raise DatasetError(f"{path}: missing arrays {sorted(missing)}")
+            return data["images"], data["labels"], data["classes"]
+    except DatasetError:
+        raise
+    except ValueError as exc:
+        if not allow_pickle and "allow_pickle" in str(exc):
+            raise DatasetError(f"{path}: images are an object array (photos of different sizes); "
+                               "they are only read with --detect") from None
+        raise DatasetError(f"{path}: not a readable npz file ({exc})") from None
+    except Exception as exc:  # zip/pickle/format errors all mean the same to a user
+        raise DatasetError(f"{path}: not a readable npz file ({exc})") from None
+
+
+def _check_labels(path: Path, labels: np.ndarray, n: int, classes: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    if labels.shape != (n,):
+        raise DatasetError(f"{path}: {len(labels)} labels for {n} images")
+    names = tuple(str(c) for c in classes)
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(names)):
+        raise DatasetError(f"{path}: labels outside 0..{len(names) - 1}")
+    return labels.astype(np.int64), names
+
+
+def load_faces(path: str | Path) -> FaceSet:
+    """Read face crops (``images`` uint8 (N, H, W), ``labels``, ``classes``) from an npz.
+
+    Photos are refused here rather than squeezed into 48x48: a squashed photo
+    gives a confident, meaningless answer.
+    """
+    path = Path(path)
+    images, labels, classes = _read_npz(path, allow_pickle=False)
+    if images.dtype == np.uint8 and images.ndim in (3, 4) and len(images):
+        h, w = images.shape[1:3]
+        if max(h, w) > MAX_CROP_SIDE or max(h, w) > 1.25 * min(h, w):
+            raise DatasetError(f"{path}: images are {w}x{h} photos, not face crops; "
+                               "add --detect to find the faces in them")
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise DatasetError(f"{path}: images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
+    labels, names = _check_labels(path, labels, len(images), classes)
+    return FaceSet(images, labels, names)
+
+
+def load_photos(path: str | Path) -> PhotoSet:
+    """Read photos (grey or BGR uint8, any size; an object array where sizes differ) and
+    their expression labels from an npz, for scoring through the device's detector.
+
+    An object array is a pickle: only load files you made or trust.
+    """
+    path = Path(path)
+    images, labels, classes = _read_npz(path, allow_pickle=True)
+    photos = list(images)
+    for i, image in enumerate(photos):
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (
+                image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))) or min(image.shape[:2]) < 8:
+            what = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise DatasetError(f"{path}: image {i} must be a grey or BGR uint8 photo, got {what}")
+    labels, names = _check_labels(path, labels, len(photos), classes)
+    return PhotoSet(photos, labels, names)
+
+
+def data_dir() -> Path:
+    """Where the FER2013 files are: ``$FACECUE_DATA`` when set, else ``../shared/data/fer2013``."""
+    return Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else SHARED_DATA
+
+
+def shared_split(split: str) -> Path | None:
+    """Path of ``{split}.npz`` in :func:`data_dir` when it is there."""
+    path = data_dir() / f"{split}.npz"
+    return path if path.is_file() else None

@@ -1,0 +1,1 @@
+"""Accuracy, calibration and what the device says, measured on validation data."""

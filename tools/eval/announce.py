@@ -1,0 +1,403 @@
+"""What the device would say on a labelled video, scored against what was on screen.
+
+The video is one made by ``python -m tools.data.scenes video`` (validation faces on
+real backgrounds, each held a few seconds, no-face gaps between people), and
+its schedule ``X.json`` says which face, with which true expression, was on
+screen when. The frames go through the device's own
+:class:`~device.pipeline.Pipeline` one by one, exactly as the daemon feeds them
+(frame times from the video's own clock, so no real-time pacing is needed and
+every run gives the same words), and what it says is scored two ways:
+
+* faces announced right: the share of faces shown for which at least one of the
+  expressions said about them was the face's true label (what the wearer wants
+  to learn about each person), and
+* announcements right: the share of the expressions said that were right (how
+  far the wearer can trust a word).
+
+Scoring convention:
+
+* A face is on screen over ``[start_s, end_s)`` of the schedule (a frame at
+  ``t = start_s`` shows it; the frame at ``t = end_s`` does not).
+* An announcement at time ``t`` belongs to the face on screen at ``t``; if none
+  is, to the last face that left at most ``grace`` seconds before ``t`` (the
+  smoothing lags the picture a little). An announcement that belongs to no face
+  (in a gap, past the grace) is wrong. Each announcement belongs to at most one
+  face, so ``faces_right <= said_right``.
+* Only expressions (the model's labels) count; events (``face``, ``noface``,
+  ``muted``, ...) are neither said nor scored.
+* A face announced several times is announced right if any of its
+  announcements was right; each of them counts in ``said``/``said_right``.
+
+``--sweep`` re-scores a small grid of ``[decide]`` settings. Only the decide
+stage is re-run: detection and classification run once per frame and their
+per-frame ``(t, prediction or None)`` are replayed through a fresh
+:class:`~device.decide.Decider` per setting, which sees nothing else, so each
+row is what the device would have said with that setting.
+
+CLI::
+
+    python -m tools.data.scenes video --data ../shared/data/fer2013/valid.npz --n 60 --out /tmp/ann/valid_scenes.avi
+    python -m tools.eval.announce --video /tmp/ann/valid_scenes.avi [--schedule X.json] [--model M]
+        [--config C.toml] [--set decide.min_confidence=0.6 ...] [--sweep [--vary KEY=V1,V2 ...]] [--list]
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import dataclasses
+import itertools
+import json
+import math
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from device.argparser import ERROR_PREFIX
+from device.config import Config, ConfigError, DecideConfig, from_dict, load
+from device.frames import Announcement, Prediction
+
+Schedule = list[tuple[float, float, str]]
+FramePredictions = list[tuple[float, Prediction | None]]
+
+# The grid --sweep scores unless --vary replaces a key's values or adds a key.
+SWEEP_GRID: dict[str, tuple[float, ...]] = {"stable_for": (0.4, 0.8, 1.2),
+                                            "min_confidence": (0.4, 0.5, 0.6, 0.7, 0.8)}
+SWEEP_KEYS = ("smoothing", "stable_for", "min_confidence", "cooldown", "face_lost_after")
+
+
+class EvalError(ValueError):
+    """A problem with the inputs, phrased as one line."""
+
+
+# --- scoring -------------------------------------------------------------------------------------------------------
+
+def _pct(num: int, den: int) -> str:
+    return f"{100.0 * num / den:.1f} %" if den else "n/a"
+
+
+@dataclass(frozen=True)
+class AnnounceScore:
+    faces: int  # faces shown (schedule segments)
+    faces_right: int  # faces for which at least one expression said while shown (+ grace) was the true label
+    faces_announced: int  # faces with any expression said about them
+    said: int  # expression announcements in total (events are not expressions)
+    said_right: int  # of them, matching the face on screen at that time
+
+    @property
+    def faces_right_share(self) -> float:
+        """Share of faces announced right (nan with no faces)."""
+        return self.faces_right / self.faces if self.faces else math.nan
+
+    @property
+    def said_right_share(self) -> float:
+        """Share of announcements that were right (nan when nothing was said)."""
+        return self.said_right / self.said if self.said else math.nan
+
+    def line(self) -> str:
+        return (f"faces {self.faces} announced right {self.faces_right} ({_pct(self.faces_right, self.faces)}) "
+                f"any {self.faces_announced}; said {self.said}, right {self.said_right} "
+                f"({_pct(self.said_right, self.said)})")
+
+
+def _check_schedule(schedule: Sequence[tuple[float, float, str]]) -> None:
+    previous_end = -math.inf
+    for k, (start, end, _) in enumerate(schedule):
+        if not start < end:
+            raise EvalError(f"schedule entry {k}: start {start} is not before end {end}")
+        if start < previous_end:
+            raise EvalError(f"schedule entry {k}: starts at {start} before the previous face ends at {previous_end}")
+        previous_end = end
+
+
+def attribute(t: float, schedule: Sequence[tuple[float, float, str]], grace: float) -> int | None:
+    """Index of the face an announcement at ``t`` is about: the one on screen, else the last one
+    that left at most ``grace`` s before; None in a gap. ``schedule`` sorted, not overlapping."""
+    k = bisect.bisect_right([start for start, _, _ in schedule], t) - 1  # last face that started by t
+    if k < 0:
+        return None
+    start, end, _ = schedule[k]
+    return k if t < end + grace else None
+
+
+def score_announcements(announcements: Sequence[Announcement], schedule: Sequence[tuple[float, float, str]],
+                        labels: tuple[str, ...], grace: float = 0.5) -> AnnounceScore:
+    """Score what was said against the ``(start_s, end_s, true label)`` schedule; only announcements
+    whose label is one of ``labels`` (the model's expressions) count. See the module docstring."""
+    if grace < 0:
+        raise ValueError(f"grace must be >= 0, got {grace}")
+    _check_schedule(schedule)
+    expressions = set(labels)
+    announced: set[int] = set()
+    right_faces: set[int] = set()
+    said = said_right = 0
+    for a in announcements:
+        if a.label not in expressions:
+            continue
+        said += 1
+        k = attribute(a.t, schedule, grace)
+        if k is None:
+            continue
+        announced.add(k)
+        if a.label == schedule[k][2]:
+            said_right += 1
+            right_faces.add(k)
+    return AnnounceScore(len(schedule), len(right_faces), len(announced), said, said_right)
+
+
+def verdicts(announcements: Sequence[Announcement], schedule: Sequence[tuple[float, float, str]],
+             labels: tuple[str, ...], grace: float = 0.5) -> list[tuple[Announcement, str | None, bool]]:
+    """Each expression said, with the true label of the face it is about (None: no face) and whether it was right."""
+    out = []
+    for a in announcements:
+        if a.label not in labels:
+            continue
+        k = attribute(a.t, schedule, grace)
+        truth = None if k is None else schedule[k][2]
+        out.append((a, truth, truth == a.label))
+    return out
+
+
+# --- running the device's pipeline ---------------------------------------------------------------------------------
+
+def _run(video: Path, model: Path, cfg: Config) -> tuple[list[Announcement], FramePredictions, tuple[str, ...]]:
+    """Every frame of ``video`` through the pipeline as the daemon runs it (bad frames skipped):
+    (announcements, per-frame (t, prediction or None), the model's labels)."""
+    import cv2
+
+    from device.capture import VideoFileSource
+    from device.classify import Classifier
+    from device.decide import Decider
+    from device.pipeline import BadFrame, Pipeline
+    from device.tracker import tracker_from_config
+
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(cfg.model.threads)
+    try:
+        classifier = Classifier(model, num_threads=cfg.model.threads)
+        pipeline = Pipeline(tracker_from_config(cfg.detect), classifier, Decider(cfg.decide))
+        source = VideoFileSource(Path(video))
+        announcements: list[Announcement] = []
+        per_frame: FramePredictions = []
+        try:
+            for frame in source.frames():
+                try:
+                    result = pipeline.step(frame)
+                except BadFrame:
+                    continue
+                announcements.extend(result.announcements)
+                per_frame.append((frame.t, result.prediction))
+        finally:
+            source.close()
+    finally:
+        cv2.setNumThreads(previous)
+    return announcements, per_frame, classifier.labels
+
+
+def run_video(video: Path, model: Path, cfg: Config) -> list[Announcement]:
+    """Every announcement (expressions and events) the pipeline makes on ``video``, frame by frame."""
+    return _run(video, model, cfg)[0]
+
+
+def frame_predictions(video: Path, model: Path, cfg: Config) -> FramePredictions:
+    """Detect and classify every frame once: ``(t, prediction or None)``, for :func:`replay`."""
+    return _run(video, model, cfg)[1]
+
+
+def replay(per_frame: FramePredictions, decide: DecideConfig) -> list[Announcement]:
+    """What a fresh Decider with ``decide`` says on cached per-frame predictions: the same as
+    re-running the whole pipeline with that ``[decide]``, since the Decider sees nothing else."""
+    from device.decide import Decider
+
+    decider = Decider(decide)
+    out: list[Announcement] = []
+    for t, prediction in per_frame:
+        out.extend(decider.update(prediction, t))
+    return out
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    decide: DecideConfig
+    score: AnnounceScore
+
+
+def sweep(per_frame: FramePredictions, schedule: Schedule, labels: tuple[str, ...], base: DecideConfig,
+          grid: dict[str, Sequence[float]] | None = None, grace: float = 0.5) -> list[SweepRow]:
+    """Score every combination of ``grid`` (``[decide]`` key -> values; the rest as in ``base``)
+    on the cached frames."""
+    grid = dict(SWEEP_GRID if grid is None else grid)
+    rows = []
+    for values in itertools.product(*grid.values()):
+        decide = dataclasses.replace(base, **{k: float(v) for k, v in zip(grid, values, strict=True)})
+        rows.append(SweepRow(decide, score_announcements(replay(per_frame, decide), schedule, labels, grace)))
+    return rows
+
+
+def sweep_table(rows: Sequence[SweepRow], base: DecideConfig) -> str:
+    """The sweep as a fixed-width table of every key that varies; ``*`` marks the configured setting."""
+    keys = [k for k in SWEEP_KEYS if len({getattr(r.decide, k) for r in rows}) > 1] or ["min_confidence"]
+    head = ("  " + " ".join(f"{k:>{max(len(k), 5)}}" for k in keys) +
+            f" | {'faces':>5} {'right':>5} {'right %':>7} {'any':>4} | {'said':>4} {'right':>5} {'right %':>7}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        d, s = r.decide, r.score
+        mark = "*" if all(getattr(d, k) == getattr(base, k) for k in SWEEP_KEYS) else " "
+        lines.append(f"{mark} " + " ".join(f"{getattr(d, k):>{max(len(k), 5)}.2f}" for k in keys) +
+                     f" | {s.faces:>5} {s.faces_right:>5} {_pct(s.faces_right, s.faces):>7} {s.faces_announced:>4} | "
+                     f"{s.said:>4} {s.said_right:>5} {_pct(s.said_right, s.said):>7}")
+    return "\n".join(lines)
+
+
+def parse_vary(items: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """``--vary KEY=V1,V2,...`` items over the default grid: each replaces or adds one key."""
+    grid = dict(SWEEP_GRID)
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip().removeprefix("decide.")
+        if not sep or key not in SWEEP_KEYS:
+            raise EvalError(f"--vary {item!r}: expected KEY=V1,V2,... with KEY one of {', '.join(SWEEP_KEYS)}")
+        try:
+            numbers = tuple(float(v) for v in values.split(","))
+        except ValueError:
+            raise EvalError(f"--vary {item!r}: values must be numbers separated by commas") from None
+        if not all(math.isfinite(v) and v >= 0 for v in numbers):
+            raise EvalError(f"--vary {item!r}: values must be finite and >= 0")
+        grid[key] = numbers
+    return grid
+
+
+# --- inputs --------------------------------------------------------------------------------------------------------
+
+def load_schedule(path: Path) -> Schedule:
+    """The ``(start_s, end_s, class name)`` schedule from the JSON ``tools.data.scenes video`` writes:
+    ``{"classes": [...], "schedule": [{"start_s", "end_s", "label" (index), "class" (name)}, ...]}``."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise EvalError(f"schedule {path} not found (write it with `python -m tools.data.scenes video`)") from None
+    except OSError as exc:
+        raise EvalError(f"schedule {path} unreadable: {exc.strerror}") from None
+    except ValueError as exc:
+        raise EvalError(f"schedule {path} is not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("schedule"), list):
+        raise EvalError(f"schedule {path}: expected an object with a 'schedule' list")
+    classes = doc.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise EvalError(f"schedule {path}: 'classes' must be a list of names")
+    out: Schedule = []
+    for k, entry in enumerate(doc["schedule"]):
+        where = f"schedule {path} entry {k}"
+        if not isinstance(entry, dict):
+            raise EvalError(f"{where}: expected an object")
+        start, end = entry.get("start_s"), entry.get("end_s")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (start, end)):
+            raise EvalError(f"{where}: start_s and end_s must be numbers, got {start!r} and {end!r}")
+        name = entry.get("class")
+        if name is None:
+            label = entry.get("label")
+            if classes is None or not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < len(
+                    classes):
+                raise EvalError(f"{where}: needs a 'class' name, or a 'label' index into 'classes'")
+            name = classes[label]
+        if not isinstance(name, str):
+            raise EvalError(f"{where}: 'class' must be a name, got {name!r}")
+        out.append((float(start), float(end), name))
+    try:
+        _check_schedule(out)
+    except EvalError as exc:
+        raise EvalError(f"schedule {path}: {exc}") from None
+    return out
+
+
+def _parse_value(text: str) -> Any:
+    """A --set value as TOML (0.6, true, ["neutral"]), else as a bare string (haar)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_sets(cfg: Config, sets: Sequence[str]) -> Config:
+    """``cfg`` with ``section.key=value`` overrides, validated like the config file."""
+    data = {f.name: dataclasses.asdict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. decide.min_confidence=0.6")
+        data.setdefault(section, {})[name] = _parse_value(value.strip())
+    try:  # unknown sections and keys, and bad values, are refused as in a config file
+        return from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"--set: {exc}") from None
+
+
+# --- CLI -----------------------------------------------------------------------------------------------------------
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tools.eval.announce", description=__doc__.splitlines()[0])
+    p.add_argument("--video", type=Path, required=True, help="labelled video (python -m tools.data.scenes video)")
+    p.add_argument("--schedule", type=Path, help="its schedule JSON (default: the video's name with .json)")
+    p.add_argument("--model", type=Path, help="model .tflite (default: [model] path of the config, else the "
+                   "shipped model)")
+    p.add_argument("--config", type=Path, help="daemon TOML config (default: all defaults)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one config key, e.g. decide.min_confidence=0.6 (repeatable)")
+    p.add_argument("--grace", type=float, default=0.5, help="seconds after a face leaves in which an "
+                   "announcement still counts for it (default 0.5)")
+    p.add_argument("--sweep", action="store_true", help="also score a grid of [decide] settings (default "
+                   + ", ".join(f"{k} over {', '.join(map(str, v))}" for k, v in SWEEP_GRID.items()) + ")")
+    p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help=f"with --sweep, the values of one [decide] key ({', '.join(SWEEP_KEYS)}); repeatable")
+    p.add_argument("--list", action="store_true", help="print every expression said, with the truth")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    try:
+        if args.grace < 0:
+            raise EvalError(f"--grace must be >= 0, got {args.grace}")
+        cfg = apply_sets(load(args.config), args.sets)
+        grid = parse_vary(args.vary)
+        if not args.video.is_file():
+            raise EvalError(f"video {args.video} not found")
+        schedule = load_schedule(args.schedule or args.video.with_suffix(".json"))
+        from models import DEFAULT_MODEL
+
+        model = args.model or (Path(cfg.model.path) if cfg.model.path else DEFAULT_MODEL)
+        from device.capture import CaptureError
+        from device.classify import ModelError
+
+        try:
+            announcements, per_frame, labels = _run(args.video, model, cfg)
+        except (CaptureError, ModelError) as exc:
+            raise EvalError(str(exc)) from None
+        unknown = sorted({name for _, _, name in schedule} - set(labels))
+        if unknown:
+            raise EvalError(f"schedule classes {', '.join(unknown)} are not labels of the model "
+                            f"({', '.join(labels)})")
+    except (ConfigError, EvalError) as exc:
+        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
+        return 2
+    faces = sum(p is not None for _, p in per_frame)
+    d = cfg.decide
+    print(f"{args.video}: {len(per_frame)} frames, a face found in {faces}; model {model.name}; decide smoothing "
+          f"{d.smoothing} stable_for {d.stable_for} min_confidence {d.min_confidence} cooldown {d.cooldown} "
+          f"face_lost_after {d.face_lost_after}")
+    if args.list:
+        for a, truth, ok in verdicts(announcements, schedule, labels, args.grace):
+            print(f"  t {a.t:7.2f}  said {a.label:<8} {a.confidence:.2f}  truth {truth or '(no face)':<9} "
+                  f"{'right' if ok else 'WRONG'}")
+    print(score_announcements(announcements, schedule, labels, args.grace).line())
+    if args.sweep:
+        rows = sweep(per_frame, schedule, labels, d, grid, grace=args.grace)
+        print(sweep_table(rows, d))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Fit a model's softmax temperature on validation, so ``[decide] min_confidence`` means what it says.
+
+    python -m tools.eval.calibrate --model models/facecue_vgg_elu_int8.tflite --scenes SCENES.npz [--write]
+
+A network trained with cross-entropy is often over-confident on faces unlike
+its training crops: a top probability of 0.5 may be right far less than half
+the time through the device's detector and crop. One temperature T (logits
+divided by T; Guo et al., 2017) fitted by log-likelihood on validation keeps
+every answer and fixes what the probabilities mean. It is fitted on the
+device path (validation faces composited into real scenes by ``tools.data.scenes
+fer``, found and cropped by the device's own detector) because that is what
+the wearer's device sees; the crops are reported beside it.
+
+The table printed gives, per threshold on the top probability, the share of
+faces kept and how many of them are right, before and after, on both paths:
+the table to choose ``min_confidence`` from. ``--write`` stores the
+temperature in the model's JSON (``calibration``), where the classifier
+applies it; the ``.tflite`` is unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.argparser import ERROR_PREFIX
+from device.classify import ModelError, apply_temperature, metadata_path, read_model_info
+from device.config import DetectConfig
+from device.detect import DetectorError
+from device.files import write_atomic
+from device.frames import FaceBox
+from models import DEFAULT_MODEL
+from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
+from tools.eval.evaluate import find_faces, model_answers
+from tools.eval.metrics import kept_and_right, score
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+GRID = np.round(np.arange(0.5, 4.0 + 1e-9, 0.01), 2)
+LOG_FLOOR = 1e-4  # an int8 file rounds small probabilities to 0; their log is taken at this floor
+ECE_BINS = 15
+
+
+@dataclass(frozen=True)
+class PathAnswers:
+    """One validation path's true labels and uncalibrated probabilities (faces found only)."""
+
+    name: str
+    truth: np.ndarray
+    probs: np.ndarray
+
+
+def nll(truth: np.ndarray, probs: np.ndarray, temperature: float) -> float:
+    """Mean negative log-likelihood of the true labels at ``temperature``."""
+    logp = np.log(np.maximum(probs, LOG_FLOOR)) / temperature
+    logp -= logp.max(axis=1, keepdims=True)
+    logz = np.log(np.exp(logp).sum(axis=1))
+    return float(np.mean(logz - logp[np.arange(len(truth)), truth]))
+
+
+def fit_temperature(truth: np.ndarray, probs: np.ndarray) -> float:
+    """The temperature on a 0.01 grid from 0.5 to 4 with the least NLL: one
+    parameter, so a grid is exact enough and cannot diverge."""
+    if len(truth) == 0:
+        raise DatasetError("no faces to fit a temperature on")
+    losses = [nll(truth, probs, float(t)) for t in GRID]
+    return float(GRID[int(np.argmin(losses))])
+
+
+def expected_calibration_error(truth: np.ndarray, probs: np.ndarray) -> float:
+    """Gap between confidence and accuracy, averaged over equal-width bins of the top probability."""
+    top, right = probs.max(axis=1), probs.argmax(axis=1) == truth
+    bins = np.minimum((top * ECE_BINS).astype(int), ECE_BINS - 1)
+    gap = sum(abs(right[bins == b].mean() - top[bins == b].mean()) * np.mean(bins == b)
+              for b in range(ECE_BINS) if np.any(bins == b))
+    return float(gap)
+
+
+def table(paths: list[PathAnswers], temperature: float, thresholds=THRESHOLDS) -> str:
+    """Kept share and accuracy of the kept faces per threshold, before -> after, per path."""
+    head = "top prob  " + "".join(f"| {p.name} kept, right (before -> after)".ljust(48) for p in paths)
+    rows = [head]
+    columns = [[kept_and_right(p.truth, probs, thresholds)
+                for probs in (p.probs, apply_temperature(p.probs, temperature))] for p in paths]
+    for k, threshold in enumerate(thresholds):
+        cells = []
+        for before, after in columns:
+            pair = [f"{kept:5.1%} {right:6.1%}" if right is not None else "   -      -  "
+                    for _, kept, right in (before[k], after[k])]
+            cells.append(f"| {pair[0]} -> {pair[1]}".ljust(48))
+        rows.append(f">= {threshold:.2f}   " + "".join(cells))
+    return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class ValidationSets:
+    """What every model is scored on, read (and its faces found) once for all of them."""
+
+    photos: PhotoSet | None
+    boxes: list[FaceBox | None] | None
+    crops: FaceSet | None
+
+    @classmethod
+    def load(cls, scenes: Path | None, crops: Path | None) -> "ValidationSets":
+        photos = load_photos(scenes) if scenes is not None else None
+        boxes = find_faces(photos, DetectConfig()) if photos is not None else None
+        return cls(photos, boxes, load_faces(crops) if crops is not None else None)
+
+
+def path_answers(model: Path, sets: ValidationSets, threads: int) -> tuple[list[PathAnswers], tuple[str, ...]]:
+    """The uncalibrated answers of ``model`` on the device path and on the crops given, and its labels."""
+    paths, labels = [], ()
+    if sets.photos is not None:
+        truth, probs, labels = model_answers(model, sets.photos, threads, sets.boxes, calibrated=False)
+        found = np.array([box is not None for box in sets.boxes])
+        paths.append(PathAnswers(f"device path ({found.sum()} of {len(found)} found)", truth[found], probs[found]))
+    if sets.crops is not None:
+        truth, probs, labels = model_answers(model, sets.crops, threads, calibrated=False)
+        paths.append(PathAnswers(f"crops ({len(truth)})", truth, probs))
+    return paths, labels
+
+
+def store_temperature(model: Path, temperature: float, fitted_on: PathAnswers, labels: tuple[str, ...]) -> None:
+    """Write the temperature, and how the model did on the path it was fitted on, into the
+    model's JSON (atomically; the rest untouched), so the model card can quote both paths."""
+    meta_file = metadata_path(model)
+    meta = json.loads(meta_file.read_text())
+    scores = score(fitted_on.truth, fitted_on.probs.argmax(axis=1), labels)
+    meta["calibration"] = {
+        "temperature": temperature,
+        "fitted_on": fitted_on.name,
+        "nll": [round(nll(fitted_on.truth, fitted_on.probs, 1.0), 4),
+                round(nll(fitted_on.truth, fitted_on.probs, temperature), 4)],
+        "accuracy": scores.accuracy,
+        "per_class_recall": dict(zip(labels, map(float, scores.recall), strict=True)),
+        "table": confidence_rows(fitted_on, temperature),
+    }
+    write_atomic(meta_file, json.dumps(meta, indent=1).encode())
+
+
+def confidence_rows(path: PathAnswers, temperature: float) -> list[dict[str, float]]:
+    """Per threshold: the share of faces kept and the share of those right, calibrated."""
+    rows = kept_and_right(path.truth, apply_temperature(path.probs, temperature), THRESHOLDS)
+    return [{"min_confidence": t, "kept": round(kept, 4), "right": round(right, 4) if right is not None else 0.0}
+            for t, kept, right in rows]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tools.eval.calibrate", description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, nargs="+", default=[DEFAULT_MODEL],
+                   help="one or more .tflite files with their .json, each fitted on its own")
+    p.add_argument("--scenes", type=Path,
+                   help="validation faces in real scenes (python -m tools.data.scenes fer): the path the temperature "
+                        "is fitted on")
+    p.add_argument("--crops", type=Path, default=shared_split("valid"),
+                   help="validation face crops, reported beside (default ../shared/.../valid.npz when present)")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    p.add_argument("--write", action="store_true", help="store the fitted temperature in the model's JSON")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.scenes is None and args.crops is None:
+        print(f"{ERROR_PREFIX} nothing to fit on: give --scenes (and --crops)", file=sys.stderr)
+        return 2
+    try:
+        sets = ValidationSets.load(args.scenes, args.crops)
+        for model in args.model:
+            calibrate_model(model, sets, args.threads, args.write)
+    except (DatasetError, ModelError, DetectorError, OSError) as exc:
+        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def calibrate_model(model: Path, sets: ValidationSets, threads: int, write: bool) -> None:
+    """Fit, report and (with ``write``) store one model's temperature."""
+    before = read_model_info(model).temperature
+    paths, labels = path_answers(model, sets, threads)
+    fitted_on = paths[0]
+    temperature = fit_temperature(fitted_on.truth, fitted_on.probs)
+    print(f"model {model}: temperature {before} in its JSON, fitted {temperature} on {fitted_on.name}")
+    for p in paths:
+        print(f"{p.name}: NLL {nll(p.truth, p.probs, 1.0):.4f} -> {nll(p.truth, p.probs, temperature):.4f}, "
+              f"ECE {expected_calibration_error(p.truth, p.probs):.4f} -> "
+              f"{expected_calibration_error(p.truth, apply_temperature(p.probs, temperature)):.4f}, "
+              f"accuracy {np.mean(p.probs.argmax(1) == p.truth):.4f}")
+    print(table(paths, temperature))
+    if write:
+        store_temperature(model, temperature, fitted_on, labels)
+        print(f"wrote temperature {temperature} to {metadata_path(model)}")
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""``facecue eval``: score a shipped ``.tflite`` on a labelled npz, as the device runs it.
+
+    facecue eval --data ../shared/data/fer2013/valid.npz [--model PATH] [--threads N]
+                 [--against OLD.tflite]
+    facecue eval --detect [--method yunet|haar] --data PHOTOS.npz ...
+
+Every face goes through the model's own ``Classifier.preprocess`` (the
+preprocessing parameters in its JSON) and the LiteRT interpreter, exactly as
+on the hat, so the accuracy printed here is the wearer's accuracy, not the
+Keras model's. Needs no TensorFlow. The last line is fixed for scripts:
+``accuracy A macro_f1 F n N``.
+
+``--detect`` scores photos instead of face crops: the device's own detector
+finds the largest face in each photo and the model's own crop (aligned or
+box) cuts it out, so the figure includes what the detector misses. A photo
+with no face found counts as wrong; ``found F of N`` and the accuracy on the
+faces found are printed as well.
+
+``--against`` scores a second model on the same faces and prints a paired
+(McNemar) comparison: a candidate model replaces the shipped one only when
+it wins on the faces where the two disagree, not on a 0.2 pt difference.
+A table of accuracy against the top probability shows what the wearer hears
+with ``[decide] min_confidence`` set to each value.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from device.argparser import ERROR_PREFIX, Parser
+from device.classify import Classifier, ModelError
+from device.config import DecideConfig, DetectConfig
+from device.detect import METHODS, DetectorError
+from device.frames import FaceBox
+from device.tracker import tracker_from_config
+from models import DEFAULT_MODEL
+from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
+from tools.eval.metrics import Scores, confidence_table, paired_comparison, score
+
+CONFIDENCE_STEPS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)  # rows of the table; the configured default is added
+
+
+def predict_probabilities(classifier: Classifier, faces: np.ndarray, batch: int = 256) -> np.ndarray:
+    """(N, S, S) preprocessed uint8 faces -> (N, classes), in interpreter batches
+    small enough that a float model's activations stay within a Pi's memory."""
+    return np.concatenate([classifier.probabilities(faces[i:i + batch]) for i in range(0, len(faces), batch)])
+
+
+def labels_in_model_order(data: FaceSet, model_labels: tuple[str, ...]) -> np.ndarray:
+    """The data's labels as indices into the model's labels, matched by name, so an
+    npz with its classes in another order is still scored right."""
+    missing = [c for c in data.classes if c not in model_labels]
+    if missing:
+        raise DatasetError(f"data classes {missing} are not among the model's labels {list(model_labels)}")
+    mapping = np.array([model_labels.index(c) for c in data.classes], np.int64)
+    return mapping[data.labels]
+
+
+def find_faces(photos: PhotoSet, detect: DetectConfig) -> list[FaceBox | None]:
+    """The face the device would speak about in each photo, each photo on its own, as the
+    device settles on it when it holds still (see :meth:`FaceTracker.settle`)."""
+    tracker = tracker_from_config(detect)
+    return [tracker.settle(image) for image in photos.images]
+
+
+def model_answers(model: str | Path, data: FaceSet | PhotoSet, threads: int = 1,
+                  boxes: list[FaceBox | None] | None = None,
+                  calibrated: bool = True) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(true labels, probabilities, label names) of ``model`` on ``data``, labels as indices
+    into the model's own labels, through the device's preprocessing and interpreter.
+    With ``boxes`` (photos), a photo whose box is None gets all-zero probabilities.
+    ``calibrated=False`` leaves out the model's temperature (see ``tools.eval.calibrate``)."""
+    if len(data) == 0:
+        raise DatasetError("the data set holds no faces")
+    classifier = Classifier(model, num_threads=threads, calibrated=calibrated)
+    truth = labels_in_model_order(data, classifier.labels)
+    if boxes is None:
+        faces = np.stack([classifier.preprocess(image) for image in data.images])
+        return truth, predict_probabilities(classifier, faces), classifier.labels
+    found = [i for i, box in enumerate(boxes) if box is not None]
+    probs = np.zeros((len(data), len(classifier.labels)), np.float32)
+    if found:
+        faces = np.stack([classifier.preprocess(data.images[i], boxes[i]) for i in found])
+        probs[found] = predict_probabilities(classifier, faces)
+    return truth, probs, classifier.labels
+
+
+def answers(probs: np.ndarray, boxes: list[FaceBox | None] | None = None) -> np.ndarray:
+    """The predicted label of each face, -1 for a photo where no face was found."""
+    predicted = probs.argmax(axis=1)
+    if boxes is not None:
+        predicted[[box is None for box in boxes]] = -1
+    return predicted
+
+
+def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores:
+    """Scores of ``model`` on ``data`` as the wearer's device would classify them."""
+    truth, probs, labels = model_answers(model, data, threads)
+    return score(truth, answers(probs), labels)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = Parser(prog="facecue eval", description=__doc__.splitlines()[0].replace("``", ""))
+    valid = shared_split("valid")
+    p.add_argument("--data", type=Path, default=valid, required=valid is None,
+                   help="npz with images, labels, classes: face crops, or photos with --detect (default "
+                        "valid.npz in $FACECUE_DATA, else ../shared/data/fer2013, when there)")
+    p.add_argument("--detect", action="store_true",
+                   help="the images are photos: find each face with the device's detector and crop it as "
+                        "the device does; a photo without a face found counts as wrong")
+    p.add_argument("--method", choices=METHODS, default=DetectConfig().method,
+                   help="with --detect: the face detector (default %(default)s)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                   help=f"a .tflite with its .json (default {DEFAULT_MODEL.name})")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    p.add_argument("--against", type=Path, metavar="OLD",
+                   help="a second .tflite to compare with --model, face by face (McNemar)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads < 1:
+        print(f"{ERROR_PREFIX} --threads must be at least 1", file=sys.stderr)
+        return 2
+    boxes = None
+    try:
+        if args.detect:
+            data: FaceSet | PhotoSet = load_photos(args.data)
+            boxes = find_faces(data, replace(DetectConfig(), method=args.method))
+        else:
+            data = load_faces(args.data)
+        truth, probs, labels = model_answers(args.model, data, args.threads, boxes)
+        old = model_answers(args.against, data, args.threads, boxes) if args.against else None
+    except (DatasetError, ModelError, DetectorError) as exc:
+        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
+        return 2
+    predicted = answers(probs, boxes)
+    scores = score(truth, predicted, labels)
+    found = predicted != -1
+    print(f"model {args.model} on {args.data}" + (f" (detector {args.method})" if args.detect else ""))
+    if args.detect:
+        on_found = score(truth[found], predicted[found], labels)
+        print(f"on the faces found: {on_found.summary_line()}")
+        print("recall below counts a photo with no face found as wrong")
+    print(scores.recall_table())
+    print(scores.confusion_table())
+    default = DecideConfig().min_confidence
+    print(f"by top probability (the device's default [decide] min_confidence is {default})"
+          + (", on the faces found" if args.detect else ""))
+    print(confidence_table(truth[found], probs[found], sorted({*CONFIDENCE_STEPS, default})))
+    if old is not None:
+        old_truth, old_probs, old_labels = old
+        old_predicted = answers(old_probs, boxes)
+        print(f"against {args.against}: {score(old_truth, old_predicted, old_labels).summary_line()}")
+        print(paired_comparison(predicted == truth, old_predicted == old_truth).line())
+    if args.detect:
+        print(f"found {int(found.sum())} of {len(found)}")
+    print(scores.summary_line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Training, export and the recipe that makes the shipped model."""

@@ -1,0 +1,6 @@
+"""``python -m tools.train``: the same as ``facecue-train``."""
+import sys
+
+from tools.train.cli import main
+
+sys.exit(main())
