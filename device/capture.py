@@ -154,28 +154,43 @@ class VideoFileSource:
     """A video file decoded by OpenCV; ``t`` is the file's own presentation time.
 
     Frames over :data:`MAX_FRAME_PIXELS` are refused at open, from the stream's stated
-    size: eight queued 4096x4096 frames already take most of a gigabyte.
+    size (the frame reader's queue holds at most 64 MB of them). A named pipe (a video
+    written into a FIFO by another program) is opened on the frame reader's thread, in
+    :meth:`frames`: opening a pipe no one writes to waits like a read that never
+    returns, so the loop sees it as a stuck source instead of hanging in the open.
     """
 
     live = False
 
     def __init__(self, path: Path) -> None:
         self.name = str(path)
-        self.cap = cv2.VideoCapture(str(path))
-        if not self.cap.isOpened():
-            raise CaptureError(f"video file {path} cannot be opened")
-        refusal = _too_large(f"video file {path}", int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                             int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        self.path = path
+        self.cap: cv2.VideoCapture | None = None
+        self.fps = 0.0
+        self.stated_frames = 0  # 0 or less: unknown
+        if not path.is_fifo():
+            self._open()
+
+    def _open(self) -> None:
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            cap.release()
+            raise CaptureError(f"video file {self.path} cannot be opened")
+        refusal = _too_large(f"video file {self.path}", int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                             int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         if refusal is not None:
-            self.cap.release()
+            cap.release()
             raise refusal
-        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
-        self.stated_frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))  # 0 or less: unknown
+        self.cap = cap
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        self.stated_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
 
     def frames(self) -> Iterator[Frame]:
         """Every frame OpenCV can decode. OpenCV skips damaged frames and stops at a
         damaged index or a cut without a word, so an end well before the header's frame
         count is logged once; the frames read were served, so the run is not failed."""
+        if self.cap is None:
+            self._open()
         index = 0
         while True:
             ok, image = self.cap.read()
@@ -191,14 +206,16 @@ class VideoFileSource:
             index += 1
 
     def close(self) -> None:
-        self.cap.release()
+        if self.cap is not None:
+            self.cap.release()
 
 
 class ImageFolderSource:
     """Images of a folder in name order (or one image file), ``1/fps`` seconds apart.
 
-    Each image's size is read from its header before it is decoded, and one over
-    :data:`MAX_FRAME_PIXELS` ends the source with one line.
+    Only regular files are images: a FIFO, socket or device named ``a.jpg`` would block
+    the read or never end. Each image's size is read from its header before it is
+    decoded, and one over :data:`MAX_FRAME_PIXELS` ends the source with one line.
     """
 
     live = False
@@ -206,7 +223,7 @@ class ImageFolderSource:
     def __init__(self, path: Path, fps: float) -> None:
         self.name = str(path)
         if path.is_dir():
-            self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            self.paths = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         else:
             self.paths = [path]
         if not self.paths:
@@ -220,9 +237,9 @@ class ImageFolderSource:
     @staticmethod
     def _read(path: Path) -> np.ndarray:
         """The decoded image; an empty one, which the loop counts and skips, when the file
-        is gone or not an image whose size can be read."""
+        is gone, not a regular file any more, or not an image whose size can be read."""
         try:
-            size = image_size(path)
+            size = image_size(path) if path.is_file() else None
         except OSError:
             size = None
         if size is None:
@@ -329,6 +346,6 @@ def open_source(spec: str, width: int = 640, height: int = 480, fps: float = 15.
     path = Path(spec)
     if path.is_dir() or (path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES):
         return ImageFolderSource(path, fps)
-    if path.is_file():
+    if path.is_file() or path.is_fifo():  # a named pipe carries a video stream, never images
         return VideoFileSource(path)
     raise CaptureError(f"source {spec!r} is not a camera, a video file or an image folder")

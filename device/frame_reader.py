@@ -3,11 +3,14 @@
 Keeping capture off the main thread means a camera stuck in a blocking read
 can never delay SIGTERM or the watchdog. A live camera keeps only the newest
 frame (stale ones are dropped and counted); a file keeps every frame, so a
-recording always gives the same announcements. ``realtime`` paces a file at
+recording always gives the same announcements. A file's reader runs ahead of the
+loop by at most :data:`FILE_QUEUE_FRAMES` frames and :data:`FILE_QUEUE_BYTES` of
+pixels, whichever is fewer (always one frame): eight 4096x4096 frames would be
+400 MB, so such a file waits with one frame queued. ``realtime`` paces a file at
 its own timestamps, like a camera; the pacing sleep is not counted as
 capture time. :meth:`FrameReader.blocked_for` tells the loop how long the
-source has been stuck in one read, so a hung camera or a FIFO in an image
-folder is noticed instead of looking like a quiet room.
+source has been stuck in one read, so a hung camera or a named pipe no one
+writes to is noticed instead of looking like a quiet room.
 """
 from __future__ import annotations
 
@@ -20,13 +23,25 @@ from device.frames import Frame
 
 END = object()
 
+# How far a file's reader may run ahead of the loop: 8 frames of 640x480 (7 MB) or
+# 1080p (50 MB), 2 of 4K UHD (25 MB each), 1 of 4096x4096 (50 MB).
+FILE_QUEUE_FRAMES = 8
+FILE_QUEUE_BYTES = 64 * 2**20
+
+
+def _nbytes(item: object) -> int:
+    """The pixel bytes a queued item holds (a (frame, capture ms) pair), else 0."""
+    return item[0].image.nbytes if isinstance(item, tuple) else 0
+
 
 class FrameReader:
     def __init__(self, source: FrameSource, realtime: bool = False) -> None:
         self.source = source
         self.realtime = realtime and not source.live
-        self.queue: queue.Queue = queue.Queue(maxsize=1 if source.live else 8)
+        self.queue: queue.Queue = queue.Queue(maxsize=1 if source.live else FILE_QUEUE_FRAMES)
         self.dropped = 0
+        self._queued_bytes = 0  # pixels of a file's frames in the queue
+        self._room = threading.Condition()  # signalled when the loop takes a file's frame
         self._read_started: float | None = None  # monotonic start of the read in progress
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
@@ -44,6 +59,13 @@ class FrameReader:
                     pass
                 self.queue.put_nowait(item)
             return
+        size = _nbytes(item)
+        with self._room:
+            while self._queued_bytes and self._queued_bytes + size > FILE_QUEUE_BYTES:
+                if self._stop.is_set():
+                    return
+                self._room.wait(0.2)
+            self._queued_bytes += size
         while not self._stop.is_set():
             try:
                 self.queue.put(item, timeout=0.2)
@@ -93,9 +115,14 @@ class FrameReader:
     def get(self, timeout: float) -> tuple[Frame, float] | CaptureError | object | None:
         """A (frame, capture ms) pair, a CaptureError, END, or None on timeout."""
         try:
-            return self.queue.get(timeout=timeout)
+            item = self.queue.get(timeout=timeout)
         except queue.Empty:
             return None
+        if not self.source.live:
+            with self._room:
+                self._queued_bytes -= _nbytes(item)
+                self._room.notify()
+        return item
 
     def close(self) -> None:
         self._stop.set()

@@ -1,9 +1,16 @@
 """A frame source that hangs in a read: the loop says so, reopens it, and stops feeding
 the watchdog meanwhile; once frames flow again, the next fault starts from a short delay.
 
-The stuck source is real: an image folder whose last "image" is a FIFO, which
-blocks OpenCV's read forever, exactly like a camera whose read never returns.
-The daemon runs in-process on a thread so the stall limit can be short.
+The stuck source is real: a named pipe given as the source, into which a writer
+thread puts a real MJPG video made by OpenCV, but only its header and first four
+frames, and then keeps the pipe open without writing more. OpenCV opens the stream,
+decodes the four frames and then blocks in its read, exactly like a camera whose read
+never returns. (A FIFO inside an image folder no longer serves: a folder's images are
+its regular files only.) Each open of the pipe is a new pipe at the same name, as a
+camera serves each open afresh, so a reopened source does not share its bytes with the
+earlier reader still stuck in its read; at teardown the writer closes every pipe and
+the stuck readers get their end of file. The daemon runs in-process on a thread so the
+stall limit can be short.
 """
 from __future__ import annotations
 
@@ -29,22 +36,53 @@ from device.loop import Daemon, RunOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 STALL = 1.5
+SERVED = 4  # frames each open of the pipe gives before it hangs
+
+
+def video_head(path: Path, frames: int) -> bytes:
+    """A real 30-frame MJPG .avi, cut just after its ``frames``-th frame chunk."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (96, 96))
+    for _ in range(30):
+        writer.write(np.full((96, 96, 3), 128, np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    pos = data.index(b"movi") + 4
+    for _ in range(frames):
+        assert data[pos:pos + 4] == b"00dc", data[pos:pos + 4]
+        size = int.from_bytes(data[pos + 4:pos + 8], "little")
+        pos += 8 + size + (size & 1)
+    return data[:pos]
 
 
 @pytest.fixture
-def stuck_folder(tmp_path: Path):
-    """Three grey frames, then a FIFO that no one writes to."""
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i in range(3):
-        cv2.imwrite(str(folder / f"{i}.png"), np.full((96, 96, 3), 128, np.uint8))
-    fifo = folder / "z.png"
-    os.mkfifo(fifo)
-    yield folder
-    # Let readers of this process still blocked in open() go: a writer that comes and
-    # leaves gives them EOF. None left (they were in a child that exited): ENXIO.
+def stuck_pipe(tmp_path: Path):
+    """A named pipe that gives every reader that opens it SERVED frames, then nothing."""
+    head = video_head(tmp_path / "video.avi", SERVED)
+    pipe = tmp_path / "camera.avi"
+    os.mkfifo(pipe)
+    held: list[int] = []  # write ends kept open: their readers wait in read
+    done = threading.Event()
+
+    def serve() -> None:
+        while True:
+            fd = os.open(pipe, os.O_WRONLY)  # waits for the daemon to open the pipe
+            held.append(fd)
+            if done.is_set():
+                return
+            os.unlink(pipe)  # the next open gets a pipe of its own
+            os.mkfifo(pipe)
+            os.write(fd, head)  # a few KB: fits the pipe's buffer, never blocks
+
+    writer = threading.Thread(target=serve, daemon=True)
+    writer.start()
+    yield pipe
+    done.set()
+    # A reader that comes and goes lets the writer out of its open.
     with contextlib.suppress(OSError):
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
+    writer.join(5)
+    for fd in held:  # the readers still stuck in a read get their end of file
+        os.close(fd)
 
 
 def start_daemon(tmp_path: Path, source: Path, model: Path) -> tuple[Daemon, threading.Thread]:
@@ -69,7 +107,7 @@ def wait_for_stalls(caplog, count: int, timeout: float) -> list[str]:
     return stall_lines(caplog)
 
 
-def test_a_stuck_source_is_logged_reopened_and_starves_the_watchdog(tmp_path, stuck_folder, model_path,
+def test_a_stuck_source_is_logged_reopened_and_starves_the_watchdog(tmp_path, stuck_pipe, model_path,
                                                                     monkeypatch, caplog):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify.sock"))
@@ -77,7 +115,7 @@ def test_a_stuck_source_is_logged_reopened_and_starves_the_watchdog(tmp_path, st
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
     monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # a ping every 0.5 s while healthy
     caplog.set_level(logging.INFO, logger="facecue")
-    daemon, thread = start_daemon(tmp_path, stuck_folder, model_path)
+    daemon, thread = start_daemon(tmp_path, stuck_pipe, model_path)
     pings: list[float] = []
     try:
         deadline = time.monotonic() + 60
@@ -93,8 +131,8 @@ def test_a_stuck_source_is_logged_reopened_and_starves_the_watchdog(tmp_path, st
         sock.close()
     assert not thread.is_alive()
     stalls = stall_lines(caplog)
-    assert len(stalls) == 2 and daemon.frames_seen >= 6, stalls
-    assert re.fullmatch(r"camera error: no frame from .*frames for 1.5s \(the source is stuck\); "
+    assert len(stalls) == 2 and daemon.frames_seen >= 2 * SERVED, stalls
+    assert re.fullmatch(r"camera error: no frame from .*camera\.avi for 1.5s \(the source is stuck\); "
                         r"retrying in \d+s", stalls[0]), stalls[0]
     # Pings come every 0.5 s while frames flow and while waiting to reopen; each stuck
     # read left a hole of about the stall limit (no ping came between it and the line).
@@ -106,9 +144,9 @@ def test_a_stuck_source_is_logged_reopened_and_starves_the_watchdog(tmp_path, st
     assert np.abs(pcm).max() > 1000
 
 
-def test_the_retry_delay_starts_over_once_frames_flow_again(tmp_path, stuck_folder, model_path, caplog):
+def test_the_retry_delay_starts_over_once_frames_flow_again(tmp_path, stuck_pipe, model_path, caplog):
     caplog.set_level(logging.INFO, logger="facecue")
-    daemon, thread = start_daemon(tmp_path, stuck_folder, model_path)
+    daemon, thread = start_daemon(tmp_path, stuck_pipe, model_path)
     try:
         stalls = wait_for_stalls(caplog, 3, 60)
     finally:
@@ -120,14 +158,28 @@ def test_the_retry_delay_starts_over_once_frames_flow_again(tmp_path, stuck_fold
     assert delays == [1, 1, 1], stalls
 
 
-def test_a_stuck_file_source_ends_a_foreground_run_with_one_line(tmp_path, stuck_folder):
+def test_a_stuck_file_source_ends_a_foreground_run_with_one_line(tmp_path, stuck_pipe):
     """Without --retry, `facecue run` on a source that hangs exits 1 after the default stall limit."""
     config = tmp_path / "config.toml"
     config.write_text("")
     start = time.monotonic()
     run = subprocess.run([sys.executable, "-m", "device.cli", "run", "--config", str(config), "--source",
-                          str(stuck_folder), "--audio-out", str(tmp_path / "a.wav")],
+                          str(stuck_pipe), "--audio-out", str(tmp_path / "a.wav")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert run.stderr.splitlines() == [f"facecue: error: no frame from {stuck_folder} for 5s (the source is stuck)"]
+    assert run.stderr.splitlines() == [f"facecue: error: no frame from {stuck_pipe} for 5s (the source is stuck)"]
     assert time.monotonic() - start < 60
+
+
+def test_a_pipe_no_one_writes_to_is_a_stuck_source_not_a_hang(tmp_path):
+    """Opening a named pipe waits for a writer; that wait is on the reader's thread, so
+    it is a stall like any other, not a daemon hung before its first frame."""
+    pipe = tmp_path / "camera.avi"
+    os.mkfifo(pipe)
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    run = subprocess.run([sys.executable, "-m", "device.cli", "run", "--config", str(config), "--source",
+                          str(pipe), "--audio-out", str(tmp_path / "a.wav")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert run.stderr.splitlines() == [f"facecue: error: no frame from {pipe} for 5s (the source is stuck)"]

@@ -4,13 +4,16 @@ they are decoded, and a damaged video that ends early says so.
 The files are real: images written by OpenCV whose headers are then made to claim
 30000x30000 pixels (so the test itself stays small), a video really too large, and an
 MJPG video really damaged in its middle. Each is run through `facecue run` as the user
-would run it.
+would run it. A real 4096x4096 video, the largest allowed, is read through the frame
+reader to show that it holds one such frame at a time, not eight (400 MB).
 """
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -130,3 +133,44 @@ def test_a_video_damaged_in_the_middle_says_how_many_frames_it_gave(tmp_path):
 
     run = run_facecue(tmp_path, intact)
     assert run.returncode == 0 and " WARNING " not in run.stdout, run.stdout + run.stderr
+
+
+def test_only_regular_files_of_a_folder_are_read(tmp_path):
+    """A FIFO named like an image would block the read forever; it is not an image."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), np.full((96, 96, 3), 128, np.uint8))
+    os.mkfifo(folder / "a.jpg")
+    (folder / "b.png").mkdir()
+    run = run_facecue(tmp_path, folder)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"end of {folder} after 1 frames" in run.stdout
+
+
+def test_a_video_of_the_largest_frames_keeps_one_frame_waiting(tmp_path):
+    """The reader of a file runs ahead of the loop by at most 64 MB of pixels: one
+    4096x4096 frame (50 MB), where eight would hold 400 MB while the loop is busy."""
+    from device.capture import open_source
+    from device.frame_reader import END, FrameReader
+
+    path = tmp_path / "big.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (4096, 4096))
+    for i in range(6):
+        writer.write(np.full((4096, 4096, 3), 40 * i, np.uint8))
+    writer.release()
+    reader = FrameReader(open_source(str(path)))
+    frames, most = 0, 0
+    try:
+        while True:
+            time.sleep(0.3)  # a busy loop: the reader runs ahead as far as it is let
+            queued = [item for item in list(reader.queue.queue) if isinstance(item, tuple)]
+            most = max(most, sum(frame.image.nbytes for frame, _ in queued))
+            item = reader.get(timeout=10)
+            if item is END:
+                break
+            assert isinstance(item, tuple), item
+            frames += 1
+    finally:
+        reader.close()
+    assert frames == 6
+    assert most == 4096 * 4096 * 3, f"{most / 2**20:.0f} MB queued"
