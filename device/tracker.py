@@ -24,6 +24,10 @@ ROI_MAX = 224  # px: the largest square the tracked face is searched in
 ROI_FACES = 1.5  # the square's side in face-box sides (the box's longer side)
 RESCAN_FACE = 64  # px: how wide the followed face is made for the periodic search for a nearer one
 RESCAN_SCALES = (0.25, 0.375, 0.5, 0.75)  # a few frame sizes only: the detector keeps a network per size
+# px: the longest side a search of the whole frame runs on. Faces the device speaks about
+# are 50-250 px in a 640x480 frame; a larger frame is shrunk to this, since YuNet on a
+# 4096 px frame needs over a gigabyte and seconds per search for no face it would miss.
+SEARCH_MAX_SIDE = 1280
 
 
 class FaceTracker:
@@ -44,9 +48,13 @@ class FaceTracker:
         self.box = None
         self._last_scan = None
 
+    def _frame_scale(self, image: np.ndarray, scale: float) -> float:
+        """``scale``, or less where the frame would otherwise be searched above ``SEARCH_MAX_SIDE``."""
+        return min(scale, SEARCH_MAX_SIDE / max(image.shape[:2]))
+
     def scan(self, image: np.ndarray) -> FaceBox | None:
         """The largest face of the whole ``image``: one photo, no history."""
-        return largest(self.detector.detect_all(image, self.scale, self.min_face))
+        return largest(self.detector.detect_all(image, self._frame_scale(image, self.scale), self.min_face))
 
     def settle(self, image: np.ndarray) -> FaceBox | None:
         """The face the device settles on when it looks at ``image`` for a while: after the
@@ -89,7 +97,7 @@ class FaceTracker:
         about ``RESCAN_FACE`` px wide (at least), which makes this search several times cheaper
         than a full one."""
         wanted = RESCAN_FACE / max(current.w, 1)
-        scale = min(self.scale, next((s for s in RESCAN_SCALES if s >= wanted), 1.0))
+        scale = self._frame_scale(image, min(self.scale, next((s for s in RESCAN_SCALES if s >= wanted), 1.0)))
         return largest(self.detector.detect_all(image, scale, max(self.min_face, int(0.8 * current.w))))
 
     def _search_near(self, image: np.ndarray, last: FaceBox) -> FaceBox | None:

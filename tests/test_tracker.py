@@ -2,13 +2,14 @@
 again when it is lost, every ``rescan_every`` seconds, and only every ``idle_every`` with no face."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from device.config import DetectConfig
 from device.detect import YuNetDetector
 from device.frames import FaceBox
-from device.tracker import FaceTracker, tracker_from_config
+from device.tracker import SEARCH_MAX_SIDE, FaceTracker, tracker_from_config
 from tests.photos import place
 
 pytest.importorskip("skimage.data", reason="scikit-image (the dev extra) ships the test photos")
@@ -113,3 +114,18 @@ def test_settle_gives_the_box_of_the_search_near_the_face(astronaut, coffee):
     again.find(frame, 0.0)
     assert again.find(frame, 0.5) == box  # what the device uses from its second frame on
     assert tracker.settle(coffee) is None and tracker.box is None
+
+
+def test_a_huge_frame_is_searched_shrunk_and_its_face_found_in_its_own_pixels(astronaut, coffee):
+    """A 4096 px frame (a misconfigured camera, a big video) is searched at most
+    SEARCH_MAX_SIDE wide: the nets the detector made say what it was given."""
+    frame = cv2.resize(place(astronaut, coffee, 0.6, (200, 150)), (4096, 3072), interpolation=cv2.INTER_CUBIC)
+    small = cv2.resize(frame, (640, 480), interpolation=cv2.INTER_AREA)
+    detector = YuNetDetector()
+    tracker = FaceTracker(detector, min_face=48)
+    box = tracker.find(frame, 0.0)
+    assert box is not None and max(max(size) for size in detector._nets) <= SEARCH_MAX_SIDE
+    expected = FaceTracker(YuNetDetector(), min_face=8).scan(small)
+    assert abs(box.x - 6.4 * expected.x) < 0.05 * box.w and abs(box.w - 6.4 * expected.w) < 0.1 * box.w
+    tracker.find(frame, 1.5)  # the search for a nearer face, too
+    assert max(max(size) for size in detector._nets) <= SEARCH_MAX_SIDE
