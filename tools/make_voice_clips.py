@@ -1,4 +1,4 @@
-"""Generate the committed voice clips ``audio/clips/<lang>/<key>.wav`` with espeak-ng.
+"""Generate the committed voice clips audio/clips/<lang>/<key>.wav with espeak-ng.
 
 Usage: ``python tools/make_voice_clips.py [--languages en id] [--out DIR] [--check]``
 

@@ -1,4 +1,4 @@
-"""Fit a model's softmax temperature on validation, so ``[decide] min_confidence`` means what it says.
+"""Fit a model's softmax temperature on validation, so [decide] min_confidence means what it says.
 
     python -m tools.eval.calibrate --model models/facecue_vgg_elu_int8.tflite --scenes SCENES.npz [--write]
 

@@ -1,4 +1,4 @@
-"""``facecue-train``: train a run, or run a whole recipe.
+"""facecue-train: train a run, or run a whole recipe.
 
     facecue-train run models/facecue_vgg_elu.recipe.toml     # the shipped model, every stage
     python -m tools.train --run runs/final --arch vgg_elu-small --epochs 40
@@ -39,17 +39,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run", type=Path, default=Path("runs/final"), help="run folder (checkpoints, report)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its last epoch")
     p.add_argument("--measure", nargs="+", metavar="ARCH", help="time training steps of these archs and exit")
-    p.add_argument("--arch", default=d.arch)
+    p.add_argument("--arch", default=d.arch, help="network size (models/architectures.py), e.g. vgg_elu-base")
     p.add_argument("--train", default=d.train or str(shared_split("train") or ""), help="training npz")
     p.add_argument("--valid", default=d.valid or str(shared_split("valid") or ""), help="validation npz")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    p.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default=d.class_weight)
+    p.add_argument("--epochs", type=int, default=d.epochs, help="length of the cosine schedule, in epochs")
+    p.add_argument("--batch", type=int, default=d.batch, help="faces per training step")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate, after the warm-up")
+    p.add_argument("--momentum", type=float, default=d.momentum, help="SGD Nesterov momentum")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="L2 weight decay")
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing,
+                   help="share of each target spread over the other classes")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs,
+                   help="epochs the learning rate rises from a tenth to --lr")
+    p.add_argument("--class-weight", choices=("none", "sqrt", "balanced"), default=d.class_weight,
+                   help="loss weight of rare classes: none, inverse square-root frequency, inverse frequency")
     p.add_argument("--dropout", type=float, default=d.dropout, help="dropout before the classifier")
     p.add_argument("--erase-prob", type=float, default=d.erase_prob, help="share of faces randomly erased")
     p.add_argument("--cutmix", type=float, default=d.cutmix,
@@ -65,8 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--init-weights", default=d.init_weights,
                    help="start from these weights (same arch), e.g. runs/final/best.weights.h5")
     p.add_argument("--limit", type=int, default=d.limit, help="train on a random N faces only")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--threads", type=int, default=d.threads)
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of the weights, batches and augmentation")
+    p.add_argument("--threads", type=int, default=d.threads, help="TensorFlow threads (0: all cores)")
     p.add_argument("--keep-from", type=int, default=d.keep_from, metavar="EPOCH",
                    help="keep every epoch's weights from EPOCH on in RUN/epochs/, for tools.train.export --average")
     p.add_argument("--no-report", action="store_true", help="skip curves/confusion/report files")

@@ -1,4 +1,4 @@
-"""Regenerate the figures section of the model card (``models/README.md``) from the model JSON.
+"""Regenerate the figures section of the model card (models/README.md) from the model JSON.
 
     python -m tools.train.model_card            # after tools.train.export has written models/*.json
 

@@ -1,4 +1,4 @@
-"""``facecue-train run RECIPE.toml``: make a shipped model from the checkout, every stage declared.
+"""facecue-train run RECIPE.toml: make a shipped model from the checkout, every stage declared.
 
     facecue-train run models/facecue_vgg_elu.recipe.toml [--data DIR] [--until STAGE]
 
