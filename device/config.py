@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ from audio.phrases import EXPRESSIONS, PHRASES
 log = logging.getLogger("facecue")
 
 DEFAULT_CONFIG_PATH = Path("/etc/facecue/config.toml")
+# Where `facecue sync` kept its settings before they became config.toml's [sync]:
+# still read on a device that has it and no [sync] source (install.sh moves it).
+LEGACY_SYNC_PATH = Path("/etc/facecue/sync.toml")
 
 
 class ConfigError(ValueError):
@@ -28,8 +32,8 @@ class ConfigError(ValueError):
 
 
 def _opt(default: Any, help: str, *, choices: tuple = (), min: float | None = None,
-         max: float | None = None) -> Any:
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+         max: float | None = None, positive: bool = False) -> Any:
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "positive": positive}
     if callable(default):  # a mutable default (list) needs a factory
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
@@ -131,6 +135,29 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    """``facecue sync``: where models are published and how to fetch them. It installs
+    into [model] store, the folder the daemon reads."""
+
+    source: str = _opt("", "s3://BUCKET/PREFIX the models are published to; empty: sync is not set up "
+                       "(the timer's runs do nothing)")
+    endpoint_url: str = _opt("", "an S3-compatible store (e.g. https://minio.example.org); empty: AWS")
+    region: str = _opt("", "AWS region of the bucket; empty: the AWS default, else us-east-1")
+    anonymous: bool = _opt(False, "unsigned requests to a public-read bucket: no credentials on the device")
+    public_key: str = _opt("/etc/facecue/model-signing.pub", "the Ed25519 public key manifests must be signed with")
+    state_dir: str = _opt("/var/lib/facecue/sync", "where sync keeps its state (ETag, backoff, floors, "
+                          "manifest serials, rollbacks)")
+    connect_timeout: float = _opt(5.0, "seconds to connect to the store", positive=True)
+    read_timeout: float = _opt(20.0, "seconds one read from the store may take", positive=True)
+    max_attempts: int = _opt(3, "tries of each request", positive=True)
+    download_deadline: float = _opt(900.0, "seconds for the manifest and all downloads of one run together",
+                                    positive=True)
+    backoff_base: float = _opt(1800.0, "seconds to wait after a failed run; doubles with each further failure",
+                               positive=True)
+    backoff_max: float = _opt(86400.0, "the longest wait between failed runs, seconds", positive=True)
+
+
+@dataclass(frozen=True)
 class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
@@ -140,10 +167,11 @@ class Config:
     buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
     haptics: HapticsConfig = field(default_factory=HapticsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
 
 
-def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
-    where = f"[{section}] {f.name}"
+def _check_value(label: str, f: dataclasses.Field, hint: Any, value: Any) -> Any:
+    where = f"{label}{f.name}"
     if hint is bool:
         ok = isinstance(value, bool)
     elif hint is int:
@@ -159,6 +187,8 @@ def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> A
         kind = "a finite float" if hint is float else getattr(hint, "__name__", str(hint))
         raise ConfigError(f"{where} must be {kind}, got {value!r}")
     meta = f.metadata
+    if meta["positive"] and not value > 0:
+        raise ConfigError(f"{where} must be a positive number, got {value!r}")
     for item in value if isinstance(value, list) else [value]:
         if meta["choices"] and item not in meta["choices"]:
             raise ConfigError(f"{where} must be one of {', '.join(meta['choices'])}, got {item!r}")
@@ -172,21 +202,32 @@ def _check_value(section: str, f: dataclasses.Field, hint: Any, value: Any) -> A
 # Keys that were once valid: install.sh wrote every key into the config, so a
 # device upgraded past their removal still has them. Ignored with a warning, not
 # refused: refusing would stop an upgraded device from starting.
-RETIRED = {("detect", "margin"): "the crop margin now comes from the model's JSON"}
+RETIRED = {("detect", "margin"): "the crop margin now comes from the model's JSON",
+           ("sync", "model_dir"): "sync installs into [model] store, the folder the daemon reads"}
 
 
-def _section(name: str, cls: type, data: Any) -> Any:
+def _section(name: str, cls: type, data: Any, label: str | None = None) -> Any:
+    """``data`` checked key by key into ``cls``; errors name each key as ``label`` +
+    key (default ``[name] ``; the old sync.toml, whose keys are top-level, passes "")."""
+    label = f"[{name}] " if label is None else label
     if not isinstance(data, dict):
         raise ConfigError(f"[{name}] must be a table")
     for key in [k for k in data if (name, k) in RETIRED]:
-        log.warning("config: [%s] %s is no longer used (%s); delete it", name, key, RETIRED[(name, key)])
+        log.warning("config: %s%s is no longer used (%s); delete it", label, key, RETIRED[(name, key)])
         data = {k: v for k, v in data.items() if k != key}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown key [{name}] {unknown[0]}; known: {', '.join(fields)}")
-    return cls(**{k: _check_value(name, fields[k], hints[k], v) for k, v in data.items()})
+        raise ConfigError(f"unknown key {label}{unknown[0]}; known: {', '.join(fields)}")
+    return cls(**{k: _check_value(label, fields[k], hints[k], v) for k, v in data.items()})
+
+
+def with_overrides(values: Any, section: str, overrides: dict[str, Any]) -> Any:
+    """``values`` (one section's dataclass) with ``overrides`` (None: not given)
+    checked by the same validator as the file: a flag is held to the key's rules."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return _section(section, type(values), {**dataclasses.asdict(values), **given})
 
 
 def from_dict(data: dict[str, Any]) -> Config:
@@ -236,6 +277,61 @@ def load(path: Path | None) -> Config:
         return from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+
+
+def load_legacy_sync(path: Path) -> SyncConfig:
+    """A ``sync.toml`` of before [sync] (its keys at the top level), checked by the
+    same validator as config.toml's [sync]; errors name the file and the bare key.
+    FileNotFoundError passes through."""
+    data = read_toml(path, "settings file")
+    try:
+        return _section("sync", SyncConfig, data, label="")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+_SYNC_HEADER = re.compile(r"\s*\[\s*sync\s*\]\s*(#.*)?")
+_TABLE_HEADER = re.compile(r"\s*\[")
+
+
+def with_legacy_sync(config_path: Path, legacy_path: Path) -> str | None:
+    """What install.sh writes to move ``legacy_path`` (sync.toml) into
+    ``config_path``: the config's text with the old file's keys as its [sync] table
+    (replacing a [sync] table without a source, as install.sh renders by default),
+    comments and the other sections kept. None when [sync] already has a source
+    (the old file is then ignored). ConfigError when either file is wrong, or when
+    the result would not mean exactly the old settings."""
+    if Path(config_path).exists():
+        data = read_toml(config_path)  # a broken config: the same one line as --check
+        text = Path(config_path).read_text(encoding="utf-8")
+    else:
+        data, text = {}, render_default()
+    try:
+        old = from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{config_path}: {exc}") from None
+    if old.sync.source:
+        return None
+    legacy = load_legacy_sync(legacy_path)
+    given = read_toml(legacy_path, "settings file")
+    table = ["[sync]", f"# moved here from {legacy_path} by install.sh"]
+    table += [f"{f.name} = {_toml_value(getattr(legacy, f.name))}" for f in dataclasses.fields(SyncConfig)
+              if f.name in given]
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _SYNC_HEADER.fullmatch(line)), None)
+    if start is None:
+        merged = "\n".join(lines).rstrip("\n") + "\n\n" + "\n".join(table) + "\n"
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if _TABLE_HEADER.match(lines[i])), len(lines))
+        merged = "\n".join(lines[:start] + table + ([""] + lines[end:] if end < len(lines) else [])) + "\n"
+    try:
+        moved = from_dict(tomllib.loads(merged))
+    except (ConfigError, tomllib.TOMLDecodeError):
+        moved = None
+    if moved != dataclasses.replace(old, sync=legacy):
+        raise ConfigError(f"cannot move {legacy_path} into {config_path} by itself (its [sync] is spread out): "
+                          "move the keys under [sync] by hand")
+    return merged
 
 
 def _toml_value(value: Any) -> str:

@@ -436,7 +436,8 @@ def run_main(main, argv: list[str]) -> Result:
 
 @dataclass
 class Fleet:
-    """The publisher's key and bucket, and one device's store, state and settings."""
+    """The publisher's key and bucket, and one device's store, state and config (its
+    [sync] table last, so that a test may append a key to it)."""
 
     bucket: Bucket
     root: Path
@@ -450,8 +451,15 @@ class Fleet:
         return self.root / "device" / "models"
 
     @property
-    def settings(self) -> Path:
-        return self.root / "device" / "sync.toml"
+    def config(self) -> Path:
+        return self.root / "device" / "config.toml"
+
+    def set_sync(self, **keys: object) -> None:
+        """Add keys (not set yet) to the config's [sync] table."""
+        from device.config import _toml_value
+
+        self.config.write_text(self.config.read_text() + "".join(f"{k} = {_toml_value(v)}\n"
+                                                                 for k, v in keys.items()))
 
     def publish(self, model: Path, *extra: str) -> Result:
         from tools.cloud.publish import main
@@ -460,7 +468,7 @@ class Fleet:
                                "--endpoint-url", self.bucket.moto.url, *extra])
 
     def sync_argv(self, *extra: str) -> list[str]:
-        return ["--settings", str(self.settings), *extra]
+        return ["--config", str(self.config), *extra]
 
     def sync(self, *extra: str) -> Result:
         from tools.cloud.sync import main
@@ -492,11 +500,11 @@ def fleet(bucket: Bucket, tmp_path: Path) -> Fleet:
     root = tmp_path / "fleet"
     (root / "device").mkdir(parents=True)
     generate_keypair(root / "signing.pem", root / "device" / "signing.pub")
-    (root / "device" / "sync.toml").write_text(
-        f'source = "{bucket.url}"\n'
+    (root / "device" / "config.toml").write_text(
+        f'[model]\nstore = "{root / "device" / "models"}"\n\n'
+        f'[sync]\nsource = "{bucket.url}"\n'
         f'endpoint_url = "{bucket.moto.url}"\n'
         f'public_key = "{root / "device" / "signing.pub"}"\n'
-        f'model_dir = "{root / "device" / "models"}"\n'
         f'state_dir = "{root / "device" / "state"}"\n'
         "connect_timeout = 2.0\nread_timeout = 5.0\nmax_attempts = 2\n")
     return Fleet(bucket, root)

@@ -121,7 +121,8 @@ def _sign_crasher_in(fleet, crasher) -> None:
                             "model_key": model_key, "metadata_key": metadata_key, "size": len(model),
                             "sha256": hashlib.sha256(model).hexdigest(), "metadata_size": len(meta),
                             "metadata_sha256": hashlib.sha256(meta).hexdigest()})
-    signed = Manifest(current.models + (entry,), current.updated, current.channel, current.expires)
+    signed = Manifest(current.models + (entry,), current.updated, current.channel, current.expires,
+                      current.serial + 1)
     fleet.bucket.put("manifest.json", sign_manifest(signed, private))
 
 

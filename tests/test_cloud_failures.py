@@ -313,7 +313,7 @@ def test_model_sent_chunked_cannot_be_longer_than_the_manifest_says(serving):
 @pytest.mark.parametrize("marker", [b"manifest.json", b"1.1.0/model.tflite"])
 def test_a_trickling_server_cannot_hold_the_sync_past_its_deadline(serving, marker):
     """One byte every 2 s never trips the read timeout; one deadline per run ends it."""
-    serving.settings.write_text(serving.settings.read_text() + "download_deadline = 3.0\n")
+    serving.set_sync(download_deadline=3.0)
     proxy = Proxy(_moto_port(serving), cut_marker=marker, trickle=2.0)
     env = {**client_env(), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()

@@ -136,9 +136,9 @@ def test_an_older_manifest_does_not_downgrade_without_the_flag(fleet, releases):
     fleet.sync()
     fleet.bucket.put("manifest.json", old_manifest)  # a stale mirror replays the old, validly signed manifest
     kept = fleet.sync()
-    assert kept.code == 0 and "keeping model 1.1.0" in kept.out and "older" in kept.out
+    assert kept.code == 1 and "manifest #1 is older than #2" in kept.err
     assert current(fleet) == "1.1.0"
-    down = fleet.sync("--allow-downgrade")
+    down = fleet.sync("--force", "--allow-downgrade")
     assert down.out.strip() == "facecue sync: installed model 1.0.0 (was 1.1.0)"
 
 
@@ -191,13 +191,16 @@ def test_backoff_grows_exponentially_with_jitter_and_survives_clock_jumps():
 
 
 def test_settings_errors_are_one_line(fleet, tmp_path):
-    fleet.settings.write_text(fleet.settings.read_text() + 'bucket = "x"\n')
+    fleet.set_sync(bucket="x")
     result = fleet.sync()
-    assert result.code == 1 and result.err.count("\n") == 1 and "unknown key 'bucket'" in result.err
-    fleet.settings.write_text('source = "s3://b/x"\nread_timeout = "soon"\n')
-    assert "read_timeout must be float" in fleet.sync().err
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err.startswith(f"facecue: error: {fleet.config}: unknown key [sync] bucket; known: source, ")
+    fleet.config.write_text('[sync]\nsource = "s3://b/x"\nread_timeout = "soon"\n')
+    assert fleet.sync().err == (f"facecue: error: {fleet.config}: [sync] read_timeout must be a finite float, "
+                                "got 'soon'\n")
+    fleet.config.write_text("")
     missing = fleet.sync("--settings", str(tmp_path / "nope.toml"))
-    assert missing.code == 1 and "not found" in missing.err
+    assert missing.err == f"facecue: error: settings file {tmp_path / 'nope.toml'} not found\n"
 
 
 def test_state_file_damage_costs_only_a_refetch(fleet, releases):

@@ -1,6 +1,7 @@
 """What a signed manifest can no longer make a device do: install a model of another
-channel, hold the device on an expired manifest (even behind 304s), or take it below
-the newest model it installed from its channel. Real S3 (moto), the real CLIs."""
+channel, hold the device on an expired manifest (even behind 304s) or on an older
+manifest replayed within its expiry, or take it below the newest model it installed
+from its channel. Real S3 (moto), the real CLIs."""
 from __future__ import annotations
 
 import json
@@ -87,7 +88,8 @@ def test_an_expired_manifest_is_refused_until_the_publisher_refreshes_it(fleet, 
     body = fleet.manifest()["body"]
     assert [m["version"] for m in body["models"]] == ["1.0.0", "1.1.0"]
     assert refreshed.out.strip() == (f"refreshed the manifest at {fleet.bucket.url} (2 models): "
-                                     f"valid until {body['expires']}")
+                                     f"manifest #3, valid until {body['expires']}")
+    assert body["serial"] == 3  # two publishes, one refresh
     assert 6.9 * 86400 < parse_time(body["expires"]) - time.time() <= 7 * 86400
     assert fleet.sync("--force").out.strip() == "facecue sync: installed model 1.1.0 (was 1.0.0)"
 
@@ -167,17 +169,19 @@ def test_a_manifest_in_the_old_format_is_refused_with_what_to_do(fleet, releases
 
 
 def test_the_floor_outlives_the_models_that_set_it(fleet, releases):
-    """A stale mirror replaying an old (validly signed, unexpired) manifest cannot take
-    the device below the newest model it installed from this channel, even after the
-    store lost that model; --allow-downgrade is the operator's explicit way down."""
+    """A manifest that lists only older models (here a publisher with the key but a bug,
+    re-signing an old manifest with a new serial) cannot take the device below the
+    newest model it installed from this channel, even after the store lost that model;
+    --allow-downgrade is the operator's explicit way down."""
     fleet.publish(releases["1.0.0"])
-    old_manifest = fleet.bucket.get("manifest.json")
+    old_manifest = json.loads(fleet.bucket.get("manifest.json"))
     fleet.publish(releases["1.1.0"])
     fleet.sync()
     assert fleet.state()["floors"] == {fleet.bucket.url: 2}
     for link in ("current", "previous"):
         (fleet.store / link).unlink(missing_ok=True)  # the store was cleaned by hand
-    fleet.bucket.put("manifest.json", old_manifest)
+    old_manifest["body"]["serial"] = 3
+    fleet.put_manifest(old_manifest)
     kept = fleet.sync()
     assert (kept.code, kept.out.strip()) == (0, (
         "facecue sync: warning: keeping the shipped model: the manifest's newest model 1.0.0 (#1) is "
@@ -211,3 +215,62 @@ def test_each_channel_has_its_own_floor(fleet, releases):
     fleet.publish(releases["1.2.0"])  # seq 1 of the stable channel
     assert fleet.sync().out.strip() == "facecue sync: installed model 1.2.0 (was 1.1.0)"
     assert fleet.state()["floors"] == {beta.bucket.url: 2, fleet.bucket.url: 1}
+
+
+def test_an_older_manifest_replayed_within_its_expiry_is_refused(fleet, releases):
+    """The store (or a man in the middle) serves the first, validly signed and unexpired
+    manifest again: the device refuses it by its serial, as a failed run with backoff,
+    and keeps its model; the next publish (a higher serial) goes through."""
+    assert fleet.publish(releases["1.0.0"]).code == 0
+    first = fleet.bucket.get("manifest.json")
+    assert fleet.publish(releases["1.1.0"]).code == 0
+    assert fleet.sync().out.strip() == "facecue sync: installed model 1.1.0 (was the shipped model)"
+    assert fleet.state()["serials"] == {fleet.bucket.url: 2}
+    fleet.bucket.put("manifest.json", first)
+    assert refused(fleet.sync()) == (f"facecue: error: manifest #1 is older than #2, which this device already had "
+                                     f"from {fleet.bucket.url}: a replayed or rolled-back manifest "
+                                     "(--allow-downgrade accepts it)")
+    assert ms.current_version(fleet.store) == "1.1.0"
+    assert ms.active_model(fleet.store, releases["1.0.0"]).parent.name == "1.1.0"  # still served
+    state = fleet.state()
+    assert state["failures"] == 1 and state["next_try"] > time.time() and "replayed" in state["last_error"]
+    assert state["serials"] == {fleet.bucket.url: 2}
+    assert refused(fleet.sync("--force"), "manifest #1 is older than #2")  # --force skips backoff, not this
+
+    published = fleet.publish(releases["1.2.0"])  # extends what the store now holds: #1, so this is #2
+    assert published.code == 0, published.err
+    assert fleet.manifest()["body"]["serial"] == 2
+    assert fleet.sync("--force").out.strip() == "facecue sync: installed model 1.2.0 (was 1.1.0)"
+    assert fleet.state()["failures"] == 0
+
+
+def test_a_manifest_signed_before_serials_counts_as_0(fleet, releases):
+    """A facecue-manifest/2 body without a serial (published by an older facecue-model)
+    is accepted while the device has seen no counted one, and refused after."""
+    fleet.publish(releases["1.0.0"])
+    uncounted = fleet.manifest()
+    del uncounted["body"]["serial"]
+    fleet.put_manifest(uncounted)
+    assert fleet.sync().out.strip() == "facecue sync: installed model 1.0.0 (was the shipped model)"
+    assert fleet.state()["serials"] == {fleet.bucket.url: 0}
+    fleet.publish(releases["1.1.0"])  # extends the uncounted manifest: #1
+    assert fleet.sync().out.strip() == "facecue sync: installed model 1.1.0 (was 1.0.0)"
+    fleet.put_manifest(uncounted)
+    refused(fleet.sync(), "manifest #0 is older than #1")
+    bad = fleet.manifest()
+    bad["body"]["serial"] = "9"
+    fleet.put_manifest(bad)
+    refused(fleet.sync("--force"), "manifest.json: manifest has an invalid serial '9'")
+
+
+def test_allow_downgrade_accepts_a_restarted_numbering(fleet, releases):
+    """A channel deleted and published again starts at #1: the operator's --allow-downgrade
+    takes it, and the device then remembers the new numbering."""
+    fleet.publish(releases["1.0.0"])
+    fleet.publish(releases["1.1.0"])
+    fleet.sync()
+    fleet.bucket.client.delete_object(Bucket=fleet.bucket.name, Key=fleet.bucket.key("manifest.json"))
+    fleet.publish(releases["1.2.0"])  # a fresh manifest: #1
+    refused(fleet.sync(), "manifest #1 is older than #2")
+    assert fleet.sync("--force", "--allow-downgrade").out.strip() == "facecue sync: installed model 1.2.0 (was 1.1.0)"
+    assert fleet.state()["serials"] == {fleet.bucket.url: 1}

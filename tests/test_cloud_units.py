@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_systemd_unit import ANALYZE, exposure, needs_analyze, unit_settings
 
-from device.config import ModelConfig
-from tools.cloud.sync import DEFAULT_SETTINGS, SyncSettings
+from device.config import DEFAULT_CONFIG_PATH, ModelConfig, SyncConfig
+from tools.cloud import sync
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "systemd" / "facecue-sync.service"
@@ -46,7 +46,8 @@ def test_service_runs_sync_once_as_its_own_user_with_network() -> None:
     assert s["Group"] == daemon["Group"] == ["facecue"]  # the daemon reads (only) what sync writes
     assert s["ExecStart"][0].split()[1:] == ["sync"]
     assert "PrivateNetwork" not in s and "AF_INET" in s["RestrictAddressFamilies"][0]
-    assert s["ConditionPathExists"] == [str(DEFAULT_SETTINGS)]
+    assert "ConditionPathExists" not in s  # the timer runs everywhere; `facecue sync` knows if it is set up
+    assert "--config" not in s["ExecStart"][0] and sync.build_parser().parse_args([]).config == DEFAULT_CONFIG_PATH
     assert "network-online.target" in s["Wants"][0] and "time-sync.target" in s["After"][0]
 
 
@@ -54,7 +55,7 @@ def test_service_may_write_exactly_where_sync_writes() -> None:
     """Its state directories and nothing else: not /var/lib/facecue itself."""
     s = settings(SERVICE)
     writable = [f"/var/lib/{name}" for name in s["StateDirectory"][0].split()]
-    assert sorted(writable) == sorted([ModelConfig().store, SyncSettings().state_dir])
+    assert sorted(writable) == sorted([ModelConfig().store, SyncConfig().state_dir])
     assert s["ProtectSystem"] == ["strict"] and "ReadWritePaths" not in s
     assert s["StateDirectoryMode"] == ["0750"] and s["UMask"] == ["0027"]  # group facecue reads, others nothing
 
@@ -78,3 +79,16 @@ def test_timer_spreads_a_fleet_and_catches_up() -> None:
 @pytest.mark.parametrize("unit", [SERVICE, TIMER])
 def test_install_script_knows_the_units(unit: Path) -> None:
     assert unit.name in (ROOT / "install.sh").read_text()
+
+
+def test_a_device_without_a_source_runs_the_timer_for_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
+    """What replaced ConditionPathExists=/etc/facecue/sync.toml: one line, exit 0, and
+    nothing touched (no lock, no state, no network)."""
+    monkeypatch.setattr(sync, "LEGACY_SYNC_PATH", tmp_path / "sync.toml")  # none
+    config = tmp_path / "config.toml"
+    config.write_text(f'[model]\nstore = "{tmp_path / "models"}"\n[sync]\nstate_dir = "{tmp_path / "state"}"\n')
+    assert sync.main(["--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == (f"facecue sync: not set up: no source in [sync] of {config} (see tools/cloud/README.md); "
+                          "nothing to do\n", "")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]

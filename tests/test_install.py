@@ -271,3 +271,41 @@ def test_dry_run_uninstall_changes_nothing(checkout: Path) -> None:
     assert "not made by install.sh: kept" in result.stdout
     assert (checkout / ".venv").exists()
     assert system_state() == before
+
+
+def migrate_sync_settings(config: Path, legacy: Path) -> subprocess.CompletedProcess[str]:
+    """install.sh's own migrate_sync_settings, run on files in a test folder with the
+    checkout's venv as the service venv (its other helpers reduced to what they print)."""
+    body = re.search(r"^migrate_sync_settings\(\) \{\n.*?^\}\n", SCRIPT.read_text(), re.S | re.M).group(0)
+    harness = (f"set -Eeuo pipefail\nDRY_RUN=0 SERVICE_USER=$(id -gn) CONFIG={config} LEGACY_SYNC={legacy} "
+               f"SERVICE_VENV={ROOT / '.venv'}\n"
+               'step() { echo "==> $*"; }\nnote() { echo "    $*"; }\n'
+               'warn() { echo "install.sh: warning: $*" >&2; }\nas_root() { "$@"; }\n'
+               f"{body}migrate_sync_settings\n")
+    return subprocess.run(["bash", "-c", harness], capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (ROOT / ".venv" / "bin" / "python").exists(),
+                    reason="installs the config as root:GROUP, with the checkout's .venv")
+def test_an_old_sync_toml_is_moved_under_sync_once(tmp_path: Path) -> None:
+    config, legacy = tmp_path / "config.toml", tmp_path / "sync.toml"
+    config.write_text("[camera]\nfps = 10\n")
+    legacy.write_text('source = "s3://b/fleet"\nmax_attempts = 5\n')
+    first = migrate_sync_settings(config, legacy)
+    assert first.returncode == 0 and first.stderr == "", first.stderr
+    assert f"moved; the old file is kept as {legacy}.moved" in first.stdout
+    assert config.read_text() == ("[camera]\nfps = 10\n\n[sync]\n"
+                                  f"# moved here from {legacy} by install.sh\n"
+                                  'source = "s3://b/fleet"\nmax_attempts = 5\n')
+    assert not legacy.exists() and (tmp_path / "sync.toml.moved").exists()
+    assert oct(config.stat().st_mode & 0o777) == "0o640"
+    moved = config.read_text()
+    again = migrate_sync_settings(config, legacy)  # a re-run: nothing left to do
+    assert (again.returncode, again.stdout, again.stderr, config.read_text()) == (0, "", "", moved)
+
+    legacy.write_text("max_attempts = -5\n")  # a broken old file stays where sync reads it, and says why
+    config.write_text("[camera]\nfps = 10\n")
+    broken = migrate_sync_settings(config, legacy)
+    assert broken.returncode == 0 and legacy.exists() and config.read_text() == "[camera]\nfps = 10\n"
+    assert broken.stderr == (f"install.sh: warning: {legacy}: max_attempts must be a positive number, got -5; "
+                             f"facecue sync keeps reading {legacy}\n")

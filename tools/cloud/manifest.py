@@ -18,7 +18,13 @@ still cannot make a device install a model the key holder did not sign.
 The body also names its ``channel`` (the ``s3://BUCKET/PREFIX`` it was
 published to) and when it ``expires``, as TUF's signed metadata does: a
 manifest copied to another prefix, or replayed after its expiry, is refused
-although its signature verifies.
+although its signature verifies. And it carries a ``serial`` that every
+publish and refresh raises by one, as TUF's metadata versions: a device
+remembers the highest it accepted from a channel and refuses a lower one, so
+an older manifest replayed within its expiry cannot hold it on an old model.
+A ``facecue-manifest/2`` body without ``serial`` (signed before it existed)
+counts as #0: accepted until the device has seen a counted one, refused after,
+so the format did not change and nothing needs republishing.
 """
 from __future__ import annotations
 
@@ -98,6 +104,7 @@ class Manifest:
     updated: str
     channel: str  # s3://BUCKET/PREFIX it was published to; a copy elsewhere is refused
     expires: str  # UTC, TIME_FORMAT; afterwards devices refuse it until it is refreshed
+    serial: int = 0  # raised by every publish and refresh; 0: signed before serials existed
 
     def newest(self) -> ModelEntry | None:
         return max(self.models, key=lambda m: m.seq, default=None)
@@ -107,7 +114,7 @@ class Manifest:
 
     def body(self) -> dict[str, Any]:
         return {"updated": self.updated, "channel": self.channel, "expires": self.expires,
-                "models": [m.to_json() for m in self.models]}
+                "serial": self.serial, "models": [m.to_json() for m in self.models]}
 
     @property
     def expires_at(self) -> float:
@@ -194,7 +201,10 @@ def parse_body(body: Any) -> Manifest:
             raise ManifestError(f"manifest lists a model {attr} twice")
     channel, expires = _field(body, "channel", str, "body"), _field(body, "expires", str, "body")
     parse_time(expires)
-    return Manifest(models, str(body.get("updated", "")), channel, expires)
+    serial = body.get("serial", 0)  # absent: signed before serials existed
+    if type(serial) is not int or serial < 0:
+        raise ManifestError(f"manifest has an invalid serial {serial!r}")
+    return Manifest(models, str(body.get("updated", "")), channel, expires, serial)
 
 
 # --- signing ----------------------------------------------------------------------------

@@ -10,8 +10,10 @@ spec, loads and answers the smoke faces in a child process), uploads the
 model and its JSON under a new ``models/<version>/`` that may never be
 overwritten, and only then replaces the signed manifest, conditionally on it
 not having changed since it was read. The manifest is signed for that
-``s3://BUCKET/PREFIX`` and expires after ``--expires-in`` days; ``refresh``
-re-signs it with a new expiry and the same models, and must run (from cron or
+``s3://BUCKET/PREFIX`` and expires after ``--expires-in`` days, and its
+``serial`` is one more than the manifest it replaces (devices refuse a lower
+one: a replay); ``refresh`` re-signs it with a new expiry, the next serial
+and the same models, and must run (from cron or
 CI) more often than that, or devices stop updating. Only model files and
 their metadata are uploaded: never images, faces or audio.
 """
@@ -134,19 +136,19 @@ def publish_model(client, location: S3Location, model_path: Path, private_key,
         metadata_size=len(meta_bytes), metadata_sha256=hashlib.sha256(meta_bytes).hexdigest(),
         labels=info.labels, input=info.meta["input"], min_facecue=min_facecue,
         created=str(info.meta.get("created") or utc_now()))
-    put_manifest(client, location, Manifest(manifest.models + (entry,), utc_now(), location.url(), expires),
-                 private_key, etag)
+    put_manifest(client, location, Manifest(manifest.models + (entry,), utc_now(), location.url(), expires,
+                                            manifest.serial + 1), private_key, etag)
     return entry
 
 
 def refresh_manifest(client, location: S3Location, private_key, expires_in: float = DEFAULT_EXPIRES_DAYS) -> Manifest:
-    """Re-sign the published manifest, same models, with a new expiry: what keeps
-    devices updating when no model was published for a while."""
+    """Re-sign the published manifest, same models, with a new expiry and the next
+    serial: what keeps devices updating when no model was published for a while."""
     expires = expiry_after(expires_in, time.time())
     manifest, etag = read_published(client, location, private_key.public_key())
     if etag is None:
         raise ManifestError(f"nothing to refresh: no manifest at {location.url(MANIFEST_KEY)} (publish a model first)")
-    refreshed = Manifest(manifest.models, utc_now(), location.url(), expires)
+    refreshed = Manifest(manifest.models, utc_now(), location.url(), expires, manifest.serial + 1)
     put_manifest(client, location, refreshed, private_key, etag)
     return refreshed
 
@@ -175,7 +177,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     location = S3Location.parse(args.to)
     manifest = refresh_manifest(_client(args), location, load_private_key(args.key), args.expires_in)
     print(f"refreshed the manifest at {location.url()} ({len(manifest.models)} models): "
-          f"valid until {manifest.expires}")
+          f"manifest #{manifest.serial}, valid until {manifest.expires}")
     return 0
 
 

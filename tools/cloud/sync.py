@@ -4,9 +4,15 @@
     facecue sync --force           # now, ignoring backoff, the cached ETag, rollbacks and rejections
     facecue sync --rollback        # back to the previous model
 
-Settings come from ``/etc/facecue/sync.toml`` (``source = "s3://BUCKET/PREFIX"``
-and the keys of :class:`SyncSettings`), each overridable by a flag. An
-unchanged manifest costs one conditional GET. A new model is downloaded into
+Settings come from the ``[sync]`` table of ``/etc/facecue/config.toml``
+(``source = "s3://BUCKET/PREFIX"`` and the other keys of
+:class:`device.config.SyncConfig`, checked by the same validator as the rest of
+the config), each overridable by a flag; models go into its ``[model] store``.
+Without a source the run does nothing (exit 0, one line): the timer is
+installed on every device and syncs where a source is set. A device that
+still has the old ``/etc/facecue/sync.toml`` (and no ``[sync] source``) is
+read from it, with a warning to move its keys. An unchanged manifest costs
+one conditional GET. A new model is downloaded into
 the store's own file system, checked against the signed manifest (size,
 sha256), checked for labels and input spec, loaded and run on synthetic
 smoke faces in a child process (a model that crashes the interpreter is a
@@ -17,7 +23,9 @@ The manifest read and every download of a run share one deadline, so a
 server that trickles bytes cannot hold the sync (and the store lock).
 A manifest signed for another channel or past its expiry is refused, and
 no model older than the newest this device installed from its channel is
-installed again (a local ``--rollback`` aside). Nothing is ever uploaded.
+installed again (a local ``--rollback`` aside); nor is a manifest older (by its
+signed ``serial``) than one this device already had from its channel, so a
+replayed manifest cannot hold it on an old model. Nothing is ever uploaded.
 """
 from __future__ import annotations
 
@@ -42,7 +50,15 @@ from pathlib import Path
 from device import __version__
 from device.argparser import ERROR_PREFIX, Parser
 from device.classify import ModelError
-from device.config import DEFAULT_CONFIG_PATH, ConfigError, load, read_toml
+from device.config import (
+    DEFAULT_CONFIG_PATH,
+    LEGACY_SYNC_PATH,
+    ConfigError,
+    SyncConfig,
+    load,
+    load_legacy_sync,
+    with_overrides,
+)
 from device.files import write_atomic
 from device.model_store import (
     METADATA_FILE,
@@ -76,7 +92,6 @@ from tools.cloud.manifest import (
     utc_now,
 )
 
-DEFAULT_SETTINGS = Path("/etc/facecue/sync.toml")
 STATE_FILE = "state.json"
 FREE_SPACE_RESERVE = 16 << 20  # never fill the card: logs and the daemon still need room
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -136,55 +151,9 @@ class Deadline:
             signal.signal(signal.SIGALRM, previous)
 
 
-@dataclass(frozen=True)
-class SyncSettings:
-    """Keys of ``sync.toml``; the defaults suit the systemd units."""
-
-    source: str = ""  # s3://BUCKET/PREFIX
-    endpoint_url: str = ""  # an S3-compatible store; empty: AWS
-    region: str = ""
-    anonymous: bool = False  # public-read bucket, no credentials on the device
-    public_key: str = "/etc/facecue/model-signing.pub"
-    model_dir: str = ""  # empty: [model] store of the daemon's config
-    state_dir: str = "/var/lib/facecue/sync"
-    connect_timeout: float = 5.0
-    read_timeout: float = 20.0
-    max_attempts: int = 3
-    download_deadline: float = 900.0  # for the manifest and all downloads of a run together
-    backoff_base: float = 1800.0
-    backoff_max: float = 86400.0
-
-    def s3_options(self) -> S3Options:
-        return S3Options(self.endpoint_url, self.region, self.anonymous, self.connect_timeout,
-                         self.read_timeout, self.max_attempts)
-
-
-def load_settings(path: Path, overrides: dict[str, object]) -> SyncSettings:
-    """``sync.toml`` (missing is fine when it is the default path) plus flags."""
-    data: dict[str, object] = {}
-    try:
-        data = read_toml(path, "settings file")
-    except FileNotFoundError:
-        if Path(path) != DEFAULT_SETTINGS:
-            raise SyncError(f"settings file {path} not found") from None
-    except ConfigError as exc:
-        raise SyncError(str(exc)) from None
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    defaults = SyncSettings()
-    known = {f.name for f in dataclasses.fields(SyncSettings)}
-    for key, value in data.items():
-        if key not in known:
-            raise SyncError(f"{path}: unknown key {key!r}; known: {', '.join(sorted(known))}")
-        expected = type(getattr(defaults, key))
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float \
-            else type(value) is expected
-        if not ok:
-            raise SyncError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
-        if expected is float:
-            data[key] = float(value)  # type: ignore[arg-type]
-        if expected in (int, float) and not (math.isfinite(data[key]) and data[key] > 0):  # type: ignore[arg-type]
-            raise SyncError(f"{path}: {key} must be a positive number, got {value!r}")
-    return dataclasses.replace(defaults, **data)
+def s3_options(settings: SyncConfig) -> S3Options:
+    return S3Options(settings.endpoint_url, settings.region, settings.anonymous, settings.connect_timeout,
+                     settings.read_timeout, settings.max_attempts)
 
 
 REMEMBERED = 20  # rolled-back versions and rejected models kept in the state
@@ -203,6 +172,8 @@ class SyncState:
     last_error: str = ""
     # channel (s3://BUCKET/PREFIX) -> highest publish seq installed from it: the floor
     floors: dict[str, int] = field(default_factory=dict, metadata={"values": int})
+    # channel -> highest manifest serial accepted from it: an older manifest is a replay
+    serials: dict[str, int] = field(default_factory=dict, metadata={"values": int})
     # content_key of a model that failed its checks here -> why
     rejected: dict[str, str] = field(default_factory=dict, metadata={"values": str})
 
@@ -447,14 +418,28 @@ def install_entry(client, location: S3Location, entry: ModelEntry, store: Path,
         install_version(store, stage, entry.version, source)
 
 
-def sync_once(settings: SyncSettings, store: Path, state: SyncState, options: SyncOptions) -> str:
-    """One sync; returns the line to print, raises SyncError. Updates ``state``'s ETag."""
+def check_serial(manifest: Manifest, state: SyncState, options: SyncOptions) -> None:
+    """Refuse a manifest older than one this device already accepted from its channel,
+    as TUF does with its metadata versions: within its expiry, an old signed manifest
+    (replayed by the store or a man in the middle) would otherwise hold the device on
+    its current model. The same serial again is the same manifest. Remembers the
+    newest; --allow-downgrade (a channel recreated, its numbering restarted) resets it."""
+    had = state.serials.get(manifest.channel, 0)
+    if manifest.serial < had and not options.allow_downgrade:
+        raise SyncError(f"manifest #{manifest.serial} is older than #{had}, which this device already had from "
+                        f"{manifest.channel}: a replayed or rolled-back manifest (--allow-downgrade accepts it)")
+    state.serials[manifest.channel] = manifest.serial if options.allow_downgrade else max(had, manifest.serial)
+
+
+def sync_once(settings: SyncConfig, store: Path, state: SyncState, options: SyncOptions) -> str:
+    """One sync; returns the line to print, raises SyncError. Updates ``state``'s ETag
+    and, once a manifest verified, its serial (kept even if the install then fails)."""
     if not settings.source:
-        raise SyncError("no source: set source = \"s3://BUCKET/PREFIX\" in the sync settings or pass --source")
+        raise SyncError("no source: set source = \"s3://BUCKET/PREFIX\" under [sync] in the config or pass --source")
     location = S3Location.parse(settings.source)
     public_key = load_public_key(Path(settings.public_key))
     try:
-        client = make_s3_client(settings.s3_options())
+        client = make_s3_client(s3_options(settings))
     except ValueError as exc:  # botocore rejects a malformed endpoint_url here
         raise SyncError(f"cannot use endpoint_url {settings.endpoint_url!r}: {exc}") from None
     generation = model_generation(store) or ""
@@ -470,6 +455,7 @@ def sync_once(settings: SyncSettings, store: Path, state: SyncState, options: Sy
         installed = current_version(store)
         return f"up to date: manifest unchanged, {f'model {installed}' if installed else 'the shipped model'}"
     manifest, new_etag = fetched
+    check_serial(manifest, state, options)
     entry, reason = choose(manifest, store, state, options)
     if entry is None:
         message = reason
@@ -506,8 +492,8 @@ def one_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def run_sync(settings: SyncSettings, options: SyncOptions) -> int:
-    store, state_file = Path(settings.model_dir), Path(settings.state_dir) / STATE_FILE
+def run_sync(settings: SyncConfig, store: Path, options: SyncOptions) -> int:
+    state_file = Path(settings.state_dir) / STATE_FILE
     state_file.parent.mkdir(parents=True, exist_ok=True)
     with store_lock(store):
         state = SyncState.load(state_file)
@@ -535,8 +521,8 @@ def run_sync(settings: SyncSettings, options: SyncOptions) -> int:
     return 0
 
 
-def run_rollback(settings: SyncSettings) -> int:
-    store, state_file = Path(settings.model_dir), Path(settings.state_dir) / STATE_FILE
+def run_rollback(settings: SyncConfig, store: Path) -> int:
+    state_file = Path(settings.state_dir) / STATE_FILE
     state_file.parent.mkdir(parents=True, exist_ok=True)
     with store_lock(store):
         was, now = rollback(store)
@@ -551,43 +537,60 @@ def run_rollback(settings: SyncSettings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="facecue sync", description=__doc__.splitlines()[0])
-    p.add_argument("--settings", type=Path, default=DEFAULT_SETTINGS,
-                   help=f"sync settings (default {DEFAULT_SETTINGS})")
-    p.add_argument("--config", type=Path,
-                   help="the daemon's config, for its [model] store (default /etc/facecue/config.toml)")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, metavar="FILE",
+                   help=f"the config whose [sync] and [model] store to use (default {DEFAULT_CONFIG_PATH})")
+    p.add_argument("--settings", type=Path, metavar="FILE",
+                   help=f"an old sync.toml to use instead of [sync] (deprecated; {LEGACY_SYNC_PATH} is read "
+                        "by itself where the config has no [sync] source)")
     p.add_argument("--rollback", action="store_true", help="go back to the previous model")
     p.add_argument("--force", action="store_true",
                    help="ignore backoff, the cached ETag, earlier rollbacks and models rejected here")
     p.add_argument("--allow-downgrade", action="store_true",
-                   help="install the manifest's newest model even if older than one installed from this source")
-    p.add_argument("--source", metavar="s3://BUCKET/PREFIX", help="where models are published (overrides settings)")
+                   help="install the manifest's newest model even if older than one installed from this source, "
+                        "and accept a manifest older than one seen from it")
+    p.add_argument("--source", metavar="s3://BUCKET/PREFIX",
+                   help="where models are published (overrides [sync] source)")
     p.add_argument("--endpoint-url", help="S3 endpoint, for a non-AWS or local S3 server")
     p.add_argument("--region", help="AWS region of the bucket")
     p.add_argument("--anonymous", action="store_true", default=None, help="unsigned requests (public bucket)")
     p.add_argument("--public-key", help="the Ed25519 public key manifests must be signed with")
-    p.add_argument("--model-dir", help="model store to install into (default: the daemon config's [model] store)")
-    p.add_argument("--state-dir", help="where sync keeps its state (ETag, backoff, rollbacks)")
+    p.add_argument("--model-dir", help="model store to install into (default: the config's [model] store)")
+    p.add_argument("--state-dir", help="where sync keeps its state (ETag, backoff, floors, rollbacks)")
     p.add_argument("--timeout", type=float, help="connect and read timeout, seconds")
     return p
 
 
-def resolve_settings(args: argparse.Namespace) -> SyncSettings:
+def resolve_settings(args: argparse.Namespace) -> tuple[SyncConfig, Path, str]:
+    """The [sync] settings with the flags over them, the store, and where they came from."""
+    config = load(args.config)
+    settings, origin = config.sync, f"[sync] of {args.config}"
+    legacy = args.settings
+    if legacy is None and not settings.source and LEGACY_SYNC_PATH.exists():
+        legacy = LEGACY_SYNC_PATH
+    if legacy is not None:
+        try:
+            settings = load_legacy_sync(legacy)
+        except FileNotFoundError:
+            raise SyncError(f"settings file {legacy} not found") from None
+        origin = str(legacy)
+        print(f"facecue sync: warning: read the settings from {legacy}, which is deprecated: move its keys "
+              f"under [sync] in {args.config} (install.sh does so) and delete it", file=sys.stderr)
     overrides = {"source": args.source, "endpoint_url": args.endpoint_url, "region": args.region,
-                 "anonymous": args.anonymous, "public_key": args.public_key, "model_dir": args.model_dir,
-                 "state_dir": args.state_dir, "connect_timeout": args.timeout, "read_timeout": args.timeout}
-    settings = load_settings(args.settings, overrides)
-    if not settings.model_dir:
-        settings = dataclasses.replace(settings, model_dir=load(args.config or DEFAULT_CONFIG_PATH).model.store)
-    return settings
+                 "anonymous": args.anonymous, "public_key": args.public_key, "state_dir": args.state_dir,
+                 "connect_timeout": args.timeout, "read_timeout": args.timeout}
+    return with_overrides(settings, "sync", overrides), Path(args.model_dir or config.model.store), origin
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = resolve_settings(args)
+        settings, store, origin = resolve_settings(args)
         if args.rollback:
-            return run_rollback(settings)
-        return run_sync(settings, SyncOptions(args.force, args.allow_downgrade, sys.stderr.isatty()))
+            return run_rollback(settings, store)
+        if not settings.source:
+            print(f"facecue sync: not set up: no source in {origin} (see tools/cloud/README.md); nothing to do")
+            return 0
+        return run_sync(settings, store, SyncOptions(args.force, args.allow_downgrade, sys.stderr.isatty()))
     except (SyncError, ConfigError, StoreError, ManifestError, ModelError, OSError) as exc:
         print(f"{ERROR_PREFIX} {one_line(exc)}", file=sys.stderr)
     return 1
