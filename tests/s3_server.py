@@ -330,10 +330,11 @@ def export_fixture_model(work: Path) -> dict[str, Path]:
     """What ``tests/fixtures/fixture_int8.tflite`` and its JSON are: ``tools.train.export``
     of an untrained tiny net. Needs TensorFlow; ``test_export`` checks the committed
     files still match what this makes, so the sync tests need no TensorFlow."""
-    from tools.train.export import export_run
+    from tools.train.export import ExportOptions, export_run
 
     run = fixture_run(work / "run", fixture_faces_npz(work / "faces.npz"))
-    return export_run(run, work / "out", name="fixture", version="1.0.0", calib=10, threads=1, log=lambda *_: None)
+    return export_run(run, work / "out", ExportOptions(name="fixture", version="1.0.0", calib=10, threads=1),
+                      log=lambda *_: None)
 
 
 @pytest.fixture(scope="session")

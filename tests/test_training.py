@@ -21,7 +21,7 @@ from models.architectures import VGG_ELU_SIZES, build  # noqa: E402
 from tools.data.augment import to_input  # noqa: E402
 from tools.data.dataset import load_faces  # noqa: E402
 from tools.eval.evaluate import evaluate_model, predict_probabilities  # noqa: E402
-from tools.train.export import export_run  # noqa: E402
+from tools.train.export import ExportOptions, export_run  # noqa: E402
 from tools.train.fit import run_training  # noqa: E402
 from tools.train.report import write_training_report  # noqa: E402
 from tools.train.runs import TrainConfig, prepare_run  # noqa: E402
@@ -235,7 +235,7 @@ def test_share_outside_zero_to_one_is_a_one_line_error(tmp_path, capsys, flag, v
 def exported(trained, tmp_path_factory):
     run, _, _ = trained
     out = tmp_path_factory.mktemp("models")
-    return export_run(run, out, name="smoke", version="9.9.9-test", calib=64, log=lambda _: None)
+    return export_run(run, out, ExportOptions(name="smoke", version="9.9.9-test", calib=64), log=lambda _: None)
 
 
 def test_export_writes_int8_and_float_with_consistent_metadata(trained, exported):
@@ -276,7 +276,7 @@ def test_flip_average_export_scores_each_face_and_its_mirror_in_one_file(trained
     from tools.data.augment import to_input
 
     run, _, resumed = trained
-    paths = export_run(run, tmp_path, name="flip", version="9.9.9-test", calib=64, flip_average=True,
+    paths = export_run(run, tmp_path, ExportOptions(name="flip", version="9.9.9-test", calib=64, flip_average=True),
                        log=lambda _: None)
     meta = json.loads(paths["int8_json"].read_text())
     assert meta["flip_average"] is True and meta["macs"] == 2 * count_macs(resumed.model)
@@ -306,8 +306,8 @@ def test_averaged_export_records_its_weights_and_serves_the_averaged_network(tra
     run, first, _ = trained
     epoch1 = tmp_path / "epoch1.weights.h5"
     first.model.save_weights(epoch1)  # the stopped trainer still holds its epoch-1 weights
-    paths = export_run(run, tmp_path / "out", name="avg", version="9.9.9-test", calib=64, average=[epoch1],
-                       bn_faces=100, log=lambda _: None)
+    paths = export_run(run, tmp_path / "out", ExportOptions(name="avg", version="9.9.9-test", calib=64,
+                                                            average=(epoch1,), bn_faces=100), log=lambda _: None)
     meta = json.loads(paths["int8_json"].read_text())
     assert meta["training"]["averaged_with"] == {"weights": [str(epoch1)], "bn_faces": 100}
     # The float32 file is the averaged network with re-measured batch norms, not the run's best.
@@ -339,8 +339,8 @@ def test_averaged_export_without_bn_faces_keeps_the_files_averaged_statistics(tr
     run, first, _ = trained
     epoch1 = tmp_path / "epoch1.weights.h5"
     first.model.save_weights(epoch1)
-    paths = export_run(run, tmp_path / "out", name="avg0", version="9.9.9-test", calib=64, average=[epoch1],
-                       bn_faces=0, log=lambda _: None)
+    paths = export_run(run, tmp_path / "out", ExportOptions(name="avg0", version="9.9.9-test", calib=64,
+                                                            average=(epoch1,), bn_faces=0), log=lambda _: None)
     assert json.loads(paths["float32_json"].read_text())["training"]["averaged_with"]["bn_faces"] == 0
     expected = load_run(run, valid="").model
     halves = [(a + b) / 2 for a, b in zip(moving_means(expected), moving_means(first.model), strict=True)]

@@ -32,6 +32,7 @@ from device.argparser import ERROR_PREFIX
 from device.detect import FaceDetector, HaarDetector, YuNetDetector
 from device.frames import FaceBox
 from device.tracker import FaceTracker
+from tools.bench.blazeface import BlazeFaceDetector
 from tools.data.scenes import SceneFrame, caltech_frames, empty_frames, held
 
 FPS = 15.0
@@ -162,8 +163,6 @@ def candidates(blazeface: Path | None) -> list[Candidate]:
         ("yunet, half frame, score 0.8", YuNetDetector(0.8), 0.5, MIN_FACE),
     ]
     if blazeface is not None:
-        from tools.bench.blazeface import BlazeFaceDetector
-
         out.append(("blazeface full range, score 0.5", BlazeFaceDetector(blazeface, 0.5), 1.0, MIN_FACE))
     return out
 

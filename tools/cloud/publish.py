@@ -187,7 +187,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
                         help="the channel; the manifest is signed for exactly this address")
     parser.add_argument("--key", type=Path, required=True, help="the private signing key")
     parser.add_argument("--endpoint-url", help="an S3-compatible store instead of AWS")
-    parser.add_argument("--region")
+    parser.add_argument("--region", help="AWS region (default: the AWS configuration's)")
     parser.add_argument("--expires-in", type=float, default=DEFAULT_EXPIRES_DAYS, metavar="DAYS",
                         help=f"devices refuse the manifest after this many days (default {DEFAULT_EXPIRES_DAYS:g}); "
                              "run refresh before then")

@@ -34,6 +34,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.classify import ModelError
 from device.files import write_atomic
 from device.model_store import StoreError, check_version_name
 from tools.cloud.manifest import (
@@ -46,6 +47,8 @@ from tools.cloud.manifest import (
     s3_error_message,
 )
 from tools.cloud.publish import publish_model
+from tools.data.dataset import DatasetError
+from tools.train.export import ExportOptions, export_run
 from tools.train.runs import LINEAGE_FILE, TrainConfig, lineage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,15 +242,13 @@ def fetch_run(sagemaker, s3, job_name: str, folder: Path) -> Path:
 def publish_job(sagemaker, s3, job_name: str, location: S3Location, private_key, train: Path, valid: Path,
                 version: str = "", workdir: Path | None = None) -> object:
     """Export a finished job's run with local copies of its data and publish the int8 model."""
-    from tools.train.export import export_run
-
     version = check_version_name(version or job_name)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         run = fetch_run(sagemaker, s3, job_name, Path(tmp))
         config = json.loads((run / "config.json").read_text())
         config.update(train=str(Path(train).resolve()), valid=str(Path(valid).resolve()))
         write_atomic(run / "config.json", json.dumps(config, indent=1).encode())
-        installed = export_run(run, Path(tmp) / "export", version=version, valid=str(valid))
+        installed = export_run(run, Path(tmp) / "export", ExportOptions(version=version, valid=str(valid)))
         return publish_model(s3, location, installed["int8"], private_key)
 
 
@@ -310,15 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     publish_p.add_argument("--version", default="", help="model version (default: the job name)")
     publish_p.set_defaults(func=cmd_publish)
     for sp in (launch_p, publish_p):
-        sp.add_argument("--region")
+        sp.add_argument("--region", help="AWS region (default: the AWS configuration's)")
         sp.add_argument("--endpoint-url", help="one endpoint for SageMaker and S3 (tests, moto)")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    from device.classify import ModelError
-    from tools.data.dataset import DatasetError
-
     args = build_parser().parse_args(argv)
     return run_cli("sagemaker", lambda: args.func(args), "the SageMaker/S3 request",
                    (JobError, ManifestError, ModelError, StoreError, DatasetError, ValueError))

@@ -33,7 +33,9 @@ from device.config import DetectConfig
 from device.detect import DetectorError, YuNetDetector, largest
 from device.frames import FaceBox
 from device.preprocess import preprocess_face
+from device.tracker import tracker_from_config
 from tools.data.dataset import DatasetError, load_faces
+from tools.data.scenes import SIZE, fer_frame
 
 UPSCALE = 4
 PAD = 64  # px of the enlarged crop's own edge around it: YuNet needs some room around a face
@@ -72,9 +74,6 @@ def scene_crops(images: np.ndarray, seed: int, face_px: tuple[int, int] = (50, 2
     """(N, S, S) uint8 grey crops -> each as the device cuts it from a real scene it was
     pasted into (see the module docstring), and which were found there; the rest aligned
     in their own crop."""
-    from device.tracker import tracker_from_config
-    from tools.data.scenes import SIZE, fer_frame
-
     tracker = tracker_from_config(DetectConfig())
     detector = YuNetDetector(SCORE)
     rng = np.random.default_rng(seed)

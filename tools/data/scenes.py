@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from device.argparser import ERROR_PREFIX
-from tools.data.dataset import data_dir
+from tools.data.dataset import data_dir, load_faces
 from tools.data.face_video import write_mjpg
 
 Box = tuple[int, int, int, int]
@@ -439,8 +439,6 @@ def contact_sheet(frames: Sequence[SceneFrame], columns: int = 4, tile: int = 32
 # --- CLI -----------------------------------------------------------------------------------------------------------
 
 def _load_fer(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray | None]:
-    from tools.data.dataset import load_faces
-
     faces = load_faces(path)
     with np.load(path, allow_pickle=False) as data:
         names = data["names"] if "names" in data.files else None

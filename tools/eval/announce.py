@@ -55,9 +55,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
+
 from device.argparser import ERROR_PREFIX
+from device.capture import CaptureError, VideoFileSource
+from device.classify import Classifier, ModelError
 from device.config import Config, ConfigError, DecideConfig, from_dict, load
+from device.decide import Decider
 from device.frames import Announcement, Prediction
+from device.pipeline import BadFrame, Pipeline
+from device.tracker import tracker_from_config
+from models import DEFAULT_MODEL
 
 Schedule = list[tuple[float, float, str]]
 FramePredictions = list[tuple[float, Prediction | None]]
@@ -165,14 +173,6 @@ def verdicts(announcements: Sequence[Announcement], schedule: Sequence[tuple[flo
 def _run(video: Path, model: Path, cfg: Config) -> tuple[list[Announcement], FramePredictions, tuple[str, ...]]:
     """Every frame of ``video`` through the pipeline as the daemon runs it (bad frames skipped):
     (announcements, per-frame (t, prediction or None), the model's labels)."""
-    import cv2
-
-    from device.capture import VideoFileSource
-    from device.classify import Classifier
-    from device.decide import Decider
-    from device.pipeline import BadFrame, Pipeline
-    from device.tracker import tracker_from_config
-
     previous = cv2.getNumThreads()
     cv2.setNumThreads(cfg.model.threads)
     try:
@@ -209,8 +209,6 @@ def frame_predictions(video: Path, model: Path, cfg: Config) -> FramePredictions
 def replay(per_frame: FramePredictions, decide: DecideConfig) -> list[Announcement]:
     """What a fresh Decider with ``decide`` says on cached per-frame predictions: the same as
     re-running the whole pipeline with that ``[decide]``, since the Decider sees nothing else."""
-    from device.decide import Decider
-
     decider = Decider(decide)
     out: list[Announcement] = []
     for t, prediction in per_frame:
@@ -366,12 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.video.is_file():
             raise EvalError(f"video {args.video} not found")
         schedule = load_schedule(args.schedule or args.video.with_suffix(".json"))
-        from models import DEFAULT_MODEL
-
         model = args.model or (Path(cfg.model.path) if cfg.model.path else DEFAULT_MODEL)
-        from device.capture import CaptureError
-        from device.classify import ModelError
-
         try:
             announcements, per_frame, labels = _run(args.video, model, cfg)
         except (CaptureError, ModelError) as exc:

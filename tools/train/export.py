@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -109,17 +110,38 @@ def tensor_specs(tflite_file: Path) -> dict[str, dict[str, Any]]:
     return specs
 
 
-def model_metadata(tflite_file: Path, name: str, version: str, quantization: str,
-                   trained: FinishedRun, n_train: int, weights: str, flip_average: bool,
-                   averaged: dict[str, Any] | None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ExportOptions:
+    """How a run is exported: what the files are called and which weights go into them."""
+
+    name: str = DEFAULT_NAME  # file stem: NAME_int8.tflite, NAME_float32.tflite
+    version: str = ""  # empty: today's date, YYYY.MM.DD
+    valid: str = ""  # validation npz to score on; empty: the run's
+    weights: str = "best"  # best, last (the newest checkpoint) or a weights file of the run's arch
+    # Further weights files of the same arch to average with ``weights``; batch-norm
+    # statistics are then re-estimated on ``bn_faces`` training faces (0: averaged as they are).
+    average: tuple[Path, ...] = ()
+    bn_faces: int = 8000
+    flip_average: bool = False  # score each face and its mirror image inside the model
+    calib: int = CALIBRATION_FACES  # training faces the int8 activation ranges are measured on
+    threads: int = 2  # interpreter threads for scoring the exported files
+
+    def check(self) -> None:
+        if self.calib < 1 or self.threads < 1 or self.bn_faces < 0:
+            raise ValueError("--calib and --threads must be at least 1, --bn-faces at least 0")
+
+
+def model_metadata(tflite_file: Path, quantization: str, trained: FinishedRun, n_train: int,
+                   options: ExportOptions, averaged: dict[str, Any] | None) -> dict[str, Any]:
     """Everything but ``accuracy`` (added once the model has been scored)."""
     from models.architectures import count_macs
 
     cfg, state = trained.cfg, trained.state
+    flip_average = options.flip_average
     return {
-        "name": name,
+        "name": options.name,
         "quantization": quantization,
-        "version": version,
+        "version": options.version,
         "file": tflite_file.name,
         "sha256": sha256_file(tflite_file),
         "size": tflite_file.stat().st_size,
@@ -135,7 +157,7 @@ def model_metadata(tflite_file: Path, name: str, version: str, quantization: str
             "n_train": n_train,
             "epochs_run": int(state.get("epoch", 0)),
             "best_epoch": int(state.get("best_epoch", 0)),
-            "weights": weights,
+            "weights": options.weights,
             "seconds": history_seconds(state),
             # A warm-started run's parents: their recipes, epochs and seconds count too.
             "warm_start": run_lineage(trained.run, cfg),
@@ -159,20 +181,16 @@ def accuracy_block(keras: Scores, float32: Scores, int8: Scores, valid_file: Pat
     }
 
 
-def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = "", valid: str | None = None,
-               weights: str = "best", calib: int = CALIBRATION_FACES, threads: int = 2, flip_average: bool = False,
-               average: Sequence[Path] = (), bn_faces: int = 8000, log=print) -> dict[str, Path]:
+def export_run(run: Path, out: Path, options: ExportOptions = ExportOptions(), log=print) -> dict[str, Path]:
     """Convert, score and install the int8 and float32 models of ``run`` into ``out``.
-
-    ``average`` names further weights files of the run's architecture (other
-    cycles of its lineage) to average with the run's own; batch-norm statistics
-    are then re-estimated on ``bn_faces`` training faces, or, with ``bn_faces``
-    0, kept as the average of the files' own.
 
     Returns the installed paths by key (``int8``, ``int8_json``, ``float32``,
     ``float32_json``). Raises ``DatasetError``/``ModelError``/``OSError``/
     ``ValueError`` with a one-line message, leaving ``out`` untouched.
     """
+    options.check()
+    options = dataclasses.replace(options, version=options.version or time.strftime("%Y.%m.%d"))
+    weights, valid, average, bn_faces = options.weights, options.valid, options.average, options.bn_faces
     trained = load_run(run, weights, valid="")
     if not (valid or trained.cfg.valid):
         raise DatasetError("no validation data: the run has none, pass --valid FILE.npz")
@@ -183,7 +201,6 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
                            f"the run's {list(trained.classes)}")
     train_set = load_faces(trained.cfg.train)
     n_train = min(len(train_set), trained.cfg.limit or len(train_set))
-    version = version or time.strftime("%Y.%m.%d")
 
     log(f"converting {trained.cfg.arch} from {run} ({weights} weights, epoch "
         f"{trained.state.get('best_epoch') if weights == 'best' else trained.state.get('epoch')})")
@@ -195,8 +212,8 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
         if bn_faces:
             reestimate_batch_norm(trained.model, representative_faces(train_set, bn_faces, trained.cfg.seed + 1))
         averaged = {"weights": [str(w) for w in average], "bn_faces": min(bn_faces, len(train_set))}
-    model = with_flip_average(trained.model) if flip_average else trained.model
-    blobs = {"int8": convert_int8(model, representative_faces(train_set, calib, trained.cfg.seed)),
+    model = with_flip_average(trained.model) if options.flip_average else trained.model
+    blobs = {"int8": convert_int8(model, representative_faces(train_set, options.calib, trained.cfg.seed)),
              "float32": convert_float(model)}
     keras_probs = model.predict(to_input(valid_set.preprocessed()), batch_size=512, verbose=0)
     keras_scores = score(valid_set.labels, keras_probs.argmax(axis=1), valid_set.classes)
@@ -206,12 +223,11 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
     try:
         metas, scores = {}, {}
         for kind, blob in blobs.items():
-            model_file = stage / f"{name}_{kind}.tflite"
+            model_file = stage / f"{options.name}_{kind}.tflite"
             write_atomic(model_file, blob)
-            metas[kind] = model_metadata(model_file, name, version, kind, trained, n_train, weights, flip_average,
-                                         averaged)
+            metas[kind] = model_metadata(model_file, kind, trained, n_train, options, averaged)
             write_atomic(model_file.with_suffix(".json"), json.dumps(metas[kind], indent=1).encode())
-            scores[kind] = evaluate_model(model_file, valid_set, threads)
+            scores[kind] = evaluate_model(model_file, valid_set, options.threads)
         accuracy = accuracy_block(keras_scores, scores["float32"], scores["int8"], valid_file)
         installed = {}
         for kind, meta in metas.items():
@@ -230,7 +246,7 @@ def export_run(run: Path, out: Path, name: str = DEFAULT_NAME, version: str = ""
     if keras_scores.accuracy - scores["int8"].accuracy > MAX_INT8_DROP:
         log(f"warning: int8 accuracy drop {accuracy['int8_drop_pt']:.2f} pt exceeds {100 * MAX_INT8_DROP:.1f} pt")
     for kind in blobs:
-        log(f"wrote {installed[kind]} ({metas[kind]['size'] / 1e6:.2f} MB) version {version}")
+        log(f"wrote {installed[kind]} ({metas[kind]['size'] / 1e6:.2f} MB) version {options.version}")
     return installed
 
 
@@ -240,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("models"), help="folder to install the models into")
     p.add_argument("--name", default=DEFAULT_NAME, help="file name stem: NAME_int8.tflite, NAME_float32.tflite")
     p.add_argument("--version", default="", help="model version (default: today, YYYY.MM.DD)")
-    p.add_argument("--valid", help="validation npz (default: the run's)")
+    p.add_argument("--valid", default="", help="validation npz (default: the run's)")
     p.add_argument("--weights", default="best", metavar="best|last|FILE",
                    help="best.weights.h5, the newest checkpoint (a run still training), or a weights file "
                         "of the run's architecture (e.g. a kept epoch, with --average the others)")
@@ -256,12 +272,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="training faces to re-estimate batch-norm statistics on after --average "
                         "(0: keep the files' averaged statistics)")
     args = p.parse_args(argv)
-    if args.calib < 1 or args.threads < 1 or args.bn_faces < 0:
-        print(f"{ERROR_PREFIX} --calib and --threads must be at least 1, --bn-faces at least 0", file=sys.stderr)
-        return 2
+    options = ExportOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)})
     try:
-        export_run(args.run, args.out, args.name, args.version, args.valid, args.weights, args.calib, args.threads,
-                   args.flip_average, args.average, args.bn_faces)
+        export_run(args.run, args.out, dataclasses.replace(options, average=tuple(args.average)))
     except (DatasetError, ModelError, OSError, ValueError) as exc:
         print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
         return 2

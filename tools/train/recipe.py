@@ -52,7 +52,7 @@ from tools.data.dataset import DatasetError, data_dir, load_faces
 from tools.data.scenes import main as scenes
 from tools.eval.calibrate import main as calibrate
 from tools.train.averaging import average_weights, reestimate_batch_norm
-from tools.train.export import export_run, representative_faces
+from tools.train.export import ExportOptions, export_run, representative_faces
 from tools.train.fit import run_training
 from tools.train.runs import TrainConfig, TrainError, prepare_run
 
@@ -244,9 +244,11 @@ class Runner:
         run = self.recipe.stage_dir(stage["run"])
         files = member_files(self.recipe, stage.get("members", [f"{stage['run']}:best"]))
         out = self.recipe.checkout / stage.get("out", "models")
-        installed = export_run(run, out, self.recipe.name, self.recipe.version, str(self.data_file(self.recipe.valid)),
-                               weights=str(files[0]), flip_average=bool(stage.get("flip_average", False)),
-                               average=files[1:], bn_faces=int(stage.get("bn_faces", 8000)), log=self.log)
+        options = ExportOptions(self.recipe.name, self.recipe.version, str(self.data_file(self.recipe.valid)),
+                                weights=str(files[0]), average=tuple(files[1:]),
+                                bn_faces=int(stage.get("bn_faces", 8000)),
+                                flip_average=bool(stage.get("flip_average", False)))
+        installed = export_run(run, out, options, log=self.log)
         return {kind: str(path) for kind, path in installed.items()}
 
     def stage_calibrate(self, stage: dict[str, Any], folder: Path) -> dict[str, Any]:
