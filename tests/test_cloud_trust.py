@@ -244,6 +244,20 @@ def test_an_older_manifest_replayed_within_its_expiry_is_refused(fleet, releases
     assert fleet.state()["failures"] == 0
 
 
+def test_a_replay_is_refused_even_after_the_state_is_lost(fleet, releases):
+    """The serial is also in the installed model's source.json, as the version floor is:
+    a lost or damaged state.json does not reopen the device to a replayed manifest."""
+    assert fleet.publish(releases["1.0.0"]).code == 0
+    first = fleet.bucket.get("manifest.json")
+    assert fleet.publish(releases["1.1.0"]).code == 0
+    assert fleet.sync().code == 0
+    assert ms.version_source(fleet.store, "1.1.0")["manifest_serial"] == 2
+    (fleet.root / "device" / "state" / "state.json").unlink()
+    fleet.bucket.put("manifest.json", first)
+    refused(fleet.sync(), "manifest #1 is older than #2")
+    assert ms.current_version(fleet.store) == "1.1.0"
+
+
 def test_a_manifest_signed_before_serials_counts_as_0(fleet, releases):
     """A facecue-manifest/2 body without a serial (published by an older facecue-model)
     is accepted while the device has seen no counted one, and refused after."""

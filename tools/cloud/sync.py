@@ -356,14 +356,20 @@ def content_key(entry: ModelEntry) -> str:
     return f"{entry.sha256}+{entry.metadata_sha256}"
 
 
+def recorded_number(store: Path, channel: str, key: str) -> int:
+    """``key`` of the current model's ``source.json`` if it came from ``channel``, else 0:
+    what the device knows of that channel when its state is lost."""
+    installed = current_version(store)
+    source = version_source(store, installed) if installed else {}
+    recorded = source.get(key) if source.get("source") == channel else None
+    return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else 0
+
+
 def version_floor(state: SyncState, store: Path, channel: str) -> int:
     """The lowest publish seq this device may install from ``channel``: the highest it
     installed from there, by its state or, should the state be lost, by the
     current model's own record (a model installed before the state kept floors)."""
-    installed = current_version(store)
-    source = version_source(store, installed) if installed else {}
-    recorded = source.get("seq") if source.get("source") == channel else None
-    return max(state.floors.get(channel, 0), recorded if isinstance(recorded, int) else 0)
+    return max(state.floors.get(channel, 0), recorded_number(store, channel, "seq"))
 
 
 def choose(manifest: Manifest, store: Path, state: SyncState, options: SyncOptions) -> tuple[ModelEntry | None, str]:
@@ -395,9 +401,10 @@ def choose(manifest: Manifest, store: Path, state: SyncState, options: SyncOptio
     return target, ""
 
 
-def install_entry(client, location: S3Location, entry: ModelEntry, store: Path,
+def install_entry(client, location: S3Location, entry: ModelEntry, serial: int, store: Path,
                   deadline: Deadline, options: SyncOptions) -> None:
-    """Download, verify and swap in one manifest entry; nothing changes unless all passed."""
+    """Download, verify and swap in one entry of manifest #``serial``; nothing changes unless
+    all passed. The model's ``source.json`` records both, for when the state is lost."""
     need = entry.size + entry.metadata_size + FREE_SPACE_RESERVE
     free = shutil.disk_usage(store).free
     if free < need:
@@ -414,17 +421,19 @@ def install_entry(client, location: S3Location, entry: ModelEntry, store: Path,
             raise ModelRejected(entry, str(exc)) from None
         if (info.version, info.labels, info.meta.get("input")) != (entry.version, entry.labels, entry.input):
             raise ModelRejected(entry, "its metadata disagrees with the signed manifest")
-        source = {**entry.to_json(), "source": location.url(), "installed": utc_now()}
+        source = {**entry.to_json(), "source": location.url(), "manifest_serial": serial, "installed": utc_now()}
         install_version(store, stage, entry.version, source)
 
 
-def check_serial(manifest: Manifest, state: SyncState, options: SyncOptions) -> None:
+def check_serial(manifest: Manifest, state: SyncState, store: Path, options: SyncOptions) -> None:
     """Refuse a manifest older than one this device already accepted from its channel,
     as TUF does with its metadata versions: within its expiry, an old signed manifest
     (replayed by the store or a man in the middle) would otherwise hold the device on
     its current model. The same serial again is the same manifest. Remembers the
-    newest; --allow-downgrade (a channel recreated, its numbering restarted) resets it."""
-    had = state.serials.get(manifest.channel, 0)
+    newest; --allow-downgrade (a channel recreated, its numbering restarted) resets it.
+    With no record in the state (it was lost), the current model's own record counts."""
+    had = state.serials[manifest.channel] if manifest.channel in state.serials \
+        else recorded_number(store, manifest.channel, "manifest_serial")
     if manifest.serial < had and not options.allow_downgrade:
         raise SyncError(f"manifest #{manifest.serial} is older than #{had}, which this device already had from "
                         f"{manifest.channel}: a replayed or rolled-back manifest (--allow-downgrade accepts it)")
@@ -455,27 +464,27 @@ def sync_once(settings: SyncConfig, store: Path, state: SyncState, options: Sync
         installed = current_version(store)
         return f"up to date: manifest unchanged, {f'model {installed}' if installed else 'the shipped model'}"
     manifest, new_etag = fetched
-    check_serial(manifest, state, options)
+    check_serial(manifest, state, store, options)
     entry, reason = choose(manifest, store, state, options)
     if entry is None:
         message = reason
     else:
         before = current_version(store) or "the shipped model"
-        install(client, location, entry, store, state, deadline, options)
+        install(client, location, entry, manifest.serial, store, state, deadline, options)
         signal_daemon()
         message = f"installed model {entry.version} (was {before})"
     state.etag, state.generation, state.expires = new_etag, model_generation(store) or "", manifest.expires_at
     return message
 
 
-def install(client, location: S3Location, entry: ModelEntry, store: Path, state: SyncState,
+def install(client, location: S3Location, entry: ModelEntry, serial: int, store: Path, state: SyncState,
             deadline: Deadline, options: SyncOptions) -> None:
     """:func:`install_entry`, and what the state learns from it: a rejected model is
     remembered; an installed one raises the channel's floor to its seq (or, with
     --allow-downgrade, lowers it there: the operator said so) and is no longer
     rolled back."""
     try:
-        install_entry(client, location, entry, store, deadline, options)
+        install_entry(client, location, entry, serial, store, deadline, options)
     except ModelRejected as exc:
         state.rejected[exc.content] = exc.problem
         state.rejected = dict(list(state.rejected.items())[-REMEMBERED:])
