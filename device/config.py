@@ -279,11 +279,12 @@ def load(path: Path | None) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def load_legacy_sync(path: Path) -> SyncConfig:
+def load_legacy_sync(path: Path, data: dict[str, Any] | None = None) -> SyncConfig:
     """A ``sync.toml`` of before [sync] (its keys at the top level), checked by the
     same validator as config.toml's [sync]; errors name the file and the bare key.
-    FileNotFoundError passes through."""
-    data = read_toml(path, "settings file")
+    ``data``: the file already read. FileNotFoundError passes through."""
+    if data is None:
+        data = read_toml(path, "settings file")
     try:
         return _section("sync", SyncConfig, data, label="")
     except ConfigError as exc:
@@ -312,8 +313,8 @@ def with_legacy_sync(config_path: Path, legacy_path: Path) -> str | None:
         raise ConfigError(f"{config_path}: {exc}") from None
     if old.sync.source:
         return None
-    legacy = load_legacy_sync(legacy_path)
     given = read_toml(legacy_path, "settings file")
+    legacy = load_legacy_sync(legacy_path, given)
     table = ["[sync]", f"# moved here from {legacy_path} by install.sh"]
     table += [f"{f.name} = {_toml_value(getattr(legacy, f.name))}" for f in dataclasses.fields(SyncConfig)
               if f.name in given]
