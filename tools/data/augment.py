@@ -95,8 +95,8 @@ def cutmix(faces: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
     valid), and FER faces are aligned, so a pasted box swaps like for like (a mouth
     for a mouth) and the model has to read every region. With ``prob`` 0 no random
     numbers are drawn, so runs without CutMix keep their batches. Takes (N, S, S, 1)
-    float faces and (N, classes) target rows summing to 1 (one-hot labels, or a
-    teacher's blend); returns new arrays of the same shapes, rows still summing to 1.
+    float faces and (N, classes) target rows summing to 1 (smoothed one-hot
+    labels); returns new arrays of the same shapes, rows still summing to 1.
     """
     targets = np.asarray(targets, np.float32)
     if prob <= 0:
