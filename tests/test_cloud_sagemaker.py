@@ -56,7 +56,7 @@ def test_hyperparameters_are_train_py_flags():
 def test_every_training_setting_is_forwarded():
     flags = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz")
     assert set(flags) == {"arch", "epochs", "batch", "lr", "momentum", "weight-decay", "warmup-epochs",
-                          "label-smoothing", "class-weight", "dropout", "erase-prob", "cutmix", "camera", "limit",
+                          "label-smoothing", "class-weight", "dropout", "erase-prob", "cutmix", "limit",
                           "seed", "threads", "keep-from", "train", "valid", "run"}
     warm = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz", "s3://b/code/warm/ab12/w.weights.h5")
     assert set(warm) - set(flags) == {"init-weights"}

@@ -231,6 +231,17 @@ def test_share_outside_zero_to_one_is_a_one_line_error(tmp_path, capsys, flag, v
     assert not (tmp_path / "run").exists()
 
 
+def test_a_run_recorded_with_removed_settings_loads_without_them(tmp_path):
+    # Run folders and model JSONs made before an experiment's flag left tools.train still
+    # carry its key; a resume, an average or an export of such a run must still read it.
+    cfg = TrainConfig(train="t.npz", epochs=3, cutmix=0.5)
+    prepare_run(tmp_path, cfg, resume=False)
+    recorded = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**recorded, "camera": 0.0, "quant_aware": False,
+                                                      "teacher": ""}))
+    assert prepare_run(tmp_path, None, resume=True) == cfg
+
+
 @pytest.fixture(scope="module")
 def exported(trained, tmp_path_factory):
     run, _, _ = trained

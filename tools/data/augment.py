@@ -52,39 +52,6 @@ def augment(faces: np.ndarray, rng: np.random.Generator, p: AugmentParams = Augm
     return out[..., None]
 
 
-def camera(faces: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
-    """A share ``prob`` of (N, S, S) uint8 preprocessed faces as a hat camera would give them.
-
-    FER2013's web photos are sharp and well lit; the device's faces come from a
-    small JPEG-compressed camera frame, often far (50 px) and dim. Each chosen face
-    is shrunk to 20-48 px and enlarged back (a far face's lost detail), maybe
-    blurred (defocus), given a gamma of 0.6-1.6 (low or harsh light) and sensor
-    noise, maybe JPEG-compressed at quality 30-90, and equalised again, as the
-    device equalises after all of this. With ``prob`` 0 no random numbers are drawn,
-    so runs without it keep their batches.
-    """
-    if prob <= 0:
-        return faces
-    out = faces.copy()
-    size = faces.shape[1]
-    for i in np.flatnonzero(rng.random(len(faces)) < prob):
-        face = out[i]
-        side = int(rng.integers(20, size + 1))
-        if side < size:
-            face = cv2.resize(cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA), (size, size),
-                              interpolation=cv2.INTER_LINEAR)
-        if rng.random() < 0.3:
-            face = cv2.GaussianBlur(face, (0, 0), float(rng.uniform(0.5, 1.2)))
-        gamma = float(rng.uniform(0.6, 1.6))
-        f = (face.astype(np.float32) / 255.0) ** gamma * 255.0 + rng.normal(0.0, rng.uniform(0, 8), face.shape)
-        face = np.clip(f, 0, 255).astype(np.uint8)
-        if rng.random() < 0.5:
-            ok, buf = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 91))])
-            face = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-        out[i] = cv2.equalizeHist(face)
-    return out
-
-
 def cutmix(faces: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
            prob: float) -> tuple[np.ndarray, np.ndarray]:
     """CutMix (Yun et al., 2019) within a batch: a share ``prob`` of the faces get a box

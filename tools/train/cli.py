@@ -57,9 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--erase-prob", type=float, default=d.erase_prob, help="share of faces randomly erased")
     p.add_argument("--cutmix", type=float, default=d.cutmix,
                    help="share of faces given a box from another face, labels mixed by area (0: off)")
-    p.add_argument("--camera", type=float, default=d.camera,
-                   help="share of faces degraded as a hat camera would: far (down- and up-sampled), blur, "
-                        "gamma, noise, JPEG")
     p.add_argument("--reframed", nargs="+", default=d.reframed, metavar="FILE",
                    help="the training faces re-framed by tools.data.align_faces, mixed in by --reframed-share; "
                         "several renders: each re-framed face is drawn from one of them at random")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from device.files import write_atomic
-from tools.data.augment import AugmentParams, augment, camera, cutmix, to_input
+from tools.data.augment import AugmentParams, augment, cutmix, to_input
 from tools.data.dataset import DatasetError, FaceSet, load_faces
 from tools.train.runs import TrainConfig, TrainError, describe_machine
 
@@ -222,7 +222,7 @@ class Trainer:
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The augmented faces of training rows ``idx``, their (soft) targets, and their
         loss weights: the class weights mixed in the same shares as the targets."""
-        x = augment(camera(self.framed(idx, rng), rng, self.cfg.camera), rng, self.augment_params)
+        x = augment(self.framed(idx, rng), rng, self.augment_params)
         x, targets = cutmix(x, self.train_targets[idx], rng, self.cfg.cutmix)
         return x, targets, targets @ self.weights
 

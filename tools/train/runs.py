@@ -48,7 +48,6 @@ class TrainConfig:
     dropout: float = 0.4  # before the classifier; the conv blocks keep their light fixed dropout
     erase_prob: float = 0.35  # share of faces given a random-erasing box
     cutmix: float = 0.0  # share of faces given a box of another face, labels mixed by area
-    camera: float = 0.0  # share of faces degraded as a hat camera would (tools.data.augment.camera)
     # The training faces again, re-framed by tools.data.align_faces (same order and labels);
     # several renders of them give each re-framed face a different scene each time.
     reframed: tuple[str, ...] = ()
@@ -68,7 +67,7 @@ class TrainConfig:
     @classmethod
     def from_json(cls, path: Path) -> "TrainConfig":
         """A saved config; settings of removed experiments (older runs' teacher, distill,
-        quant_aware) are left out, since the trainer no longer has them."""
+        quant_aware, camera) are left out, since the trainer no longer has them."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in json.loads(path.read_text()).items() if k in known})
 
@@ -80,7 +79,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuse, in one line naming the flag, settings no run can use; before any folder is made."""
-        for flag, share in (("--erase-prob", self.erase_prob), ("--cutmix", self.cutmix), ("--camera", self.camera),
+        for flag, share in (("--erase-prob", self.erase_prob), ("--cutmix", self.cutmix),
                             ("--reframed-share", self.reframed_share)):
             if not 0.0 <= share <= 1.0:
                 raise TrainError(f"{flag} {share}: a share of faces, between 0 and 1")
@@ -183,8 +182,6 @@ def describe_recipe(r: dict) -> str:
     their defaults, which is what those runs used."""
     d = TrainConfig()
     mixing = f", CutMix {r['cutmix']}" if r.get("cutmix", d.cutmix) else ""
-    if r.get("camera", d.camera):
-        mixing += f", camera degradations on {r['camera']} of the faces"
     if r.get("reframed_share", d.reframed_share):
         mixing += f", {r['reframed_share']} of the faces re-framed as the device frames them (`{r['reframed']}`)"
     return (f"SGD with Nesterov momentum {r['momentum']}, learning rate {r['lr']} (warm-up "
