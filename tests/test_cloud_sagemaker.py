@@ -15,7 +15,16 @@ from s3_server import fixture_faces_npz, fixture_run, run_main  # noqa: E402
 
 from device import model_store as ms  # noqa: E402
 from tools.cloud.manifest import S3Location  # noqa: E402
-from tools.cloud.sagemaker import MODEL_DIR, JobSpec, build_request, image_uri, launch, package_source, train_arguments  # noqa: E402
+from tools.cloud.sagemaker import (  # noqa: E402
+    MODEL_DIR,
+    JobError,
+    JobSpec,
+    build_request,
+    image_uri,
+    launch,
+    package_source,
+    train_arguments,
+)
 from tools.train.cli import parse_args  # noqa: E402
 from tools.train.runs import TrainConfig  # noqa: E402
 
@@ -60,6 +69,37 @@ def test_every_training_setting_is_forwarded():
                           "seed", "threads", "keep-from", "train", "valid", "run"}
     warm = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz", "s3://b/code/warm/ab12/w.weights.h5")
     assert set(warm) - set(flags) == {"init-weights"}
+
+
+def test_a_render_of_reframed_faces_arrives_as_its_own_channel():
+    render = "s3://facecue-ml/data/scened2/train.npz"
+    request = build_request(spec(config=TrainConfig(arch="vgg_elu-base", reframed=(render,), reframed_share=0.6)))
+    [channel] = [c for c in request["InputDataConfig"] if c["ChannelName"] == "reframed"]
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == render
+    args = parse_args(container_argv(request["HyperParameters"]))
+    assert (args.reframed, args.reframed_share) == (["/opt/ml/input/data/reframed/train.npz"], 0.6)
+    assert "reframed" not in build_request(spec())["HyperParameters"]
+
+
+@pytest.mark.parametrize("reframed,share,message", [
+    (("s3://b/a/train.npz", "s3://b/b/train.npz"), 0.6, "--reframed: one render per SageMaker job, not 2"),
+    (("s3://b/a/train.npz",), 0.0, "--reframed and --reframed-share go together"),
+    ((), 0.6, "--reframed and --reframed-share go together")])
+def test_reframed_faces_a_job_cannot_take_are_refused(reframed, share, message):
+    with pytest.raises(JobError, match=message):
+        spec(config=TrainConfig(reframed=reframed, reframed_share=share))
+
+
+def test_a_share_without_its_render_is_one_line_and_uploads_nothing(bucket):
+    from tools.cloud.sagemaker import main
+
+    result = run_main(main, ["launch", "--job-name", "facecue-reframed", "--role-arn", ROLE,
+                             "--train", f"{bucket.url}/t.npz", "--valid", f"{bucket.url}/v.npz",
+                             "--output", f"{bucket.url}/out", "--code", f"{bucket.url}/code",
+                             "--reframed-share", "0.6", "--region", "eu-west-1", "--endpoint-url", bucket.moto.url])
+    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.err.startswith("sagemaker: error: --reframed and --reframed-share go together")
+    assert bucket.client.list_objects_v2(Bucket=bucket.name).get("KeyCount", 0) == 0
 
 
 @pytest.mark.parametrize("region,instance,uri", [

@@ -15,7 +15,9 @@ back as ``--flag value``), the two ``.npz`` files are the ``train`` and
 comes back as the job's ``model.tar.gz``. A warm start's weights file goes up
 beside the source with its history (``lineage.json``) and arrives as the
 ``init`` channel, so the cloud run continues a local one and its model's
-metadata still states every cycle behind it. ``publish`` exports that run
+metadata still states every cycle behind it. A render of re-framed training
+faces (``--reframed s3://...`` with ``--reframed-share``) is the ``reframed``
+channel. ``publish`` exports that run
 folder with ``tools.train.export`` and publishes the int8 model through the same
 signed manifest as a local one.
 """
@@ -110,20 +112,23 @@ def channel_prefix(s3_url: str) -> str:
     return s3_url.rstrip("/").rsplit("/", 1)[0] + "/"
 
 
-# TrainConfig fields that are not passed through as they stand: the data files and a warm
-# start's weights arrive as channels; re-framed faces (with their share) are made by
-# tools.data.align_faces on the machine that launches and are not sent.
+# TrainConfig fields that are not passed through as they stand: the data files, a warm
+# start's weights and the re-framed faces (with their share) arrive as channels.
 NOT_FORWARDED = ("train", "valid", "init_weights", "reframed", "reframed_share")
 
 
 def train_arguments(config: TrainConfig, train_url: str, valid_url: str, init_url: str = "") -> dict[str, object]:
-    """facecue-train flags (without the dashes) for a run inside the container."""
+    """facecue-train flags (without the dashes) for a run inside the container; in a launch's
+    ``config``, ``reframed`` holds the s3:// URL of the one render it sends."""
     flags: dict[str, object] = {f.name.replace("_", "-"): getattr(config, f.name)
                                 for f in dataclasses.fields(TrainConfig) if f.name not in NOT_FORWARDED}
     flags.update({"train": channel_path("train", train_url), "valid": channel_path("valid", valid_url),
                   "run": MODEL_DIR})
     if init_url:
         flags["init-weights"] = channel_path("init", init_url)
+    if config.reframed:
+        flags.update({"reframed": channel_path("reframed", config.reframed[0]),
+                      "reframed-share": config.reframed_share})
     return flags
 
 
@@ -144,6 +149,14 @@ class JobSpec:
     tf_version: str = "2.16"
     py_version: str = "py310"
 
+    def __post_init__(self) -> None:
+        """Refuse re-framed faces the job cannot be given, before anything is uploaded. One
+        render only: the container hands each hyperparameter to the script as one value."""
+        if bool(self.config.reframed) != bool(self.config.reframed_share):
+            raise JobError("--reframed and --reframed-share go together: the file and the share it gives")
+        if len(self.config.reframed) > 1:
+            raise JobError(f"--reframed: one render per SageMaker job, not {len(self.config.reframed)}")
+
 
 def build_request(spec: JobSpec) -> dict:
     """The ``CreateTrainingJob`` request, as the SageMaker Python SDK would send it
@@ -162,6 +175,8 @@ def build_request(spec: JobSpec) -> dict:
     sources = [("train", spec.train), ("valid", spec.valid)]
     if spec.init_weights:
         sources.append(("init", channel_prefix(spec.init_weights)))
+    if spec.config.reframed:
+        sources.append(("reframed", spec.config.reframed[0]))
     channels = [{"ChannelName": name, "InputMode": "File", "DataSource": {"S3DataSource": {
         "S3DataType": "S3Prefix", "S3Uri": url, "S3DataDistributionType": "FullyReplicated"}}}
         for name, url in sources]
@@ -265,7 +280,9 @@ def _clients(args: argparse.Namespace):
 
 def cmd_launch(args: argparse.Namespace) -> int:
     region, sagemaker, s3 = _clients(args)
-    config = TrainConfig.from_args(args, skip=NOT_FORWARDED)
+    config = dataclasses.replace(TrainConfig.from_args(args, skip=NOT_FORWARDED),
+                                 reframed=(args.reframed,) if args.reframed else (),
+                                 reframed_share=args.reframed_share)
     spec = JobSpec(job_name=args.job_name, role_arn=args.role_arn, region=region, train=args.train,
                    valid=args.valid, output=args.output, source="", config=config,
                    instance_type=args.instance_type, tf_version=args.tf_version, py_version=args.py_version)
@@ -295,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     launch_p.add_argument("--tf-version", default=JobSpec.tf_version)
     launch_p.add_argument("--py-version", default=JobSpec.py_version)
     launch_p.add_argument("--init-weights", type=Path, help="warm start: a local weights file of the same arch")
+    launch_p.add_argument("--reframed", metavar="s3://.../train.npz",
+                          help="training faces re-framed by tools.data.align_faces (one render), uploaded beforehand")
+    launch_p.add_argument("--reframed-share", type=float, default=defaults.reframed_share,
+                          help="share of each batch taken from --reframed")
     for f in dataclasses.fields(TrainConfig):
         if f.name in NOT_FORWARDED:
             continue
