@@ -51,7 +51,7 @@ from tools.cloud.manifest import (
 from tools.cloud.publish import publish_model
 from tools.data.dataset import DatasetError
 from tools.train.export import ExportOptions, export_run
-from tools.train.runs import LINEAGE_FILE, TrainConfig, lineage
+from tools.train.runs import LINEAGE_FILE, TrainConfig, TrainError, lineage
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINT = "tools/train/__main__.py"
@@ -150,10 +150,12 @@ class JobSpec:
     py_version: str = "py310"
 
     def __post_init__(self) -> None:
-        """Refuse re-framed faces the job cannot be given, before anything is uploaded. One
-        render only: the container hands each hyperparameter to the script as one value."""
-        if bool(self.config.reframed) != bool(self.config.reframed_share):
-            raise JobError("--reframed and --reframed-share go together: the file and the share it gives")
+        """Refuse settings the job's facecue-train would refuse, before anything is uploaded.
+        One render only: the container hands each hyperparameter to the script as one value."""
+        try:
+            self.config.check_settings()
+        except TrainError as exc:
+            raise JobError(str(exc)) from None
         if len(self.config.reframed) > 1:
             raise JobError(f"--reframed: one render per SageMaker job, not {len(self.config.reframed)}")
 

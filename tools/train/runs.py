@@ -79,16 +79,21 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuse, in one line naming the flag, settings no run can use; before any folder is made."""
+        self.check_settings()
+        if self.init_weights and not Path(self.init_weights).is_file():
+            raise TrainError(f"--init-weights {self.init_weights}: no such file")
+        if not self.train:
+            raise TrainError("no training data; pass --train FILE.npz")
+
+    def check_settings(self) -> None:
+        """The part of :meth:`check` that needs none of the files, so a machine that only
+        sends a run elsewhere (``tools.cloud.sagemaker``) refuses the same settings."""
         for flag, share in (("--erase-prob", self.erase_prob), ("--cutmix", self.cutmix),
                             ("--reframed-share", self.reframed_share)):
             if not 0.0 <= share <= 1.0:
                 raise TrainError(f"{flag} {share}: a share of faces, between 0 and 1")
         if self.keep_from < 0:
             raise TrainError(f"--keep-from {self.keep_from}: an epoch number, or 0 to keep none")
-        if self.init_weights and not Path(self.init_weights).is_file():
-            raise TrainError(f"--init-weights {self.init_weights}: no such file")
-        if not self.train:
-            raise TrainError("no training data; pass --train FILE.npz")
         if bool(self.reframed) != bool(self.reframed_share):
             raise TrainError("--reframed and --reframed-share go together: the files and the share they give")
 
