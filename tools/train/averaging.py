@@ -1,12 +1,11 @@
 """Weight averaging of one architecture's trained weights, batch-norm statistics re-estimated.
 
-Why: the best weights of two warm-restart cycles (``runs/cycle2``, ``runs/cycle3``)
-sit in one basin; their average generalises better than either (measured on
-valid: 67.3 % float against 67.0 %, and 68.1 % against 67.7 % with flip
-averaging) at no cost on the device, where it is still one network. The
-running means and variances that each run's batch norms learnt describe that
-run's own convolutions, not the averaged ones (re-used as they are, the
-average scored 67.0 %), so they are measured again on training faces.
+Why: weights from one basin (the best of two warm-restart cycles, or a cycle's
+last epochs) average into a net that generalises better than any of them, at no
+cost on the device, where it is still one network (figures in the model card).
+The running means and variances that each run's batch norms learnt describe
+that run's own convolutions, not the averaged ones, so they are measured again
+on training faces.
 """
 from __future__ import annotations
 

@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="best.weights.h5, the newest checkpoint (a run still training), or a weights file "
                         "of the run's architecture (e.g. a kept epoch, with --average the others)")
     p.add_argument("--calib", type=int, default=CALIBRATION_FACES,
-                   help="training faces for int8 calibration (measured: 300 lost 0.4 pt, 3000 lost 0.2 pt)")
+                   help="training faces for int8 calibration (fewer lose accuracy: see the model card)")
     p.add_argument("--threads", type=int, default=2, help="interpreter threads for the validation check")
     p.add_argument("--flip-average", action="store_true",
                    help="average each face with its mirror image inside the model (twice the compute)")
