@@ -12,13 +12,15 @@ import pytest
 from audio.phrases import EXPRESSIONS
 from audio.voice import LABELS as SOUNDS
 from device.config import Config, ConfigError
-from device.frames import Announcement
+from device.frames import Announcement, Prediction
 from tools.eval.announce import (
     SWEEP_GRID,
     AnnounceScore,
+    Ceiling,
     EvalError,
     _run,
     apply_sets,
+    ceiling,
     load_schedule,
     main,
     parse_vary,
@@ -99,6 +101,29 @@ def test_line_and_shares():
     silent = score_announcements([], TWO, LABELS)
     assert silent.line() == "faces 2 announced right 0 (0.0 %) any 0; said 0, right 0 (n/a)"
     assert np.isnan(silent.said_right_share)
+
+
+def _probs(**top: float) -> Prediction:
+    probs = np.array([top.get(label, 0.0) for label in LABELS])
+    return Prediction(probs, LABELS)
+
+
+def test_ceiling_counts_faces_found_and_the_mean_of_their_frames():
+    schedule = TWO + [(9.0, 12.0, "fear")]  # the fear face is never found
+    per_frame = [
+        (0.5, _probs(happy=0.9)),                 # before the first face: no one's
+        (1.0, _probs(happy=0.6, sad=0.4)),        # happy face: its mean is happy
+        (3.0, None),
+        (4.0, _probs(sad=1.0)),                   # t == end: the happy face has left
+        (5.5, _probs(angry=0.6, sad=0.4)),        # sad face: angry first, but the mean is sad (0.65 vs 0.3)
+        (6.0, _probs(sad=0.9, angry=0.0)),
+        (10.0, None),
+    ]
+    assert ceiling(per_frame, schedule) == Ceiling(faces=3, found=2, right=2)
+    wrong = per_frame[:4] + [(5.5, _probs(angry=0.9, sad=0.1)), (6.0, _probs(sad=0.6, angry=0.4))]
+    assert ceiling(wrong, schedule) == Ceiling(faces=3, found=2, right=1)  # mean angry 0.65 over sad 0.35
+    assert ceiling([], schedule).line() == ("ceiling: a face found for 0 of 3 people; one word each from the mean "
+                                            "of their frames would be right for 0 (0.0 %)")
 
 
 def test_overlapping_schedule_is_refused():
@@ -244,10 +269,11 @@ def test_vary_sets_the_sweep_grid_and_refuses_what_is_not_a_decide_number():
 
 
 def test_cli_scores_the_video(face_video, capsys):
-    video, schedule, announcements, _, labels = face_video
+    video, schedule, announcements, per_frame, labels = face_video
     assert main(["--video", str(video), "--sweep", "--list"]) == 0
     out = capsys.readouterr().out
     assert score_announcements(announcements, schedule, labels).line() in out
+    assert ceiling(per_frame, schedule).line() in out
     assert "min_conf" in out and out.count("\n*") == 1
 
 

@@ -158,6 +158,8 @@ def candidates(blazeface: Path | None) -> list[Candidate]:
         ("haar, scale 0.5 (the old default)", HaarDetector(), 0.5, MIN_FACE),
         ("yunet, full frame, score 0.8 (default)", YuNetDetector(0.8), 1.0, MIN_FACE),
         ("yunet, full frame, score 0.7", YuNetDetector(0.7), 1.0, MIN_FACE),
+        ("yunet, full frame, score 0.6", YuNetDetector(0.6), 1.0, MIN_FACE),
+        ("yunet, full frame, score 0.5", YuNetDetector(0.5), 1.0, MIN_FACE),
         ("yunet, full frame, score 0.9", YuNetDetector(0.9), 1.0, MIN_FACE),
         ("yunet, 0.75 frame, score 0.8", YuNetDetector(0.8), 0.75, MIN_FACE),
         ("yunet, half frame, score 0.8", YuNetDetector(0.8), 0.5, MIN_FACE),

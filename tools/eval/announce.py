@@ -14,6 +14,12 @@ every run gives the same words), and what it says is scored two ways:
 * announcements right: the share of the expressions said that were right (how
   far the wearer can trust a word).
 
+Beside them it prints a ceiling (:func:`ceiling`): for how many faces the
+detector found a face at all, and for how many the mean of the model's
+probabilities over those frames is right. The decide stage only smooths those
+same probabilities, so that count is about the most faces one word each can get
+right, whatever the ``[decide]`` settings.
+
 Scoring convention:
 
 * A face is on screen over ``[start_s, end_s)`` of the schedule (a frame at
@@ -56,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from device.argparser import ERROR_PREFIX
 from device.capture import CaptureError, VideoFileSource
@@ -214,6 +221,34 @@ def replay(per_frame: FramePredictions, decide: DecideConfig) -> list[Announceme
     for t, prediction in per_frame:
         out.extend(decider.update(prediction, t))
     return out
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    faces: int  # faces shown (schedule segments)
+    found: int  # faces with a prediction in at least one of their frames
+    right: int  # of them, those whose mean probabilities over those frames have the true label on top
+
+    def line(self) -> str:
+        return (f"ceiling: a face found for {self.found} of {self.faces} people; one word each from the mean of "
+                f"their frames would be right for {self.right} ({_pct(self.right, self.faces)})")
+
+
+def ceiling(per_frame: FramePredictions, schedule: Schedule) -> Ceiling:
+    """What the detector and model leave a ``[decide]`` stage to work with: per face shown, was it
+    found in any of its frames (``start_s <= t < end_s``), and is the top class of its frames' mean
+    probabilities the true label. The decide stage only smooths those probabilities, so the second
+    count is about what tuning ``[decide]`` can reach with one word per person: a target well above
+    it needs a better detector or model, not other settings."""
+    _check_schedule(schedule)
+    seen: list[list[Prediction]] = [[] for _ in schedule]
+    for t, prediction in per_frame:
+        k = attribute(t, schedule, grace=0.0)
+        if prediction is not None and k is not None:
+            seen[k].append(prediction)
+    right = sum(ps[0].labels[int(np.argmax(np.mean([p.probs for p in ps], axis=0)))] == label
+                for ps, (_, _, label) in zip(seen, schedule, strict=True) if ps)
+    return Ceiling(len(schedule), sum(bool(ps) for ps in seen), right)
 
 
 @dataclass(frozen=True)
@@ -386,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  t {a.t:7.2f}  said {a.label:<8} {a.confidence:.2f}  truth {truth or '(no face)':<9} "
                   f"{'right' if ok else 'WRONG'}")
     print(score_announcements(announcements, schedule, labels, args.grace).line())
+    print(ceiling(per_frame, schedule).line())
     if args.sweep:
         rows = sweep(per_frame, schedule, labels, d, grid, grace=args.grace)
         print(sweep_table(rows, d))
