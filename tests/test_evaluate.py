@@ -242,3 +242,58 @@ def test_photos_without_detect_are_refused_in_one_line(coffee, model_path, tmp_p
     err = capsys.readouterr().err
     assert err == f"facecue: error: {path}: images are 640x480 photos, not face crops; add --detect to find the " \
                   "faces in them\n"
+
+
+def test_width_table_rows_by_hand():
+    from tools.eval.evaluate import width_table
+
+    widths = np.array([65, 90, 120, 170, 220, 230])
+    truth = np.array([0, 1, 2, 3, 4, 5])
+    device = np.array([0, -1, 2, 1, 4, -1])  # -1: no face found
+    boxed = np.array([0, 1, 1, 3, 4, 5])
+    rows = [line.split() for line in width_table(truth, device, boxed, widths).splitlines()[1:]]
+    assert rows == [["60-79", "1", "1", "1.0000", "1.0000"],
+                    ["80-99", "1", "0", "-", "-"],
+                    ["100-149", "1", "1", "1.0000", "0.0000"],
+                    ["150-199", "1", "1", "0.0000", "1.0000"],
+                    [">=", "200", "2", "1", "1.0000", "1.0000"],  # only found faces count in both columns
+                    ["all", "6", "4", "0.7500", "0.7500"]]
+
+
+def test_detect_on_a_scene_set_compares_the_device_crop_with_the_paste_box(astronaut, coffee, model_path,
+                                                                           tmp_path, capsys):
+    """A file with ``boxes`` gets the table by width; the paste-box column is the model on each
+    found face cut from its recorded box as a training face is cut."""
+    from tests.photos import place
+
+    photos = [place(astronaut, coffee, s, (150, 60)) for s in (0.8, 1.0, 1.2)] + [coffee]
+    boxes = np.array([[300, 100, 80, 90], [320, 110, 100, 110], [340, 130, 120, 120], [10, 10, 100, 100]])
+    path = tmp_path / "scenes.npz"
+    np.savez(path, images=np.stack(photos), labels=np.array([3, 3, 3, 3], np.uint8), classes=np.array(CLASSES),
+             boxes=boxes)
+    assert main(["--detect", "--data", str(path), "--model", str(model_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    table = out[out.index(next(line for line in out if line.startswith("by face width"))) + 1:]
+    all_row = next(line.split() for line in table if line.split()[0] == "all")
+    classifier = Classifier(model_path)
+    boxed_right = sum(classifier.classify(classifier.preprocess(p[y:y + h, x:x + w])).best[0] == "happy"
+                      for p, (x, y, w, h) in zip(photos[:3], boxes[:3]))
+    assert all_row[:3] == ["all", "4", "3"]
+    assert all_row[4] == f"{boxed_right / 3:.4f}"
+
+
+@pytest.mark.parametrize("boxes, message", [
+    (np.zeros((1, 4), np.int64), r"boxes must be integer \(N, 4\)"),
+    (np.zeros((2, 4), np.float32), r"boxes must be integer \(N, 4\)"),
+    (np.array([[0, 0, 10, 10], [600, 0, 50, 10]]), r"box 1 \(600, 0, 50, 10\) does not lie inside its 640x480"),
+])
+def test_bad_face_boxes_are_refused_in_one_line(coffee, tmp_path, boxes, message):
+    from tools.data.dataset import DatasetError, load_photos
+
+    path = tmp_path / "photos.npz"
+    np.savez(path, images=np.stack([coffee] * 2), labels=np.array([3, 4], np.uint8), classes=np.array(CLASSES),
+             boxes=boxes)
+    with pytest.raises(DatasetError, match=message):
+        load_photos(path)
+    np.savez(path, images=np.stack([coffee] * 2), labels=np.array([3, 4], np.uint8), classes=np.array(CLASSES))
+    assert load_photos(path).boxes is None

@@ -44,6 +44,7 @@ class PhotoSet:
     images: list[np.ndarray]  # each HxW grey or HxWx3 BGR uint8, any size
     labels: np.ndarray
     classes: tuple[str, ...]
+    boxes: np.ndarray | None = None  # (N, 4) x, y, w, h of each face where the file records it (scene sets)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -114,7 +115,24 @@ def load_photos(path: str | Path) -> PhotoSet:
             what = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
             raise DatasetError(f"{path}: image {i} must be a grey or BGR uint8 photo, got {what}")
     labels, names = _check_labels(path, labels, len(photos), classes)
-    return PhotoSet(photos, labels, names)
+    return PhotoSet(photos, labels, names, _face_boxes(path, photos))
+
+
+def _face_boxes(path: Path, photos: list[np.ndarray]) -> np.ndarray | None:
+    """The ``boxes`` array of a photo file (``tools.data.scenes`` records where it put each
+    face), checked to lie inside each photo; None when the file has none."""
+    with np.load(path, allow_pickle=False) as data:
+        if "boxes" not in data.files:
+            return None
+        boxes = data["boxes"]
+    if boxes.shape != (len(photos), 4) or not np.issubdtype(boxes.dtype, np.integer):
+        raise DatasetError(f"{path}: boxes must be integer (N, 4) x, y, w, h for {len(photos)} photos, "
+                           f"got {boxes.dtype} {boxes.shape}")
+    for i, ((x, y, w, h), image) in enumerate(zip(boxes, photos)):
+        if w < 1 or h < 1 or x < 0 or y < 0 or x + w > image.shape[1] or y + h > image.shape[0]:
+            raise DatasetError(f"{path}: box {i} ({x}, {y}, {w}, {h}) does not lie inside its "
+                               f"{image.shape[1]}x{image.shape[0]} photo")
+    return boxes.astype(np.int64)
 
 
 def data_dir() -> Path:

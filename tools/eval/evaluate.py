@@ -16,6 +16,13 @@ box) cuts it out, so the figure includes what the detector misses. A photo
 with no face found counts as wrong; ``found F of N`` and the accuracy on the
 faces found are printed as well.
 
+A scene set that records where each face was pasted (``boxes``, as
+``python -m tools.data.scenes fer`` writes) also gets a table by face width:
+the faces found, the accuracy on them, and the accuracy on the same faces cut
+from their paste box as a training face is cut. The paste box is the framing
+the face had as a crop, so the two columns apart show what the device's
+detector and crop cost, size by size.
+
 ``--against`` scores a second model on the same faces and prints a paired
 (McNemar) comparison: a candidate model replaces the shipped one only when
 it wins on the faces where the two disagree, not on a 0.2 pt difference.
@@ -42,6 +49,7 @@ from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load
 from tools.eval.metrics import Scores, confidence_table, paired_comparison, score
 
 CONFIDENCE_STEPS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)  # rows of the table; the configured default is added
+WIDTH_BANDS = (60, 80, 100, 150, 200)  # lower edges (px) of the rows of the table by face width
 
 
 def predict_probabilities(classifier: Classifier, faces: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -97,6 +105,35 @@ def answers(probs: np.ndarray, boxes: list[FaceBox | None] | None = None) -> np.
     return predicted
 
 
+def paste_box_answers(model: str | Path, photos: PhotoSet, threads: int = 1) -> np.ndarray:
+    """The predicted label (model order) of each photo's face cut from its recorded box, as
+    a training face is cut: what the model makes of the face with the framing it was pasted in."""
+    if photos.boxes is None:
+        raise DatasetError("the photos record no face boxes")
+    classifier = Classifier(model, num_threads=threads)
+    faces = np.stack([classifier.preprocess(image[y:y + h, x:x + w])
+                      for image, (x, y, w, h) in zip(photos.images, photos.boxes, strict=True)])
+    return predict_probabilities(classifier, faces).argmax(axis=1)
+
+
+def width_table(truth: np.ndarray, predicted: np.ndarray, boxed: np.ndarray, widths: np.ndarray) -> str:
+    """Per face-width band: photos, faces found, accuracy on them through the device's crop
+    (``predicted``, -1 where none was found) and through the paste box (``boxed``)."""
+    edges = [*WIDTH_BANDS, np.inf]
+    rows = [(f"{lo}-{hi - 1}" if np.isfinite(hi) else f">= {lo}", (widths >= lo) & (widths < hi))
+            for lo, hi in zip(edges, edges[1:])]
+    rows = [(f"< {WIDTH_BANDS[0]}", widths < WIDTH_BANDS[0]), *rows, ("all", np.ones(len(widths), bool))]
+    lines = [f"{'width px':>9} {'photos':>7} {'found':>6} {'device':>7} {'paste box':>9}"]
+    for name, band in rows:
+        if not band.any():
+            continue
+        found = band & (predicted != -1)
+        device = f"{(predicted[found] == truth[found]).mean():.4f}" if found.any() else "-"
+        boxed_right = f"{(boxed[found] == truth[found]).mean():.4f}" if found.any() else "-"
+        lines.append(f"{name:>9} {int(band.sum()):>7} {int(found.sum()):>6} {device:>7} {boxed_right:>9}")
+    return "\n".join(lines)
+
+
 def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores:
     """Scores of ``model`` on ``data`` as the wearer's device would classify them."""
     truth, probs, labels = model_answers(model, data, threads)
@@ -136,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             data = load_faces(args.data)
         truth, probs, labels = model_answers(args.model, data, args.threads, boxes)
         old = model_answers(args.against, data, args.threads, boxes) if args.against else None
+        boxed = paste_box_answers(args.model, data, args.threads) \
+            if args.detect and isinstance(data, PhotoSet) and data.boxes is not None else None
     except (DatasetError, ModelError, DetectorError) as exc:
         print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
         return 2
@@ -153,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"by top probability (the device's default [decide] min_confidence is {default})"
           + (", on the faces found" if args.detect else ""))
     print(confidence_table(truth[found], probs[found], sorted({*CONFIDENCE_STEPS, default})))
+    if boxed is not None:
+        print("by face width, on the faces found; paste box: the same faces cut from the box they were pasted in")
+        print(width_table(truth, predicted, boxed, data.boxes[:, 2]))
     if old is not None:
         old_truth, old_probs, old_labels = old
         old_predicted = answers(old_probs, boxes)
