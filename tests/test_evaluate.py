@@ -277,7 +277,7 @@ def test_detect_on_a_scene_set_compares_the_device_crop_with_the_paste_box(astro
     all_row = next(line.split() for line in table if line.split()[0] == "all")
     classifier = Classifier(model_path)
     boxed_right = sum(classifier.classify(classifier.preprocess(p[y:y + h, x:x + w])).best[0] == "happy"
-                      for p, (x, y, w, h) in zip(photos[:3], boxes[:3]))
+                      for p, (x, y, w, h) in zip(photos[:3], boxes[:3], strict=True))
     assert all_row[:3] == ["all", "4", "3"]
     assert all_row[4] == f"{boxed_right / 3:.4f}"
 

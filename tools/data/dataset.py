@@ -128,7 +128,7 @@ def _face_boxes(path: Path, photos: list[np.ndarray]) -> np.ndarray | None:
     if boxes.shape != (len(photos), 4) or not np.issubdtype(boxes.dtype, np.integer):
         raise DatasetError(f"{path}: boxes must be integer (N, 4) x, y, w, h for {len(photos)} photos, "
                            f"got {boxes.dtype} {boxes.shape}")
-    for i, ((x, y, w, h), image) in enumerate(zip(boxes, photos)):
+    for i, ((x, y, w, h), image) in enumerate(zip(boxes, photos, strict=True)):
         if w < 1 or h < 1 or x < 0 or y < 0 or x + w > image.shape[1] or y + h > image.shape[0]:
             raise DatasetError(f"{path}: box {i} ({x}, {y}, {w}, {h}) does not lie inside its "
                                f"{image.shape[1]}x{image.shape[0]} photo")

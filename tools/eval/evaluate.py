@@ -32,6 +32,7 @@ with ``[decide] min_confidence`` set to each value.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -121,7 +122,7 @@ def width_table(truth: np.ndarray, predicted: np.ndarray, boxed: np.ndarray, wid
     (``predicted``, -1 where none was found) and through the paste box (``boxed``)."""
     edges = [*WIDTH_BANDS, np.inf]
     rows = [(f"{lo}-{hi - 1}" if np.isfinite(hi) else f">= {lo}", (widths >= lo) & (widths < hi))
-            for lo, hi in zip(edges, edges[1:])]
+            for lo, hi in itertools.pairwise(edges)]
     rows = [(f"< {WIDTH_BANDS[0]}", widths < WIDTH_BANDS[0]), *rows, ("all", np.ones(len(widths), bool))]
     lines = [f"{'width px':>9} {'photos':>7} {'found':>6} {'device':>7} {'paste box':>9}"]
     for name, band in rows:
