@@ -297,3 +297,83 @@ def test_bad_face_boxes_are_refused_in_one_line(coffee, tmp_path, boxes, message
         load_photos(path)
     np.savez(path, images=np.stack([coffee] * 2), labels=np.array([3, 4], np.uint8), classes=np.array(CLASSES))
     assert load_photos(path).boxes is None
+
+
+def write_photo_folder(folder: Path, photos: list[tuple[str, np.ndarray, str, str]]) -> Path:
+    """A folder of JPEG photos and its labels.csv (file, label, performer)."""
+    (folder / "photos").mkdir(parents=True)
+    lines = ["file,label,performer"]
+    for name, image, label, person in photos:
+        cv2.imwrite(str(folder / "photos" / name), image)
+        lines.append(f"photos/{name},{label},{person}")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def test_a_folder_of_labelled_photos_scores_as_its_npz_would(astronaut, coffee, model_path, tmp_path, capsys):
+    from tests.photos import place
+
+    photos = [place(astronaut, coffee, s, (150, 60)) for s in (0.8, 1.0, 1.2)] + [coffee]
+    folder = write_photo_folder(tmp_path / "set", [(f"p{i}.jpg", p, "happy", "ann" if i < 2 else "bob")
+                                                   for i, p in enumerate(photos)])
+    decoded = [cv2.imread(str(folder / "photos" / f"p{i}.jpg")) for i in range(4)]  # JPEG, as the folder holds them
+    npz = tmp_path / "same.npz"
+    np.savez(npz, images=np.stack(decoded), labels=np.full(4, 3, np.uint8), classes=np.array(CLASSES))
+    assert main(["--detect", "--data", str(npz), "--model", str(model_path)]) == 0
+    from_npz = capsys.readouterr().out.splitlines()
+    assert main(["--detect", "--data", str(folder), "--model", str(model_path)]) == 0
+    from_folder = capsys.readouterr().out.splitlines()
+    assert from_folder[-2:] == from_npz[-2:] and from_folder[-2] == "found 3 of 4"
+    spread = next(line for line in from_folder if line.startswith("by performer"))
+    assert spread.startswith("by performer (2): lowest ") and "(bob)" in spread  # bob's photo 3 has nobody in it
+
+
+@pytest.mark.parametrize("table,message", [
+    (None, "no labels.csv"),
+    ("name,expression\nphotos/p0.jpg,happy\n", "needs a header with file and label"),
+    ("file,label\nphotos/nope.jpg,happy\n", "line 2: no such photo photos/nope.jpg"),
+    ("file,label\n../outside.jpg,happy\n", "line 2: ../outside.jpg lies outside"),
+    ("file,label\nphotos/empty.jpg,happy\n", "line 2: photos/empty.jpg is empty"),
+    ("file,label\nphotos/text.jpg,happy\n", "line 2: photos/text.jpg is not an image"),
+    ("file,label\nphotos/p0.jpg,\n", "line 2: no file or no label"),
+])
+def test_a_bad_photo_folder_is_one_line_and_exit_2(coffee, model_path, tmp_path, capsys, table, message):
+    folder = write_photo_folder(tmp_path / "set", [("p0.jpg", coffee, "happy", "ann")])
+    (folder / "photos" / "empty.jpg").write_bytes(b"")
+    (folder / "photos" / "text.jpg").write_text("not a picture")
+    (tmp_path / "outside.jpg").write_bytes((folder / "photos" / "p0.jpg").read_bytes())
+    (folder / "labels.csv").unlink()
+    if table is not None:
+        (folder / "labels.csv").write_text(table)
+    assert main(["--detect", "--data", str(folder), "--model", str(model_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("facecue: error: ") and message in err, err
+
+
+def test_a_folder_without_detect_is_refused_in_one_line(coffee, model_path, tmp_path, capsys):
+    folder = write_photo_folder(tmp_path / "set", [("p0.jpg", coffee, "happy", "ann")])
+    assert main(["--data", str(folder), "--model", str(model_path)]) == 2
+    assert capsys.readouterr().err == f"facecue: error: {folder} is a folder of photos: add --detect to find " \
+                                      "the faces in them\n"
+
+
+def test_votes_score_against_the_fer_plus_majority(fixture_npz, model_path, tmp_path, capsys):
+    """Relabel the fixture by votes: rows the raters could not read drop out, the rest take
+    the majority; the last line equals scoring an npz holding those labels."""
+    names = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+    with np.load(fixture_npz) as data:
+        images, labels = data["images"], data["labels"]
+    votes = np.zeros((len(labels), 10), np.float32)
+    votes[:, names.index("happiness")] = 6
+    votes[:, names.index("sadness")] = 4
+    votes[::3] = 0
+    votes[::3, names.index("unknown")] = 10
+    votes_file = tmp_path / "votes.npz"
+    np.savez(votes_file, votes=votes, vote_names=np.array(names))
+    kept = np.ones(len(labels), bool)
+    kept[::3] = False
+    relabelled = tmp_path / "relabelled.npz"
+    np.savez(relabelled, images=images[kept], labels=np.full(kept.sum(), 3, np.uint8), classes=np.array(CLASSES))
+    line = last_line(["--data", str(fixture_npz), "--votes", str(votes_file), "--model", str(model_path)], capsys)
+    assert line == last_line(["--data", str(relabelled), "--model", str(model_path)], capsys)
+    assert line.endswith(f"n {kept.sum()}")

@@ -149,6 +149,51 @@ def test_cutmix_batches_carry_soft_targets_weighted_by_their_classes(trained, tm
     assert np.isfinite(float(loss))
 
 
+def write_votes_for(path: Path, labels: np.ndarray, unreadable: np.ndarray) -> Path:
+    """FER+ votes for faces of ``labels``: 7 raters agree with the label and 3 say neutral,
+    except on the ``unreadable`` rows, which the raters mostly call unknown."""
+    names = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+    column = [names.index({"angry": "anger", "happy": "happiness", "sad": "sadness"}.get(c, c)) for c in CLASSES]
+    votes = np.zeros((len(labels), len(names)), np.float32)
+    votes[np.arange(len(labels)), [column[k] for k in labels]] += 7
+    votes[:, names.index("neutral")] += 3
+    votes[unreadable] = 0
+    votes[unreadable, names.index("unknown")] = 10
+    np.savez(path, votes=votes, vote_names=np.array(names))
+    return path
+
+
+def test_votes_give_soft_targets_and_pick_the_best_epoch_by_their_majority(trained, tmp_path):
+    from tools.train.fit import Trainer
+
+    run, _, _ = trained
+    train, valid = load_faces(run.parent / "train.npz"), load_faces(run.parent / "valid.npz")
+    unreadable = np.arange(len(train)) % 10 == 0
+    cfg = TrainConfig(arch="vgg_elu-tiny", train=str(run.parent / "train.npz"), valid=str(run.parent / "valid.npz"),
+                      votes=str(write_votes_for(tmp_path / "tv.npz", train.labels, unreadable)),
+                      valid_votes=str(write_votes_for(tmp_path / "vv.npz", valid.labels, np.arange(len(valid)) < 7)),
+                      original_share=0.5, epochs=1, batch=32, seed=5)
+    trainer = Trainer(prepare_run(tmp_path / "votes", cfg, resume=False), tmp_path / "votes", train, valid)
+    assert len(trainer.train_x) == len(trainer.train_targets) == (~unreadable).sum()
+    angry = train.labels[~unreadable] == 0
+    assert np.allclose(trainer.train_targets[angry], [0.85, 0, 0, 0, 0.15, 0, 0])  # half label, half 7:3 votes
+    # Neutral gets 3 votes of every face: its weight is the smallest.
+    assert trainer.weights.argmin() == CLASSES.index("neutral")
+    assert np.allclose((trainer.train_targets @ trainer.weights).mean(), 1.0)
+    assert np.array_equal(trainer.valid_y, valid.labels[7:]) and len(trainer.valid_x) == len(valid) - 7
+    row = trainer.fit(log=lambda _: None)["history"][-1]
+    assert 0.0 <= row["val_acc"] <= 1.0 and row["val_acc_fer2013"] == row["val_acc"]
+
+
+def test_original_share_without_votes_is_a_one_line_error(tmp_path, capsys):
+    from tools.train.cli import main
+
+    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+                 "--original-share", "0.3"]) == 2
+    assert_one_line_error(capsys, "--original-share .* needs --votes")
+    assert not (tmp_path / "run").exists()
+
+
 def test_reframed_faces_are_mixed_in_by_their_share(trained, tmp_path):
     from tools.train.fit import Trainer
     from tools.train.runs import describe_recipe, recipe

@@ -5,11 +5,13 @@ rejected with the same one-line message everywhere.
 """
 from __future__ import annotations
 
+import csv
 import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from device.preprocess import preprocess_batch
@@ -116,6 +118,55 @@ def load_photos(path: str | Path) -> PhotoSet:
             raise DatasetError(f"{path}: image {i} must be a grey or BGR uint8 photo, got {what}")
     labels, names = _check_labels(path, labels, len(photos), classes)
     return PhotoSet(photos, labels, names, _face_boxes(path, photos))
+
+
+LABELS_FILE = "labels.csv"
+MAX_LABELS_BYTES = 16 << 20  # a labels file bigger than this is not a list of photos
+
+
+def load_photo_folder(folder: str | Path) -> tuple[PhotoSet, list[str]]:
+    """Read a folder of labelled photos: ``labels.csv`` with a header naming at least
+    ``file`` (a path inside the folder) and ``label`` (an expression name), one row per
+    photo. Returns the photos and each row's ``performer`` (the person in the photo;
+    empty where the file has no such column), for the spread over people.
+
+    Anyone with their own labelled photos can score the device on them this way,
+    with no npz to build first.
+    """
+    folder = Path(folder)
+    table = folder / LABELS_FILE
+    if not table.is_file():
+        raise DatasetError(f"{folder}: no {LABELS_FILE} (a header with file,label and one row per photo)")
+    if table.stat().st_size > MAX_LABELS_BYTES:
+        raise DatasetError(f"{table}: bigger than {MAX_LABELS_BYTES >> 20} MB, not a list of photos")
+    try:
+        rows = list(csv.DictReader(table.read_text(encoding="utf-8").splitlines()))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"{table}: not a readable CSV file ({exc})") from None
+    if not rows or not {"file", "label"} <= set(rows[0]):
+        raise DatasetError(f"{table}: needs a header with file and label columns and at least one row")
+    root = folder.resolve()
+    images, names, people = [], [], []
+    for line, row in enumerate(rows, start=2):
+        name, label = (row.get("file") or "").strip(), (row.get("label") or "").strip()
+        if not name or not label:
+            raise DatasetError(f"{table} line {line}: no file or no label")
+        path = (folder / name).resolve()
+        if not path.is_relative_to(root):
+            raise DatasetError(f"{table} line {line}: {name} lies outside {folder}")
+        if not path.is_file():
+            raise DatasetError(f"{table} line {line}: no such photo {name}")
+        if path.stat().st_size == 0:
+            raise DatasetError(f"{table} line {line}: {name} is empty")
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DatasetError(f"{table} line {line}: {name} is not an image OpenCV can read")
+        images.append(image)
+        names.append(label)
+        people.append((row.get("performer") or "").strip())
+    classes = tuple(sorted(set(names)))
+    labels = np.array([classes.index(n) for n in names], np.int64)
+    return PhotoSet(images, labels, classes), people
 
 
 def _face_boxes(path: Path, photos: list[np.ndarray]) -> np.ndarray | None:

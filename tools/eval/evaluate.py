@@ -3,6 +3,8 @@
     facecue eval --data ../shared/data/fer2013/valid.npz [--model PATH] [--threads N]
                  [--against OLD.tflite]
     facecue eval --detect [--method yunet|haar] --data PHOTOS.npz ...
+    facecue eval --data valid.npz --votes ../shared/data/ferplus/valid.npz
+    facecue eval --detect --data FOLDER      # photos listed in FOLDER/labels.csv (file,label)
 
 Every face goes through the model's own ``Classifier.preprocess`` (the
 preprocessing parameters in its JSON) and the LiteRT interpreter, exactly as
@@ -22,6 +24,12 @@ the faces found, the accuracy on them, and the accuracy on the same faces cut
 from their paste box as a training face is cut. The paste box is the framing
 the face had as a crop, so the two columns apart show what the device's
 detector and crop cost, size by size.
+
+``--votes`` scores face crops against the FER+ majority vote of each row
+instead of its FER2013 label (``tools.data.ferplus`` says which rows count).
+A folder of photos with a ``labels.csv`` is read as it is; where the file has a
+``performer`` column, the spread of accuracy over the people is printed too:
+with a few people, a gain of some points can belong to them alone.
 
 ``--against`` scores a second model on the same faces and prints a paired
 (McNemar) comparison: a candidate model replaces the shipped one only when
@@ -46,7 +54,9 @@ from device.detect import METHODS, DetectorError
 from device.frames import FaceBox
 from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL
-from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
+from tools.data.dataset import (DatasetError, FaceSet, PhotoSet, load_faces, load_photo_folder, load_photos,
+                                shared_split)
+from tools.data.ferplus import load_votes
 from tools.eval.metrics import Scores, confidence_table, paired_comparison, score
 
 CONFIDENCE_STEPS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)  # rows of the table; the configured default is added
@@ -135,6 +145,34 @@ def width_table(truth: np.ndarray, predicted: np.ndarray, boxed: np.ndarray, wid
     return "\n".join(lines)
 
 
+def performer_spread(right: np.ndarray, people: list[str]) -> str:
+    """Accuracy per person, summarised: how many people, and the lowest, median and highest."""
+    names = sorted(set(people))
+    acc = np.array([right[[p == name for p in people]].mean() for name in names])
+    worst, best = names[int(acc.argmin())], names[int(acc.argmax())]
+    return (f"by performer ({len(names)}): lowest {acc.min():.4f} ({worst}), median {np.median(acc):.4f}, "
+            f"highest {acc.max():.4f} ({best}), standard deviation {acc.std():.4f}")
+
+
+def load_data(args: argparse.Namespace) -> tuple[FaceSet | PhotoSet, list[str]]:
+    """The data ``--data`` names (an npz or a folder of photos), relabelled by ``--votes``
+    where given, and each face's performer (empty where unknown)."""
+    if args.data.is_dir():
+        if not args.detect:
+            raise DatasetError(f"{args.data} is a folder of photos: add --detect to find the faces in them")
+        return load_photo_folder(args.data)
+    if args.detect:
+        data: FaceSet | PhotoSet = load_photos(args.data)
+    else:
+        data = load_faces(args.data)
+    if args.votes is not None:
+        if args.detect:
+            raise DatasetError("--votes relabels face crops; photos found with --detect carry their own labels")
+        votes = load_votes(args.votes, data.classes, len(data))
+        data = FaceSet(data.images[votes.usable], votes.majority[votes.usable], data.classes)
+    return data, [""] * len(data)
+
+
 def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores:
     """Scores of ``model`` on ``data`` as the wearer's device would classify them."""
     truth, probs, labels = model_answers(model, data, threads)
@@ -145,8 +183,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog="facecue eval", description=__doc__.splitlines()[0].replace("``", ""))
     valid = shared_split("valid")
     p.add_argument("--data", type=Path, default=valid, required=valid is None,
-                   help="npz with images, labels, classes: face crops, or photos with --detect (default "
+                   help="npz with images, labels, classes: face crops, or photos with --detect; or a folder of "
+                        "photos with a labels.csv (file,label), with --detect (default "
                         "valid.npz in $FACECUE_DATA, else ../shared/data/fer2013, when there)")
+    p.add_argument("--votes", type=Path, metavar="FERPLUS.npz",
+                   help="score against the FER+ majority votes of the --data rows (e.g. "
+                        "../shared/data/ferplus/valid.npz) instead of their FER2013 labels")
     p.add_argument("--detect", action="store_true",
                    help="the images are photos: find each face with the device's detector and crop it as "
                         "the device does; a photo without a face found counts as wrong")
@@ -167,11 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     boxes = None
     try:
+        data, people = load_data(args)
         if args.detect:
-            data: FaceSet | PhotoSet = load_photos(args.data)
             boxes = find_faces(data, replace(DetectConfig(), method=args.method))
-        else:
-            data = load_faces(args.data)
         truth, probs, labels = model_answers(args.model, data, args.threads, boxes)
         old = model_answers(args.against, data, args.threads, boxes) if args.against else None
         boxed = paste_box_answers(args.model, data, args.threads) \
@@ -182,12 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     predicted = answers(probs, boxes)
     scores = score(truth, predicted, labels)
     found = predicted != -1
-    print(f"model {args.model} on {args.data}" + (f" (detector {args.method})" if args.detect else ""))
+    print(f"model {args.model} on {args.data}" + (f" (detector {args.method})" if args.detect else "")
+          + (f", against the FER+ majority of {len(data)} faces in {args.votes}" if args.votes else ""))
     if args.detect:
         on_found = score(truth[found], predicted[found], labels)
         print(f"on the faces found: {on_found.summary_line()}")
         print("recall below counts a photo with no face found as wrong")
     print(scores.recall_table())
+    if any(people):
+        print(performer_spread(predicted == truth, people))
     print(scores.confusion_table())
     default = DecideConfig().min_confidence
     print(f"by top probability (the device's default [decide] min_confidence is {default})"

@@ -62,6 +62,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "several renders: each re-framed face is drawn from one of them at random")
     p.add_argument("--reframed-share", type=float, default=d.reframed_share,
                    help="share of faces taken from --reframed in each batch (0: off)")
+    p.add_argument("--votes", default=d.votes,
+                   help="FER+ votes npz for the --train rows: train on vote shares (tools.data.ferplus)")
+    p.add_argument("--original-share", type=float, default=d.original_share,
+                   help="share of each voted face's target given to its FER2013 label (with --votes)")
+    p.add_argument("--valid-votes", default=d.valid_votes,
+                   help="FER+ votes npz for the --valid rows: pick the best epoch by their majority")
     p.add_argument("--init-weights", default=d.init_weights,
                    help="start from these weights (same arch), e.g. runs/final/best.weights.h5")
     p.add_argument("--limit", type=int, default=d.limit, help="train on a random N faces only")

@@ -19,32 +19,56 @@ import numpy as np
 from device.files import write_atomic
 from tools.data.augment import AugmentParams, augment, cutmix, to_input
 from tools.data.dataset import DatasetError, FaceSet, load_faces
+from tools.data.ferplus import load_votes
 from tools.train.runs import TrainConfig, TrainError, describe_machine
 
 
-def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
-    """Per-class loss weights, mean 1 over the training faces.
+def class_weights(targets: np.ndarray, mode: str) -> np.ndarray:
+    """Per-class loss weights, mean 1 over the training faces' targets.
 
-    ``sqrt`` (inverse square-root frequency) lifts the rare ``disgust`` class
-    (436 of 28,709) without wrecking the common ones the way full inverse
-    frequency (``balanced``) does.
+    Class sizes are the targets' mass, so soft targets (vote shares) count each
+    face towards every class it was voted for. ``sqrt`` (inverse square-root
+    frequency) lifts the rare ``disgust`` class (436 of 28,709) without wrecking
+    the common ones the way full inverse frequency (``balanced``) does.
     """
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    counts = np.maximum(counts, 1)
+    counts = np.maximum(targets.sum(0).astype(np.float64), 1.0)
     if mode == "none":
-        w = np.ones(n_classes)
+        w = np.ones(len(counts))
     elif mode == "sqrt":
         w = 1.0 / np.sqrt(counts)
     elif mode == "balanced":
         w = 1.0 / counts
     else:
         raise ValueError(f"class_weight must be none, sqrt or balanced, not {mode!r}")
-    return (w / (w[labels].mean())).astype(np.float32)
+    return (w / (targets @ w).mean()).astype(np.float32)
 
 
-def training_targets(train: FaceSet) -> np.ndarray:
-    """Each training face's target row: its one-hot label (CutMix blends rows later)."""
-    return np.eye(len(train.classes), dtype=np.float32)[train.labels]
+def training_targets(cfg: TrainConfig, train: FaceSet) -> tuple[np.ndarray, np.ndarray]:
+    """Each training face's target row and which faces to train on.
+
+    Without ``cfg.votes``: every face, its one-hot FER2013 label. With them: the
+    FER+ vote shares mixed with the FER2013 label (``tools.data.ferplus``).
+    CutMix blends rows later.
+    """
+    if not cfg.votes:
+        return np.eye(len(train.classes), dtype=np.float32)[train.labels], np.ones(len(train), bool)
+    try:
+        votes = load_votes(cfg.votes, train.classes, len(train))
+    except DatasetError as exc:
+        raise TrainError(f"--votes: {exc}") from None
+    return votes.targets(train.labels, cfg.original_share)
+
+
+def validation_labels(cfg: TrainConfig, valid: FaceSet) -> tuple[np.ndarray, np.ndarray]:
+    """The labels a run picks its best epoch by, and which validation faces have one:
+    FER+ majority votes with ``cfg.valid_votes``, else the FER2013 labels."""
+    if not cfg.valid_votes:
+        return valid.labels, np.ones(len(valid), bool)
+    try:
+        votes = load_votes(cfg.valid_votes, valid.classes, len(valid))
+    except DatasetError as exc:
+        raise TrainError(f"--valid-votes: {exc}") from None
+    return votes.majority, votes.usable
 
 
 def reframed_faces(cfg: TrainConfig, train: FaceSet) -> list[FaceSet]:
@@ -106,22 +130,26 @@ class Trainer:
         self.tf, self.keras = tf, keras
         self.cfg, self.run = cfg, run
         self.classes = train.classes
-        self.train_x = train.preprocessed()
-        self.train_y = train.labels
-        self.train_targets = training_targets(train)
-        self.train_reframed = np.stack([r.preprocessed() for r in reframed_faces(cfg, train)]) \
+        targets, keep = training_targets(cfg, train)
+        self.train_x = train.preprocessed()[keep]
+        self.train_targets = targets[keep]
+        self.train_reframed = np.stack([r.preprocessed()[keep] for r in reframed_faces(cfg, train)]) \
             if cfg.reframed_share else None
         if cfg.limit:
             # A random subset: the data files are ordered by class, so the first N would be one class.
-            keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(self.train_y))[: cfg.limit])
-            self.train_x, self.train_y, self.train_targets = \
-                self.train_x[keep], self.train_y[keep], self.train_targets[keep]
+            subset = np.sort(np.random.default_rng(cfg.seed).permutation(len(self.train_x))[: cfg.limit])
+            self.train_x, self.train_targets = self.train_x[subset], self.train_targets[subset]
             if self.train_reframed is not None:
-                self.train_reframed = self.train_reframed[:, keep]
-        self.valid_x = to_input(valid.preprocessed()) if valid is not None else None
-        self.valid_y = valid.labels if valid is not None else None
-        self.weights = class_weights(self.train_y, len(self.classes), cfg.class_weight)
-        self.steps = int(np.ceil(len(self.train_y) / cfg.batch))
+                self.train_reframed = self.train_reframed[:, subset]
+        self.valid_x = self.valid_y = self.valid_fer2013_y = None
+        if valid is not None:
+            labels, scored = validation_labels(cfg, valid)
+            self.valid_x = to_input(valid.preprocessed()[scored])
+            self.valid_y = labels[scored]
+            # FER2013's own labels too when the run is picked by votes: a guard on the old labels.
+            self.valid_fer2013_y = valid.labels[scored] if cfg.valid_votes else None
+        self.weights = class_weights(self.train_targets, cfg.class_weight)
+        self.steps = int(np.ceil(len(self.train_x) / cfg.batch))
 
         keras.utils.set_random_seed(cfg.seed)
         self.model = build(cfg.arch, dropout=cfg.dropout)
@@ -230,7 +258,7 @@ class Trainer:
         """Yield (faces, targets, weights) batches for ``epoch``, made one ahead in a worker
         thread; they depend only on (seed, epoch)."""
         rng = np.random.default_rng([self.cfg.seed, epoch])
-        order = rng.permutation(len(self.train_y))
+        order = rng.permutation(len(self.train_x))
         chunks = [order[i:i + self.cfg.batch] for i in range(0, len(order), self.cfg.batch)]
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             job = pool.submit(self.batch, chunks[0], rng)
@@ -260,6 +288,8 @@ class Trainer:
                 probs = self.evaluate(self.valid_x)
                 row["val_loss"] = float(np.mean(-np.log(probs[np.arange(len(probs)), self.valid_y] + 1e-7)))
                 row["val_acc"] = float(np.mean(probs.argmax(1) == self.valid_y))
+                if self.valid_fer2013_y is not None:
+                    row["val_acc_fer2013"] = float(np.mean(probs.argmax(1) == self.valid_fer2013_y))
                 if row["val_acc"] > self.state["best_acc"]:
                     self.state.update(best_acc=row["val_acc"], best_epoch=epoch)
                     self.model.save_weights(self.run / "best.weights.h5")

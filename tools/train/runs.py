@@ -52,6 +52,10 @@ class TrainConfig:
     # several renders of them give each re-framed face a different scene each time.
     reframed: tuple[str, ...] = ()
     reframed_share: float = 0.0  # share of faces drawn from ``reframed`` in each batch
+    # FER+ votes (tools.data.ferplus) for the training rows: train on vote shares, not FER2013 labels.
+    votes: str = ""
+    original_share: float = 0.0  # share of each voted face's target given to its FER2013 label
+    valid_votes: str = ""  # FER+ votes for the validation rows: pick the best epoch by their majority
     init_weights: str = ""  # warm start: a weights file of the same arch (e.g. runs/final/best.weights.h5)
     limit: int = 0  # train on a random N of the training faces (smoke tests)
     seed: int = 1
@@ -84,16 +88,21 @@ class TrainConfig:
             raise TrainError(f"--init-weights {self.init_weights}: no such file")
         if not self.train:
             raise TrainError("no training data; pass --train FILE.npz")
+        for flag, path in (("--votes", self.votes), ("--valid-votes", self.valid_votes)):
+            if path and not Path(path).is_file():
+                raise TrainError(f"{flag} {path}: no such file")
 
     def check_settings(self) -> None:
         """The part of :meth:`check` that needs none of the files, so a machine that only
         sends a run elsewhere (``tools.cloud.sagemaker``) refuses the same settings."""
         for flag, share in (("--erase-prob", self.erase_prob), ("--cutmix", self.cutmix),
-                            ("--reframed-share", self.reframed_share)):
+                            ("--reframed-share", self.reframed_share), ("--original-share", self.original_share)):
             if not 0.0 <= share <= 1.0:
                 raise TrainError(f"{flag} {share}: a share of faces, between 0 and 1")
         if self.keep_from < 0:
             raise TrainError(f"--keep-from {self.keep_from}: an epoch number, or 0 to keep none")
+        if self.original_share and not self.votes:
+            raise TrainError("--original-share mixes FER2013 labels into FER+ votes; it needs --votes")
         if bool(self.reframed) != bool(self.reframed_share):
             raise TrainError("--reframed and --reframed-share go together: the files and the share they give")
 
@@ -178,6 +187,8 @@ def recipe(cfg: TrainConfig) -> dict:
     only, since their paths belong to the machine that trained."""
     return dict(dataclasses.asdict(cfg), train=Path(cfg.train).name,
                 valid=Path(cfg.valid).name if cfg.valid else "",
+                votes=f"ferplus/{Path(cfg.votes).name}" if cfg.votes else "",
+                valid_votes=f"ferplus/{Path(cfg.valid_votes).name}" if cfg.valid_votes else "",
                 reframed=", ".join(f"{Path(f).parent.name}/{Path(f).name}" for f in cfg.reframed))
 
 
@@ -189,7 +200,11 @@ def describe_recipe(r: dict) -> str:
     mixing = f", CutMix {r['cutmix']}" if r.get("cutmix", d.cutmix) else ""
     if r.get("reframed_share", d.reframed_share):
         mixing += f", {r['reframed_share']} of the faces re-framed as the device frames them (`{r['reframed']}`)"
-    return (f"SGD with Nesterov momentum {r['momentum']}, learning rate {r['lr']} (warm-up "
+    labels = "FER2013 labels"
+    if r.get("votes"):
+        labels = "FER+ vote shares" + (f" mixed with {r['original_share']} of the FER2013 label"
+                                       if r.get("original_share") else "")
+    return (f"{labels}; SGD with Nesterov momentum {r['momentum']}, learning rate {r['lr']} (warm-up "
             f"{r['warmup_epochs']} epoch, cosine decay), weight decay {r['weight_decay']}, batch {r['batch']}, "
             f"label smoothing {r['label_smoothing']}, `{r['class_weight']}` class weights, dropout "
             f"{r.get('dropout', d.dropout)}, random erasing {r.get('erase_prob', d.erase_prob)}{mixing}, "
