@@ -45,7 +45,8 @@ def test_targets_mix_in_the_original_label_and_fall_back_to_it_where_unmatched(t
 
 @pytest.mark.parametrize("make,message", [
     (lambda p: p.write_bytes(b"not a zip"), "not a readable npz"),
-    (lambda p: np.savez(p, votes=np.zeros((2, 10)), vote_names=np.array(VOTE_NAMES)), r"votes of shape \(2, 10\) for 3"),
+    (lambda p: np.savez(p, votes=np.zeros((2, 10)), vote_names=np.array(VOTE_NAMES)),
+     r"votes of shape \(2, 10\) for 3"),
     (lambda p: np.savez(p, votes=np.zeros((3, 2)), vote_names=np.array(["a", "b"])), "no votes for anger"),
     (lambda p: np.savez(p, images=np.zeros(3)), "not a FER\\+ votes file"),
 ])

@@ -54,8 +54,7 @@ from device.detect import METHODS, DetectorError
 from device.frames import FaceBox
 from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL
-from tools.data.dataset import (DatasetError, FaceSet, PhotoSet, load_faces, load_photo_folder, load_photos,
-                                shared_split)
+from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photo_folder, load_photos, shared_split
 from tools.data.ferplus import load_votes
 from tools.eval.metrics import Scores, confidence_table, paired_comparison, score
 
