@@ -82,9 +82,58 @@ def test_cli_fits_writes_and_the_model_card_shows_it(model_copy, tmp_path, capsy
     out = capsys.readouterr().out
     meta = json.loads(model_copy.with_suffix(".json").read_text())
     t = meta["calibration"]["temperature"]
-    assert f"fitted {t} on crops (40)" in out and f"wrote temperature {t}" in out
+    assert f"fitted {t} on crops (40, FER2013 labels)" in out and f"wrote temperature {t}" in out
     assert 0.5 <= t <= 4.0 and len(meta["calibration"]["table"]) == 7
     card = render_figures(meta, None)
     assert f"softmax temperature {t} fitted there" in card and "| of them right |" in card
     assert main(["--model", str(tmp_path / "none.tflite"), "--crops", str(crops)]) == 2
     assert capsys.readouterr().err.startswith("facecue: error: model file")
+
+
+VOTE_NAMES = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+
+
+def write_votes(path, n: int) -> np.ndarray:
+    """Votes for ``n`` rows: every third row mostly 'unknown', the rest mostly happy.
+    Returns which rows are usable."""
+    votes = np.zeros((n, 10), np.float32)
+    votes[:, VOTE_NAMES.index("happiness")] = 8
+    votes[:, VOTE_NAMES.index("neutral")] = 2
+    votes[::3] = 0
+    votes[::3, VOTE_NAMES.index("unknown")] = 10
+    np.savez(path, votes=votes, vote_names=np.array(VOTE_NAMES))
+    return np.arange(n) % 3 != 0
+
+
+def test_votes_relabel_crops_and_scenes_by_their_source_face(tmp_path):
+    from tools.data.dataset import load_faces, load_photos
+    from tools.eval.calibrate import relabel_by_votes
+
+    rng = np.random.default_rng(4)
+    crops = tmp_path / "crops.npz"
+    np.savez(crops, images=rng.integers(0, 256, (9, 48, 48), dtype=np.uint8),
+             labels=np.zeros(9, np.uint8), classes=np.array(CLASSES))
+    usable = write_votes(tmp_path / "votes.npz", 9)
+    scenes = tmp_path / "scenes.npz"
+    source = np.array([0, 1, 2, 4, 4, 8])
+    np.savez(scenes, images=rng.integers(0, 256, (6, 64, 80), dtype=np.uint8), labels=np.zeros(6, np.uint8),
+             classes=np.array(CLASSES), source=source)
+    photos, faces = relabel_by_votes(tmp_path / "votes.npz", scenes, load_photos(scenes), load_faces(crops))
+    assert len(faces) == usable.sum() and set(faces.labels) == {CLASSES.index("happy")}
+    assert len(photos) == usable[source].sum() == 5 and set(photos.labels) == {CLASSES.index("happy")}
+    np.savez(scenes, images=rng.integers(0, 256, (2, 64, 80), dtype=np.uint8), labels=np.zeros(2, np.uint8),
+             classes=np.array(CLASSES))
+    with pytest.raises(Exception, match="records no source faces"):
+        relabel_by_votes(tmp_path / "votes.npz", scenes, load_photos(scenes), None)
+
+
+def test_cli_with_votes_fits_on_the_raters_majority(model_copy, tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    crops = tmp_path / "crops.npz"
+    np.savez(crops, images=rng.integers(0, 256, (30, 48, 48), dtype=np.uint8),
+             labels=(np.arange(30) % 7).astype(np.uint8), classes=np.array(CLASSES))
+    write_votes(tmp_path / "votes.npz", 30)
+    assert main(["--model", str(model_copy), "--crops", str(crops), "--votes", str(tmp_path / "votes.npz")]) == 0
+    assert "on crops (20, FER+ majority)" in capsys.readouterr().out
+    assert main(["--model", str(model_copy), "--crops", str(crops), "--votes", str(tmp_path / "no.npz")]) == 2
+    assert "no such votes file" in capsys.readouterr().err

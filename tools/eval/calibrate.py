@@ -1,6 +1,7 @@
 """Fit a model's softmax temperature on validation, so [decide] min_confidence means what it says.
 
     python -m tools.eval.calibrate --model models/facecue_vgg_elu_int8.tflite --scenes SCENES.npz [--write]
+        [--votes ../shared/data/ferplus/valid.npz]
 
 A network trained with cross-entropy is often over-confident on faces unlike
 its training crops: a top probability of 0.5 may be right far less than half
@@ -10,6 +11,11 @@ every answer and fixes what the probabilities mean. It is fitted on the
 device path (validation faces composited into real scenes by ``tools.data.scenes
 fer``, found and cropped by the device's own detector) because that is what
 the wearer's device sees; the crops are reported beside it.
+
+With ``--votes`` (the FER+ votes of the validation split the scenes and crops
+were made from) every face is labelled by its raters' majority instead of its
+FER2013 label, and faces without one are left out: a model trained on the votes
+is calibrated against what ten people saw, not against one noisy label.
 
 The table printed gives, per threshold on the top probability, the share of
 faces kept and how many of them are right, before and after, on both paths:
@@ -35,6 +41,7 @@ from device.files import write_atomic
 from device.frames import FaceBox
 from models import DEFAULT_MODEL
 from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
+from tools.data.ferplus import load_votes
 from tools.eval.evaluate import find_faces, model_answers
 from tools.eval.metrics import kept_and_right, score
 
@@ -102,12 +109,40 @@ class ValidationSets:
     photos: PhotoSet | None
     boxes: list[FaceBox | None] | None
     crops: FaceSet | None
+    labelled_by: str = "FER2013 labels"
 
     @classmethod
-    def load(cls, scenes: Path | None, crops: Path | None) -> "ValidationSets":
+    def load(cls, scenes: Path | None, crops: Path | None, votes: Path | None = None) -> "ValidationSets":
         photos = load_photos(scenes) if scenes is not None else None
+        faces = load_faces(crops) if crops is not None else None
+        if votes is not None:
+            photos, faces = relabel_by_votes(votes, scenes, photos, faces)
         boxes = find_faces(photos, DetectConfig()) if photos is not None else None
-        return cls(photos, boxes, load_faces(crops) if crops is not None else None)
+        return cls(photos, boxes, faces, "FER+ majority" if votes is not None else cls.labelled_by)
+
+
+def relabel_by_votes(votes_file: Path, scenes: Path | None, photos: PhotoSet | None,
+                     faces: FaceSet | None) -> tuple[PhotoSet | None, FaceSet | None]:
+    """Scenes and crops labelled by the FER+ majority of the validation faces they show,
+    without the faces that have none. A scene set says which face it shows in ``source``."""
+    if faces is not None:
+        votes = load_votes(votes_file, faces.classes, len(faces))
+        faces = FaceSet(faces.images[votes.usable], votes.majority[votes.usable], faces.classes)
+    if photos is not None:
+        with np.load(scenes, allow_pickle=False) as data:
+            if "source" not in data.files:
+                raise DatasetError(f"{scenes}: records no source faces (make it with tools.data.scenes fer)")
+            source = data["source"]
+        with np.load(votes_file, allow_pickle=False) as data:
+            n = len(data["votes"]) if "votes" in data.files else 0
+        if len(source) != len(photos) or (len(source) and (source.min() < 0 or source.max() >= n)):
+            raise DatasetError(f"{scenes}: its source faces are not rows of {votes_file}")
+        votes = load_votes(votes_file, photos.classes, n)
+        keep = votes.usable[source]
+        photos = PhotoSet([image for image, k in zip(photos.images, keep, strict=True) if k],
+                          votes.majority[source[keep]], photos.classes,
+                          photos.boxes[keep] if photos.boxes is not None else None)
+    return photos, faces
 
 
 def path_answers(model: Path, sets: ValidationSets, threads: int) -> tuple[list[PathAnswers], tuple[str, ...]]:
@@ -116,10 +151,11 @@ def path_answers(model: Path, sets: ValidationSets, threads: int) -> tuple[list[
     if sets.photos is not None:
         truth, probs, labels = model_answers(model, sets.photos, threads, sets.boxes, calibrated=False)
         found = np.array([box is not None for box in sets.boxes])
-        paths.append(PathAnswers(f"device path ({found.sum()} of {len(found)} found)", truth[found], probs[found]))
+        paths.append(PathAnswers(f"device path ({found.sum()} of {len(found)} found, {sets.labelled_by})",
+                                 truth[found], probs[found]))
     if sets.crops is not None:
         truth, probs, labels = model_answers(model, sets.crops, threads, calibrated=False)
-        paths.append(PathAnswers(f"crops ({len(truth)})", truth, probs))
+        paths.append(PathAnswers(f"crops ({len(truth)}, {sets.labelled_by})", truth, probs))
     return paths, labels
 
 
@@ -157,6 +193,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "is fitted on")
     p.add_argument("--crops", type=Path, default=shared_split("valid"),
                    help="validation face crops, reported beside (default ../shared/.../valid.npz when present)")
+    p.add_argument("--votes", type=Path, metavar="FERPLUS.npz",
+                   help="FER+ votes of the validation split: label every face by its raters' majority")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads")
     p.add_argument("--write", action="store_true", help="store the fitted temperature in the model's JSON")
     return p.parse_args(argv)
@@ -168,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ERROR_PREFIX} nothing to fit on: give --scenes (and --crops)", file=sys.stderr)
         return 2
     try:
-        sets = ValidationSets.load(args.scenes, args.crops)
+        sets = ValidationSets.load(args.scenes, args.crops, args.votes)
         for model in args.model:
             calibrate_model(model, sets, args.threads, args.write)
     except (DatasetError, ModelError, DetectorError, OSError) as exc:
