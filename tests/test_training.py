@@ -380,6 +380,48 @@ def test_averaged_export_records_its_weights_and_serves_the_averaged_network(tra
     assert meta["accuracy"]["valid_int8"] == pytest.approx(evaluate_model(paths["int8"], valid).accuracy)
 
 
+def test_logit_adjusted_export_divides_by_the_training_prior_to_the_power_tau(trained, tmp_path):
+    """The float32 file's probabilities are the run's, divided by prior**tau and renormalised;
+    the prior is the training labels' share of each class."""
+    from tools.data.augment import to_input
+    from tools.train.runs import load_run
+
+    run, _, _ = trained
+    paths = export_run(run, tmp_path / "out", ExportOptions(name="adj", version="9.9.9-test", calib=64,
+                                                            logit_adjust=0.5), log=lambda _: None)
+    meta = json.loads(paths["int8_json"].read_text())
+    train = load_faces(run.parent / "train.npz")
+    prior = np.bincount(train.labels, minlength=7) / len(train)
+    assert meta["training"]["logit_adjustment"]["tau"] == 0.5
+    assert list(meta["training"]["logit_adjustment"]["prior"].values()) == pytest.approx(prior, abs=1e-4)
+    valid = load_faces(run.parent / "valid.npz")
+    plain = load_run(run, valid="").model.predict(to_input(valid.preprocessed()), verbose=0)
+    expected = plain / prior ** 0.5
+    expected /= expected.sum(axis=1, keepdims=True)
+    assert np.allclose(predict_probabilities(Classifier(paths["float32"]), valid.preprocessed()), expected, atol=1e-4)
+
+
+def test_export_of_a_votes_run_scores_the_fer_plus_majority(trained, tmp_path):
+    from tools.train.runs import TrainConfig as Config
+
+    run, _, _ = trained
+    valid = load_faces(run.parent / "valid.npz")
+    votes = write_votes_for(tmp_path / "vv.npz", valid.labels, np.arange(len(valid)) < 10)
+    voted = tmp_path / "voted"
+    shutil.copytree(run, voted)
+    cfg = json.loads((voted / "config.json").read_text())
+    (voted / "config.json").write_text(json.dumps({**cfg, "valid_votes": str(votes)}))
+    assert Config.from_json(voted / "config.json").valid_votes == str(votes)
+    paths = export_run(voted, tmp_path / "out", ExportOptions(name="fp", version="9.9.9-test", calib=64),
+                       log=lambda _: None)
+    accuracy = json.loads(paths["int8_json"].read_text())["accuracy"]
+    relabelled = tmp_path / "relabelled.npz"
+    np.savez(relabelled, images=valid.images[10:], labels=valid.labels[10:].astype(np.uint8), classes=np.array(CLASSES))
+    assert accuracy["ferplus_n"] == len(valid) - 10
+    by_hand = evaluate_model(paths["int8"], load_faces(relabelled)).accuracy
+    assert accuracy["ferplus_majority_int8"] == pytest.approx(by_hand)
+
+
 def test_averaged_export_without_bn_faces_keeps_the_files_averaged_statistics(trained, tmp_path):
     """``--bn-faces 0`` (the epochs of a quant-aware run, whose frozen batch norms the
     int8 rounding was trained around): the file serves the plain average, statistics

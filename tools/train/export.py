@@ -1,7 +1,7 @@
 """Export a trained run as the shipped int8 TFLite model (and a float32 twin) with metadata.
 
     python -m tools.train.export --run runs/final --out models/ [--name facecue_vgg_elu] [--version X]
-        [--flip-average] [--average OTHER.weights.h5 ...]
+        [--flip-average] [--average OTHER.weights.h5 ...] [--logit-adjust TAU]
 
 Writes ``NAME_int8.tflite`` + ``NAME_int8.json`` (the model the device loads)
 and ``NAME_float32.tflite`` + ``.json`` (for comparison). Both are scored on
@@ -9,6 +9,12 @@ the validation set through ``device.classify.Classifier`` -- the wearer's
 own preprocessing and interpreter -- before anything is installed, so the
 accuracy in the JSON is the accuracy on the hat. Files are staged in a
 hidden folder inside ``--out`` and moved into place only when all checks ran.
+
+``--logit-adjust TAU`` subtracts TAU times the log of each class's share of the
+training targets from the classifier's biases (Menon et al. 2021, post-hoc
+logit adjustment): a class the training data holds little of (fear, disgust)
+is no longer outvoted by the data's prior alone. It changes the file, not
+the device code.
 
 The MLIR converter cannot quantise ELU (tensorflow/tensorflow#63065): the
 ELUs run in float between int8 layers. Weights, convolutions, dense layers,
@@ -41,10 +47,12 @@ from device.files import write_atomic
 from device.preprocess import crop_metadata
 from tools.data.augment import to_input
 from tools.data.dataset import DatasetError, FaceSet, load_faces
+from tools.data.ferplus import load_votes
 from tools.eval.evaluate import evaluate_model
 from tools.eval.metrics import Scores, describe_int8_drop, score
 from tools.train.averaging import average_weights, reestimate_batch_norm
-from tools.train.runs import FinishedRun, history_seconds, load_run, recipe, recorded_machine, run_lineage
+from tools.train.fit import training_targets
+from tools.train.runs import FinishedRun, TrainConfig, history_seconds, load_run, recipe, recorded_machine, run_lineage
 
 DEFAULT_NAME = "facecue_vgg_elu"
 CALIBRATION_FACES = 3000  # training faces the int8 activation ranges are measured on
@@ -125,14 +133,32 @@ class ExportOptions:
     flip_average: bool = False  # score each face and its mirror image inside the model
     calib: int = CALIBRATION_FACES  # training faces the int8 activation ranges are measured on
     threads: int = 2  # interpreter threads for scoring the exported files
+    logit_adjust: float = 0.0  # tau of the post-hoc logit adjustment by the training prior (0: none)
 
     def check(self) -> None:
         if self.calib < 1 or self.threads < 1 or self.bn_faces < 0:
             raise ValueError("--calib and --threads must be at least 1, --bn-faces at least 0")
+        if not 0.0 <= self.logit_adjust <= 2.0:
+            raise ValueError(f"--logit-adjust {self.logit_adjust}: a tau between 0 and 2")
+
+
+def training_prior(cfg: TrainConfig, train: FaceSet) -> np.ndarray:
+    """Each class's share of the run's training targets (votes or labels, as it trained)."""
+    targets, keep = training_targets(cfg, train)
+    return targets[keep].mean(axis=0)
+
+
+def adjust_logits(model, prior: np.ndarray, tau: float) -> None:
+    """Subtract ``tau * log(prior)`` from the biases of the model's last layer, whose
+    softmax then scores each class against the training data's prior."""
+    last = model.layers[-1]
+    kernel, bias = last.get_weights()
+    last.set_weights([kernel, (bias - tau * np.log(np.maximum(prior, 1e-6))).astype(bias.dtype)])
 
 
 def model_metadata(tflite_file: Path, quantization: str, trained: FinishedRun, n_train: int,
-                   options: ExportOptions, averaged: dict[str, Any] | None) -> dict[str, Any]:
+                   options: ExportOptions, averaged: dict[str, Any] | None,
+                   adjustment: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything but ``accuracy`` (added once the model has been scored)."""
     from models.architectures import count_macs
 
@@ -163,6 +189,7 @@ def model_metadata(tflite_file: Path, quantization: str, trained: FinishedRun, n
             "warm_start": run_lineage(trained.run, cfg),
             "machine": recorded_machine(state),
             **({"averaged_with": averaged} if averaged else {}),
+            **({"logit_adjustment": adjustment} if adjustment else {}),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -178,6 +205,19 @@ def accuracy_block(keras: Scores, float32: Scores, int8: Scores, valid_file: Pat
         "per_class_recall_int8": dict(zip(int8.classes, map(float, int8.recall), strict=True)),
         "n_valid": int8.n,
         "data": f"{valid_file.name} sha256 {sha256_file(valid_file)}",
+    }
+
+
+def ferplus_block(int8_file: Path, valid_set: FaceSet, votes_file: Path, threads: int) -> dict[str, Any]:
+    """The int8 model against the FER+ majority of the validation faces that have one."""
+    votes = load_votes(votes_file, valid_set.classes, len(valid_set))
+    relabelled = FaceSet(valid_set.images[votes.usable], votes.majority[votes.usable], valid_set.classes)
+    scores = evaluate_model(int8_file, relabelled, threads)
+    return {
+        "ferplus_majority_int8": scores.accuracy,
+        "ferplus_per_class_recall_int8": dict(zip(scores.classes, map(float, scores.recall), strict=True)),
+        "ferplus_n": scores.n,
+        "ferplus_votes": f"{votes_file.name} sha256 {sha256_file(votes_file)}",
     }
 
 
@@ -212,6 +252,13 @@ def export_run(run: Path, out: Path, options: ExportOptions = ExportOptions(), l
         if bn_faces:
             reestimate_batch_norm(trained.model, representative_faces(train_set, bn_faces, trained.cfg.seed + 1))
         averaged = {"weights": [str(w) for w in average], "bn_faces": min(bn_faces, len(train_set))}
+    adjustment = None
+    if options.logit_adjust:
+        prior = training_prior(trained.cfg, train_set)
+        adjust_logits(trained.model, prior, options.logit_adjust)
+        adjustment = {"tau": options.logit_adjust,
+                      "prior": {c: round(float(p), 4) for c, p in zip(trained.classes, prior, strict=True)}}
+        log(f"logit adjustment tau {options.logit_adjust} by the training prior {adjustment['prior']}")
     model = with_flip_average(trained.model) if options.flip_average else trained.model
     blobs = {"int8": convert_int8(model, representative_faces(train_set, options.calib, trained.cfg.seed)),
              "float32": convert_float(model)}
@@ -225,10 +272,13 @@ def export_run(run: Path, out: Path, options: ExportOptions = ExportOptions(), l
         for kind, blob in blobs.items():
             model_file = stage / f"{options.name}_{kind}.tflite"
             write_atomic(model_file, blob)
-            metas[kind] = model_metadata(model_file, kind, trained, n_train, options, averaged)
+            metas[kind] = model_metadata(model_file, kind, trained, n_train, options, averaged, adjustment)
             write_atomic(model_file.with_suffix(".json"), json.dumps(metas[kind], indent=1).encode())
             scores[kind] = evaluate_model(model_file, valid_set, options.threads)
         accuracy = accuracy_block(keras_scores, scores["float32"], scores["int8"], valid_file)
+        if trained.cfg.valid_votes:
+            accuracy.update(ferplus_block(stage / f"{options.name}_int8.tflite", valid_set,
+                                          Path(trained.cfg.valid_votes), options.threads))
         installed = {}
         for kind, meta in metas.items():
             meta["accuracy"] = accuracy
@@ -240,6 +290,8 @@ def export_run(run: Path, out: Path, options: ExportOptions = ExportOptions(), l
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
+    if "ferplus_majority_int8" in accuracy:
+        log(f"valid FER+ majority int8 {accuracy['ferplus_majority_int8']:.4f}, n {accuracy['ferplus_n']}")
     log(f"valid accuracy keras {keras_scores.accuracy:.4f} float32 {scores['float32'].accuracy:.4f} "
         f"int8 {scores['int8'].accuracy:.4f} ({describe_int8_drop(accuracy['int8_drop_pt'])}), "
         f"int8 macro_f1 {scores['int8'].macro_f1:.4f}, n {scores['int8'].n}")
@@ -268,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--average", type=Path, nargs="+", default=[], metavar="WEIGHTS",
                    help="average the run's weights with these .weights.h5 of the same architecture "
                         "(e.g. the previous cycle's best)")
+    p.add_argument("--logit-adjust", type=float, default=0.0, metavar="TAU",
+                   help="subtract TAU x log(training prior) from the classifier's biases (0: off)")
     p.add_argument("--bn-faces", type=int, default=8000,
                    help="training faces to re-estimate batch-norm statistics on after --average "
                         "(0: keep the files' averaged statistics)")
