@@ -17,7 +17,8 @@ pytest.importorskip("tensorflow")
 
 from device.classify import Classifier, read_model_info  # noqa: E402
 from tests.photos import astronaut  # noqa: E402
-from tests.test_training import CLASSES, write_patterned_faces  # noqa: E402
+from tests.test_training import CLASSES, write_patterned_faces, write_votes_for  # noqa: E402
+from tools.data.dataset import load_faces  # noqa: E402
 from tools.train.fit import run_training  # noqa: E402
 from tools.train.recipe import RecipeError, Runner, read_recipe  # noqa: E402
 from tools.train.runs import TrainConfig, prepare_run  # noqa: E402
@@ -54,6 +55,7 @@ name = "second"
 kind = "train"
 init = "soup"
 reframed = "aligned"
+votes = true
 config = {{ {TINY}, epochs = 2, seed = 2, keep_from = 1, reframed_share = 0.5 }}
 
 [[stage]]
@@ -62,6 +64,7 @@ kind = "export"
 run = "second"
 members = ["soup", "second:1-2"]
 bn_faces = 64
+logit_adjust = 0.5
 out = "models"
 
 [[stage]]
@@ -70,6 +73,7 @@ kind = "calibrate"
 run = "export"
 n = 12
 seed = 0
+votes = true
 """
 
 
@@ -85,13 +89,19 @@ def write_real_face_crops(path: Path, n: int) -> Path:
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory):
+    """A checkout with the mini recipe, its data and the data's FER+ votes (FACECUE_VOTES)."""
     root = tmp_path_factory.mktemp("checkout")
-    (root / "models").mkdir()
-    (root / "data").mkdir()
+    for folder in ("models", "data", "votes"):
+        (root / folder).mkdir()
     write_patterned_faces(root / "data" / "train.npz", 160, 1)
     write_real_face_crops(root / "data" / "valid.npz", 28)
+    for split in ("train", "valid"):
+        labels = load_faces(root / "data" / f"{split}.npz").labels
+        write_votes_for(root / "votes" / f"{split}.npz", labels, np.arange(len(labels)) % 9 == 0)
     (root / "models" / "mini.recipe.toml").write_text(RECIPE)
-    return root
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FACECUE_VOTES", str(root / "votes"))
+        yield root
 
 
 def test_a_recipe_runs_every_stage_and_a_rerun_skips_them(checkout):
@@ -114,6 +124,11 @@ def test_a_recipe_runs_every_stage_and_a_rerun_skips_them(checkout):
     assert info.meta["training"]["weights"] == str(recipe.stage_dir("soup") / "averaged.weights.h5")
     assert info.meta["training"]["averaged_with"]["weights"] == [
         str(recipe.stage_dir("second") / "epochs" / f"epoch00{e}.weights.h5") for e in (1, 2)]
+    second = TrainConfig.from_json(recipe.stage_dir("second") / "config.json")
+    assert (second.votes, second.valid_votes) == (str(checkout / "votes" / "train.npz"),
+                                                  str(checkout / "votes" / "valid.npz"))
+    assert info.meta["training"]["logit_adjustment"]["tau"] == 0.5 and "ferplus_majority_int8" in info.meta["accuracy"]
+    assert info.meta["calibration"]["fitted_on"].endswith("FER+ majority)")
     temperature = json.loads((recipe.stage_dir("calibrate") / "stage.json").read_text())["outputs"]["temperature"]
     assert info.temperature == temperature["int8"] and 0.5 <= info.temperature <= 4.0
     probs = Classifier(int8).probabilities(np.zeros((2, 48, 48), np.uint8))

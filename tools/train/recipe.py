@@ -18,19 +18,22 @@ Stage kinds (``kind = ...``):
 ``train``      ``tools.train`` with the settings in ``[stage.config]``; ``init``
                names the stage whose weights it starts from, ``reframed`` the
                ``align`` stage (or a list of them: renders with other seeds) whose
-               faces it mixes in.
+               faces it mixes in; ``votes = true`` trains on the FER+ votes of the
+               data files and picks the best epoch by their majority.
 ``average``    the mean of ``members`` (``"STAGE:best"``, ``"STAGE:24-32"`` for
                kept epochs, ``"STAGE"`` for what a stage hands on; a member named
                twice counts twice), batch norms re-estimated on ``bn_faces``
                training faces: ``averaged.weights.h5``.
 ``export``     ``tools.train.export`` of ``run`` with its ``members`` averaged, at the
-               recipe's ``name`` and ``version``, into ``out``.
+               recipe's ``name`` and ``version``, into ``out`` (``logit_adjust``: its tau).
 ``calibrate``  validation faces composited into real scenes (``tools.data.scenes fer``,
                ``n`` and ``seed``), and each exported model's temperature fitted
-               on them and written into its JSON (``tools.eval.calibrate``).
+               on them and written into its JSON (``tools.eval.calibrate``; with
+               ``votes = true`` against the FER+ majority).
 
 Data files are named relative to the data folder: ``--data``, else the
-``FACECUE_DATA`` environment variable, else ``../shared/data/fer2013``.
+``FACECUE_DATA`` environment variable, else ``../shared/data/fer2013``; their
+FER+ votes, of the same file names, in ``FACECUE_VOTES``, else ``../shared/data/ferplus``.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ from device.argparser import ERROR_PREFIX
 from device.files import write_atomic
 from tools.data.align_faces import main as align
 from tools.data.dataset import DatasetError, data_dir, load_faces
+from tools.data.ferplus import votes_path_for
 from tools.data.scenes import main as scenes
 from tools.eval.calibrate import main as calibrate
 from tools.train.averaging import average_weights, reestimate_batch_norm
@@ -106,7 +110,8 @@ def read_recipe(path: Path) -> Recipe:
             if ref not in seen:
                 raise RecipeError(f"{path}: stage {name} draws on {ref!r}, which is not an earlier stage")
         if stage["kind"] == "train":
-            known = {f.name for f in dataclasses.fields(TrainConfig)} - {"train", "valid", "init_weights", "reframed"}
+            known = {f.name for f in dataclasses.fields(TrainConfig)} - {"train", "valid", "init_weights", "reframed",
+                                                                         "votes", "valid_votes"}
             unknown = set(stage.get("config", {})) - known
             if unknown:
                 raise RecipeError(f"{path}: stage {name}: unknown training settings {sorted(unknown)}")
@@ -172,6 +177,12 @@ class Runner:
             raise RecipeError(f"data file {path} not found (pass --data DIR or set FACECUE_DATA)")
         return path
 
+    def votes_file(self, name: str) -> Path:
+        path = votes_path_for(name)
+        if not path.is_file():
+            raise RecipeError(f"FER+ votes {path} not found (set FACECUE_VOTES to the folder holding them)")
+        return path
+
     def run(self, until: str | None = None) -> None:
         names = [s["name"] for s in self.recipe.stages]
         if until is not None and until not in names:
@@ -212,6 +223,9 @@ class Runner:
                           valid=str(self.data_file(self.recipe.valid)))
         if stage.get("init"):
             cfg = dataclasses.replace(cfg, init_weights=str(stage_weights(self.recipe, stage["init"])))
+        if stage.get("votes"):
+            cfg = dataclasses.replace(cfg, votes=str(self.votes_file(self.recipe.train)),
+                                      valid_votes=str(self.votes_file(self.recipe.valid)))
         if stage.get("reframed"):
             cfg = dataclasses.replace(cfg, reframed=tuple(str(self.recipe.stage_dir(name) / "train.npz")
                                                           for name in stage_names(stage["reframed"])))
@@ -247,7 +261,8 @@ class Runner:
         options = ExportOptions(self.recipe.name, self.recipe.version, str(self.data_file(self.recipe.valid)),
                                 weights=str(files[0]), average=tuple(files[1:]),
                                 bn_faces=int(stage.get("bn_faces", 8000)),
-                                flip_average=bool(stage.get("flip_average", False)))
+                                flip_average=bool(stage.get("flip_average", False)),
+                                logit_adjust=float(stage.get("logit_adjust", 0.0)))
         installed = export_run(run, out, options, log=self.log)
         return {kind: str(path) for kind, path in installed.items()}
 
@@ -259,8 +274,9 @@ class Runner:
                                                 "--n", str(stage.get("n", 1000)), "--seed", str(stage.get("seed", 0))]):
             raise RecipeError(f"stage {stage['name']}: making the scenes failed (see above)")
         kinds = ("int8", "float32")
+        votes = ["--votes", str(self.votes_file(self.recipe.valid))] if stage.get("votes") else []
         if calibrate(["--model", *(export[kind] for kind in kinds), "--scenes", str(scene_file), "--crops", valid,
-                      "--write"]):
+                      *votes, "--write"]):
             raise RecipeError(f"stage {stage['name']}: calibrating the exported models failed (see above)")
         return {"temperature": {kind: json.loads(Path(export[f"{kind}_json"]).read_text())["calibration"]["temperature"]
                                 for kind in kinds}}
