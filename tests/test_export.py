@@ -112,8 +112,7 @@ def test_model_card_figures_come_from_the_json(model_path, shipped_meta, tmp_pat
     from tools.train.model_card import render_figures
 
     foreign = dict(shipped_meta, training=dict(shipped_meta["training"], warm_start=[{"weights": "w.h5"}]))
-    assert "Training, weights `w.h5` of unrecorded training; then, from its best weights, " in \
-        render_figures(foreign, None)
+    assert "| 1 | weights `w.h5` of unrecorded training | | | | | |\n| 2 | " in render_figures(foreign, None)
     card.write_text("# a card without markers\n")
     with pytest.raises(ValueError, match="figures section"):
         update_card(card, model_path)
@@ -128,32 +127,49 @@ def test_model_card_says_when_weights_were_averaged_and_faces_mirrored(shipped_m
     training = dict(unaveraged(shipped_meta["training"]),
                     warm_start=[unaveraged(s) for s in shipped_meta["training"]["warm_start"]])
     plain = render_figures(dict(shipped_meta, flip_average=False, training=training), None)
-    assert "mirror image" not in plain and "averaged with" not in plain and "Keras float (best epoch)" in plain
+    assert "mirror image" not in plain and "batch norms" not in plain and "Keras float (best epoch)" in plain
     averaged = dict(training, weights="best", averaged_with={"weights": ["runs/a/best.weights.h5"], "bn_faces": 8000})
     text = render_figures(dict(shipped_meta, flip_average=True, training=averaged), None)
     assert "| inference | each face and its mirror image in one batch, probabilities averaged |" in text
     assert "Keras float (averaged weights)" in text
-    assert ("; its best weights averaged with `runs/a/best.weights.h5`, batch-norm statistics "
-            "re-estimated on 8,000 training faces. ") in text
+    assert "| its best weights and `runs/a/best.weights.h5`; batch norms re-estimated on 8,000 faces |" in text
     from_file = dict(averaged, weights="runs/a/epochs/epoch004.weights.h5")
-    assert "; `runs/a/epochs/epoch004.weights.h5` averaged with `runs/a/best.weights.h5`" in \
+    assert "| `runs/a/epochs/epoch004.weights.h5` and `runs/a/best.weights.h5`; batch norms" in \
         render_figures(dict(shipped_meta, training=from_file), None)
-    assert "; `runs/a/epochs/epoch004.weights.h5` averaged with `runs/a/best.weights.h5`" in \
+    assert "| `runs/a/epochs/epoch004.weights.h5` and `runs/a/best.weights.h5`; batch norms" in \
         render_figures(dict(shipped_meta, training=dict(from_file, warm_start=[])), None)  # no warm start
     middle = dict(averaged, warm_start=[dict(shipped_meta["training"]["warm_start"][-1],
                                              averaged_with={"weights": ["e9.h5"], "bn_faces": 100})])
     text = render_figures(dict(shipped_meta, training=middle), None)
-    assert "`e9.h5`, batch-norm statistics re-estimated on 100 training faces; then, from the averaged weights, " \
-        in text and text.count("then, from") == 1
+    rows = [line for line in text.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    assert rows[0].endswith("| its best weights and `e9.h5`; batch norms re-estimated on 100 faces |")
+    assert rows[1].endswith("| its best weights and `runs/a/best.weights.h5`; batch norms re-estimated on "
+                            "8,000 faces |")
 
 
-def test_model_card_lists_several_averaged_weights_as_a_sentence():
+def test_model_card_names_the_labels_the_adjustment_and_the_fer_plus_figures(shipped_meta):
+    from tools.train.model_card import render_figures
+
+    recipe = dict(shipped_meta["training"]["recipe"], votes="ferplus/train.npz", original_share=0.25)
+    training = dict(shipped_meta["training"], recipe=recipe,
+                    logit_adjustment={"tau": 0.5, "prior": {c: 1 / 7 for c in shipped_meta["labels"]}})
+    accuracy = dict(shipped_meta["accuracy"], ferplus_majority_int8=0.8312, ferplus_n=3485,
+                    ferplus_votes="valid.npz sha256 abc",
+                    ferplus_per_class_recall_int8={c: 0.5 for c in shipped_meta["labels"]})
+    text = render_figures(dict(shipped_meta, training=training, accuracy=accuracy), None)
+    assert "FER+ majority vote of the 3,485 validation faces that have one (`valid.npz`): int8 **0.8312**" in text
+    assert "Logit adjustment: the classifier's biases lowered by 0.5 x log" in text and "angry 0.143" in text
+    assert "| FER+ votes, 0.25 FER2013 label, 0.6 re-framed |" in text
+    assert "The last run's recipe: FER+ vote shares mixed with 0.25 of the FER2013 label; SGD" in text
+
+
+def test_model_card_counts_several_averaged_weights():
     from tools.train.model_card import describe_averaging
 
     averaged = {"weights": ["e32.h5", "e33.h5", "e34.h5"], "bn_faces": 500}
-    assert describe_averaging(averaged) == ("; its best weights averaged with `e32.h5`, `e33.h5` and "
-                                            "`e34.h5`, batch-norm statistics re-estimated on 500 training faces")
-    assert describe_averaging(dict(averaged, bn_faces=0)).endswith("batch-norm statistics averaged as they were")
+    assert describe_averaging(averaged) == ("its best weights and 3 weights files, `e32.h5` to `e34.h5`; "
+                                            "batch norms re-estimated on 500 faces")
+    assert describe_averaging(dict(averaged, bn_faces=0)).endswith("batch norms averaged as they were")
     assert describe_averaging(None) == ""
 
 

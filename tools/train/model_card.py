@@ -10,7 +10,6 @@ Only the text between the two marker lines is replaced.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ END = "<!-- figures:end -->"
 def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> str:
     """Markdown for the int8 model's figures (and the float32 twin's size when present)."""
     acc, train = meta["accuracy"], meta["training"]
+    lineage = [*train.get("warm_start", []), train]
     lines = [
         f"Model `{meta['file']}` version **{meta['version']}**, exported {meta['created']}, "
         f"sha256 `{meta['sha256'][:16]}...`",
@@ -61,11 +61,35 @@ def render_figures(meta: dict[str, Any], float_meta: dict[str, Any] | None) -> s
         "",
         *recall_table(acc["per_class_recall_int8"]),
         "",
+        *describe_ferplus(acc),
         *describe_calibration(meta.get("calibration")),
-        f"Training, {describe_lineage([*train.get('warm_start', []), train])}. "
-        f"{train['n_train']:,} training faces, on {train['machine']}.",
+        *describe_adjustment(train.get("logit_adjustment")),
+        f"Training, {sum(s.get('seconds', 0.0) for s in lineage) / 3600:.1f} hours on {train['machine']}; "
+        f"each run starts from the one above it:",
+        "",
+        *lineage_table(lineage),
+        "",
+        f"The last run's recipe: {describe_recipe(train['recipe'])}; {train['n_train']:,} training faces.",
     ]
     return "\n".join(lines)
+
+
+def describe_ferplus(acc: dict[str, Any]) -> list[str]:
+    """The int8 model against the FER+ majority of the validation faces, where it was scored so."""
+    if "ferplus_majority_int8" not in acc:
+        return []
+    return [f"Against the FER+ majority vote of the {acc['ferplus_n']:,} validation faces that have one "
+            f"(`{acc['ferplus_votes'].split()[0]}`): int8 **{acc['ferplus_majority_int8']:.4f}**; per-class recall:",
+            "", *recall_table(acc["ferplus_per_class_recall_int8"]), ""]
+
+
+def describe_adjustment(adjustment: dict[str, Any] | None) -> list[str]:
+    """The post-hoc logit adjustment folded into the file, if any."""
+    if not adjustment:
+        return []
+    prior = ", ".join(f"{c} {p:.3f}" for c, p in adjustment["prior"].items())
+    return [f"Logit adjustment: the classifier's biases lowered by {adjustment['tau']} x log of each class's "
+            f"share of the training targets ({prior}).", ""]
 
 
 def describe_calibration(calibration: dict[str, Any] | None) -> list[str]:
@@ -98,37 +122,41 @@ def recall_table(recall: dict[str, float]) -> list[str]:
             "| " + " | ".join(f"{r:.3f}" for r in recall.values()) + " |"]
 
 
-def describe_lineage(stages: list[dict[str, Any]]) -> str:
-    """The training runs that made the model, oldest first, each started from the one before."""
-    text = describe_stage(stages[0], len(stages) == 1)
-    for before, stage in itertools.pairwise(stages):
-        start = "the averaged weights" if before.get("averaged_with") else "its best weights"
-        # The final run's own "weights" is what its export started from (best, last or a kept epoch).
-        text += f"; then, from {start}, {describe_stage(stage, stage is stages[-1])}"
-    return text
+def lineage_table(stages: list[dict[str, Any]]) -> list[str]:
+    """The training runs that made the model, oldest first, each started from the one before
+    (from what the row before it was averaged into, where it was): one table row each."""
+    rows = ["| run | labels | epochs (best) | hours | peak lr | seed | then averaged with |",
+            "|---|---|---|---|---|---|---|"]
+    for i, stage in enumerate(stages, start=1):
+        if "recipe" not in stage:  # a warm start from a weights file that came without its run folder
+            rows.append(f"| {i} | weights `{stage['weights']}` of unrecorded training | | | | | |")
+            continue
+        r = stage["recipe"]
+        start = stage.get("weights", "best") if stage is stages[-1] else "best"
+        rows.append(f"| {i} | {describe_labels(r)} | {stage['epochs_run']} of {r['epochs']} ({stage['best_epoch']}) "
+                    f"| {stage['seconds'] / 3600:.2f} | {r['lr']} | {r['seed']} "
+                    f"| {describe_averaging(stage.get('averaged_with'), start)} |")
+    return rows
 
 
-def describe_stage(stage: dict[str, Any], exported: bool = False) -> str:
-    """One training run of the model's lineage (a warm start's parent, or the final run), in words."""
-    if "recipe" not in stage:  # a warm start from a weights file that came without its run folder
-        return f"weights `{stage['weights']}` of unrecorded training"
-    start = stage.get("weights", "best") if exported else "best"
-    return (f"{stage['epochs_run']} of {stage['recipe']['epochs']} epochs (best epoch {stage['best_epoch']}, "
-            f"{stage['seconds'] / 3600:.2f} h): {describe_recipe(stage['recipe'])}"
-            f"{describe_averaging(stage.get('averaged_with'), start)}")
+def describe_labels(r: dict[str, Any]) -> str:
+    """What a run learned from, in a few words: the labels and any re-framed faces."""
+    labels = "FER+ votes" + (f", {r['original_share']} FER2013 label" if r.get("original_share") else "") \
+        if r.get("votes") else "FER2013 labels"
+    return labels + (f", {r['reframed_share']} re-framed" if r.get("reframed_share") else "")
 
 
 def describe_averaging(averaged: dict[str, Any] | None, start: str = "best") -> str:
-    """The weight averaging an export applied after training (``tools.train.export --average``), if any,
-    from the weights it started with: ``best``, ``last`` or a weights file."""
+    """The weight averaging applied after a run (``tools.train.export --average``), if any, from
+    the weights it started with (``best``, ``last`` or a weights file), in a few words."""
     if not averaged:
         return ""
-    names = [f"`{w}`" for w in averaged["weights"]]
-    others = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    statistics = (f"re-estimated on {averaged['bn_faces']:,} training faces" if averaged["bn_faces"]
-                  else "averaged as they were")
+    files = averaged["weights"]
+    named = f"`{files[0]}`" if len(files) == 1 else f"{len(files)} weights files, `{files[0]}` to `{files[-1]}`"
     own = {"best": "its best weights", "last": "its last weights"}.get(start, f"`{start}`")
-    return f"; {own} averaged with {others}, batch-norm statistics {statistics}"
+    statistics = (f"batch norms re-estimated on {averaged['bn_faces']:,} faces" if averaged["bn_faces"]
+                  else "batch norms averaged as they were")
+    return f"{own} and {named}; {statistics}"
 
 
 def update_card(card: Path, model: Path) -> None:
