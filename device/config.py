@@ -98,14 +98,10 @@ class DecideConfig:
     face_lost_after: float = _opt(1.0, "seconds without a face before it counts as gone", min=0.1, max=60)
     face_earcons: bool = _opt(False, "soft tone when a face appears or leaves")
     quiet_labels: list[str] = _opt(list, "expressions never announced, e.g. [\"neutral\"]", choices=EXPRESSIONS)
-    hedge: bool = _opt(False, "say an expression below min_confidence as \"maybe ...\", quieter")
-    hedge_min_confidence: float = _opt(0.5, "smoothed probability needed for a hedge; below min_confidence "
-                                       "(python -m tools.eval.announce --choose-hedge picks it)", min=0.0, max=1.0)
-
-    def __post_init__(self) -> None:
-        if self.hedge and self.hedge_min_confidence >= self.min_confidence:
-            raise ConfigError(f"[decide] hedge_min_confidence ({self.hedge_min_confidence}) must be below "
-                              f"min_confidence ({self.min_confidence}) when hedge is on")
+    hedge: bool = _opt(True, "say an expression below min_confidence as \"maybe ...\", quieter")
+    hedge_min_confidence: float = _opt(0.55, "smoothed probability needed for a hedge (none at or above "
+                                       "min_confidence); chosen per model by python -m tools.eval.hedge",
+                                       min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,6 @@ def test_button_timings_must_be_ordered(tmp_path):
     ('[decide]\nquiet_labels = ["neutral", "nuetral"]\n', "[decide] quiet_labels must be one of angry, "),
     ('[decide]\nhedge = "yes"\n', "[decide] hedge must be bool, got 'yes'"),
     ('[decide]\nhedge_min_confidence = 1.5\n', "[decide] hedge_min_confidence must be <= 1.0"),
-    ('[decide]\nhedge = true\nhedge_min_confidence = 0.7\nmin_confidence = 0.6\n',
-     "[decide] hedge_min_confidence (0.7) must be below min_confidence (0.6) when hedge is on"),
 ])
 def test_what_run_would_refuse_config_check_refuses(tmp_path, text, message):
     path = tmp_path / "c.toml"
