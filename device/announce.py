@@ -21,6 +21,7 @@ from device.config import AudioConfig, Config
 from device.frames import Announcement
 from device.gpio import GpioUnavailable
 from device.haptics import Haptics, pattern_for
+from device.people import PersonCue, cue_keys, cue_text
 
 log = logging.getLogger("facecue")
 
@@ -120,6 +121,11 @@ class Announcer:
         model = f"model version {model_version}" if model_version is not None else "no model"
         log.info("button status: %s, camera %s", model, "ok" if camera_ok else "not working")
         self.player.play(self.voice.sentence(status_keys(model_version, camera_ok)), t, force=True)
+
+    def people(self, cue: PersonCue, t: float) -> None:
+        """Who is there, from the clips (ready at once), even while muted: the wearer asked."""
+        log.info("button people: %s", cue_text(cue))
+        self.player.play(self.voice.phrase(cue_keys(cue)), t, force=True)
 
     def close(self, end_t: float) -> None:
         """Stop the motor and the player; a timeline is written up to ``end_t``."""

@@ -120,11 +120,25 @@ class ButtonsConfig:
     long_press: float = _opt(1.0, "seconds held for mute/unmute", min=0.2, max=10)
     status_hold: float = _opt(3.0, "seconds held to hear the status", min=0.5, max=30)
     bounce_time: float = _opt(0.05, "debounce seconds", min=0.0, max=1.0)
+    double_press: float = _opt(0.4, "seconds between two short presses that ask who is there; 0: no person "
+                               "cue, a short press repeats at once", min=0.0, max=2.0)
 
     def __post_init__(self) -> None:
         if self.long_press >= self.status_hold:
             raise ConfigError(f"[buttons] long_press ({self.long_press}) must be shorter than "
                               f"status_hold ({self.status_hold})")
+
+
+@dataclass(frozen=True)
+class PeopleConfig:
+    """The person cue (a double press): how many, how near, facing or not."""
+
+    fov: float = _opt(62.2, "the camera's horizontal field of view, degrees (Pi Camera Module 2: 62.2, "
+                      "Module 3: 66, Module 1: 53.5)", min=10.0, max=170.0)
+    face_width: float = _opt(0.15, "metres: the width of an adult face as the detector boxes it", min=0.05,
+                             max=0.4)
+    facing_within: float = _opt(30.0, "degrees a head may turn and still face the wearer", min=1.0, max=89.0)
+    facing_earcon: bool = _opt(False, "soft tone when the person in front turns to face the wearer")
 
 
 @dataclass(frozen=True)
@@ -169,6 +183,7 @@ class Config:
     decide: DecideConfig = field(default_factory=DecideConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
+    people: PeopleConfig = field(default_factory=PeopleConfig)
     haptics: HapticsConfig = field(default_factory=HapticsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)
