@@ -135,8 +135,8 @@ class PeopleConfig:
 
     fov: float = _opt(62.2, "the camera's horizontal field of view, degrees (Pi Camera Module 2: 62.2, "
                       "Module 3: 66, Module 1: 53.5)", min=10.0, max=170.0)
-    face_width: float = _opt(0.15, "metres: the width of an adult face as the detector boxes it", min=0.05,
-                             max=0.4)
+    face_width: float = _opt(0.134, "metres: an adult face's width as YuNet boxes it (63 mm between the pupils "
+                             "times its box-to-eyes ratio on the Caltech photos)", min=0.05, max=0.4)
     facing_within: float = _opt(30.0, "degrees a head may turn and still face the wearer", min=1.0, max=89.0)
     facing_earcon: bool = _opt(False, "soft tone when the person in front turns to face the wearer")
 
