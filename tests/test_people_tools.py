@@ -62,3 +62,14 @@ def test_the_people_video_shows_each_person_in_turn_with_gaps(tmp_path):
     again = tmp_path / "again.avi"
     assert main(["--out", str(again), "--people", "2", "--seconds", "0.4", "--gap", "0.6", "--seed", "3"]) == 0
     assert json.loads(again.with_suffix(".json").read_text())["schedule"] == schedule  # the seed decides all
+
+
+def test_the_poses_judged_by_eye_name_distinct_validation_faces(valid_faces):
+    from tools.data.dataset import data_dir
+    from tools.eval.people import FACING_LABELS
+
+    doc = json.loads(FACING_LABELS.read_text())
+    frontal, turned = set(doc["frontal"]), set(doc["turned"])
+    assert (len(frontal), len(turned)) == (51, 12) and not frontal & turned
+    with np.load(data_dir() / "valid.npz") as data:
+        assert frontal | turned <= {str(n) for n in data["names"]}
