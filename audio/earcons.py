@@ -65,6 +65,7 @@ PATTERNS: dict[str, tuple[Beep, ...]] = {
 SOFT_PATTERNS: dict[str, tuple[Beep, ...]] = {
     "face": (Beep(400.0, 0.12, 600.0),),  # soft glide up: someone arrived
     "noface": (Beep(600.0, 0.12, 400.0),),  # soft glide down: they left
+    "facing": (Beep(500.0, 0.07, gap=0.04), Beep(750.0, 0.09)),  # two soft notes up: they turned to you
 }
 
 
@@ -92,7 +93,8 @@ def earcon(label: str, sample_rate: int = SAMPLE_RATE) -> Sound:
 
 
 def face_earcon(label: str, sample_rate: int = SAMPLE_RATE) -> Sound:
-    """The soft earcon for a face appearing (``"face"``) or leaving (``"noface"``)."""
+    """The soft earcon for a face appearing (``"face"``), leaving (``"noface"``) or turning
+    to face the wearer (``"facing"``)."""
     if label not in SOFT_PATTERNS:
         raise ValueError(f"no face earcon for {label!r}; available: {', '.join(SOFT_PATTERNS)}")
     return render(SOFT_PATTERNS[label], sample_rate, TARGET_ACTIVE_DB + SOFT_DB)

@@ -15,14 +15,18 @@ from audio.compose import compose, wording
 from audio.dsp import resample
 from audio.earcons import earcon, face_earcon
 from audio.espeak import ESPEAK, SpeechUnavailable, speak
-from audio.phrases import CLIP_KEYS, EVENTS, EXPRESSIONS, PHRASES
-from audio.sound import SAMPLE_RATE, Sound
+from audio.phrases import CLIP_KEYS, EVENTS, EXPRESSIONS, HEDGE, PHRASES
+from audio.sound import SAMPLE_RATE, Sound, with_volume
 from audio.wavfile import read_wav
 
 log = logging.getLogger(__name__)
 
 MODES = ("speech", "earcon")
-LABELS = EXPRESSIONS + EVENTS + ("face",)
+LABELS = EXPRESSIONS + EVENTS + ("face", "facing")
+# A hedge ("maybe sad") is this many dB below a sure word: the level, as well as
+# the word "maybe", tells the wearer the device is not sure (in earcon mode the
+# level alone does).
+HEDGE_DB = -8.0
 
 
 def available_languages(clips_dir: Path = CLIPS_DIR) -> list[str]:
@@ -62,7 +66,14 @@ class VoicePack:
         else:
             self._sounds = {label: earcon(label) for label in EXPRESSIONS + EVENTS}
         self._sounds["face"] = face_earcon("face")
+        self._sounds["facing"] = face_earcon("facing")
+        quieter = 10 ** (HEDGE_DB / 20)
+        self._hedges = {label: Sound(with_volume(self._hedge_words(label).pcm, quieter), SAMPLE_RATE)
+                        for label in EXPRESSIONS}
         self._espeak_failed = False
+
+    def _hedge_words(self, label: str) -> Sound:
+        return compose([HEDGE, label], self.clips) if self.mode == "speech" else self._sounds[label]
 
     def labels(self) -> tuple[str, ...]:
         return LABELS
@@ -73,6 +84,18 @@ class VoicePack:
             return self._sounds[label]
         except KeyError:
             raise ValueError(f"unknown label {label!r}; available: {', '.join(LABELS)}") from None
+
+    def hedge(self, expression: str) -> Sound:
+        """``expression`` said unsure: "maybe sad", :data:`HEDGE_DB` quieter than the sure word."""
+        try:
+            return self._hedges[expression]
+        except KeyError:
+            raise ValueError(f"unknown expression {expression!r}; available: {', '.join(EXPRESSIONS)}") from None
+
+    def phrase(self, keys: Sequence[str]) -> Sound:
+        """Clip ``keys`` joined into one phrase, never through espeak-ng: an answer
+        that must be ready at once (the person cue) cannot wait for a subprocess."""
+        return compose(keys, self.clips)
 
     def sentence(self, keys: Sequence[str]) -> Sound:
         """Clip ``keys`` (see :func:`audio.compose.status_keys`) spoken in the

@@ -21,10 +21,11 @@ from device.config import AudioConfig, Config
 from device.frames import Announcement
 from device.gpio import GpioUnavailable
 from device.haptics import Haptics, pattern_for
+from device.people import PersonCue, cue_keys, cue_text
 
 log = logging.getLogger("facecue")
 
-FACE_EVENTS = ("face", "noface")  # the decider's soft earcons for a face arriving/leaving
+FACE_EVENTS = ("face", "noface", "facing")  # soft earcons: a face arrives, leaves, turns to the wearer
 
 
 def voice_for(audio: AudioConfig) -> VoicePack:
@@ -81,6 +82,10 @@ class Announcer:
             log.info("earcon %s t %.2fs%s", a.label, a.t, self._muted_mark)
             self.player.play(face_earcon(a.label), a.t)
             return
+        if a.hedged:  # no vibration: the motor's rhythm could not tell it from a sure word
+            log.info("hedge %s confidence %.2f t %.2fs%s", a.label, a.confidence, a.t, self._muted_mark)
+            self.player.play(self.voice.hedge(a.label), a.t)
+            return
         log.info("announce %s confidence %.2f t %.2fs%s", a.label, a.confidence, a.t, self._muted_mark)
         self.player.play(self.voice.sound(a.label), a.t)
         if self.haptics is not None and _has_pattern(a.label):
@@ -100,9 +105,10 @@ class Announcer:
 
     # -- answers to the buttons ----------------------------------------------
     def repeat(self, current: Announcement) -> None:
-        """The last expression again (or "no face"); silent while muted."""
-        log.info("button repeat: %s%s", current.label, self._muted_mark)
-        self.player.play(self.voice.sound(current.label), current.t, force=False)
+        """The last expression again, hedged if it was (or "no face"); silent while muted."""
+        log.info("button repeat: %s%s%s", "maybe " if current.hedged else "", current.label, self._muted_mark)
+        sound = self.voice.hedge(current.label) if current.hedged else self.voice.sound(current.label)
+        self.player.play(sound, current.t, force=False)
 
     def toggle_mute(self, t: float) -> None:
         muted = not self.player.muted
@@ -115,6 +121,11 @@ class Announcer:
         model = f"model version {model_version}" if model_version is not None else "no model"
         log.info("button status: %s, camera %s", model, "ok" if camera_ok else "not working")
         self.player.play(self.voice.sentence(status_keys(model_version, camera_ok)), t, force=True)
+
+    def people(self, cue: PersonCue, t: float) -> None:
+        """Who is there, from the clips (ready at once), even while muted: the wearer asked."""
+        log.info("button people: %s", cue_text(cue))
+        self.player.play(self.voice.phrase(cue_keys(cue)), t, force=True)
 
     def close(self, end_t: float) -> None:
         """Stop the motor and the player; a timeline is written up to ``end_t``."""

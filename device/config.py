@@ -98,6 +98,10 @@ class DecideConfig:
     face_lost_after: float = _opt(1.0, "seconds without a face before it counts as gone", min=0.1, max=60)
     face_earcons: bool = _opt(False, "soft tone when a face appears or leaves")
     quiet_labels: list[str] = _opt(list, "expressions never announced, e.g. [\"neutral\"]", choices=EXPRESSIONS)
+    hedge: bool = _opt(True, "say an expression below min_confidence as \"maybe ...\", quieter")
+    hedge_min_confidence: float = _opt(0.55, "smoothed probability needed for a hedge (none at or above "
+                                       "min_confidence); chosen per model by python -m tools.eval.hedge",
+                                       min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
@@ -116,11 +120,25 @@ class ButtonsConfig:
     long_press: float = _opt(1.0, "seconds held for mute/unmute", min=0.2, max=10)
     status_hold: float = _opt(3.0, "seconds held to hear the status", min=0.5, max=30)
     bounce_time: float = _opt(0.05, "debounce seconds", min=0.0, max=1.0)
+    double_press: float = _opt(0.4, "seconds between two short presses that ask who is there; 0: no person "
+                               "cue, a short press repeats at once", min=0.0, max=2.0)
 
     def __post_init__(self) -> None:
         if self.long_press >= self.status_hold:
             raise ConfigError(f"[buttons] long_press ({self.long_press}) must be shorter than "
                               f"status_hold ({self.status_hold})")
+
+
+@dataclass(frozen=True)
+class PeopleConfig:
+    """The person cue (a double press): how many, how near, facing or not."""
+
+    fov: float = _opt(62.2, "the camera's horizontal field of view, degrees (Pi Camera Module 2: 62.2, "
+                      "Module 3: 66, Module 1: 53.5)", min=10.0, max=170.0)
+    face_width: float = _opt(0.134, "metres: an adult face's width as YuNet boxes it (63 mm between the pupils "
+                             "times its box-to-eyes ratio on the Caltech photos)", min=0.05, max=0.4)
+    facing_within: float = _opt(30.0, "degrees a head may turn and still face the wearer", min=1.0, max=89.0)
+    facing_earcon: bool = _opt(False, "soft tone when the person in front turns to face the wearer")
 
 
 @dataclass(frozen=True)
@@ -165,6 +183,7 @@ class Config:
     decide: DecideConfig = field(default_factory=DecideConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     buttons: ButtonsConfig = field(default_factory=ButtonsConfig)
+    people: PeopleConfig = field(default_factory=PeopleConfig)
     haptics: HapticsConfig = field(default_factory=HapticsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     sync: SyncConfig = field(default_factory=SyncConfig)

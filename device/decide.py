@@ -6,6 +6,13 @@ enough, differs from the last thing said, and ``cooldown`` seconds have
 passed since then. "No face" is silent by default (an optional soft earcon
 marks a face arriving or leaving). All times are frame times, so a recorded
 video yields the same announcements however fast it is processed.
+
+With ``hedge`` on, an expression that holds just as long but only reaches
+``hedge_min_confidence`` (below ``min_confidence``) is said as a hedge,
+"maybe sad": most faces never reach a sure word, and a likely word beats
+silence if the wearer can tell it from a sure one. A sure word follows its
+hedge when the same expression firms up (after the cooldown); a hedge never
+follows a sure word of the same expression.
 """
 from __future__ import annotations
 
@@ -30,6 +37,7 @@ class Decider:
         self.candidate: str | None = None
         self.candidate_since = 0.0
         self.spoken: str | None = None  # last expression said about the current face
+        self.spoken_hedged = False  # ... and whether it was said as a hedge
         self.spoken_t = -math.inf
 
     def update(self, prediction: Prediction | None, t: float) -> list[Announcement]:
@@ -53,13 +61,15 @@ class Decider:
         label, confidence = self.labels[best], float(self.smoothed[best])
         if label != self.candidate:
             self.candidate, self.candidate_since = label, t
-        if (confidence >= self.cfg.min_confidence
+        sure = confidence >= self.cfg.min_confidence
+        hedged = not sure and self.cfg.hedge and confidence >= self.cfg.hedge_min_confidence
+        new = label != self.spoken or (sure and self.spoken_hedged)
+        if ((sure or hedged) and new
                 and t - self.candidate_since >= self.cfg.stable_for
-                and label != self.spoken
                 and label not in self.cfg.quiet_labels
                 and t - self.spoken_t >= self.cfg.cooldown):
-            self.spoken, self.spoken_t = label, t
-            out.append(Announcement(label, confidence, t))
+            self.spoken, self.spoken_hedged, self.spoken_t = label, hedged, t
+            out.append(Announcement(label, confidence, t, hedged))
         return out
 
     def _smooth(self, prediction: Prediction, dt: float) -> None:
@@ -77,9 +87,10 @@ class Decider:
         self.smoothed = None
         self.candidate = None
         self.spoken = None
+        self.spoken_hedged = False
 
     def current(self) -> Announcement:
-        """What the repeat button says: the last expression, or "noface"."""
+        """What the repeat button says: the last expression (hedged if it was), or "noface"."""
         if self.face_present and self.spoken is not None:
-            return Announcement(self.spoken, 1.0, self.last_t or 0.0)
+            return Announcement(self.spoken, 1.0, self.last_t or 0.0, self.spoken_hedged)
         return Announcement("noface", 1.0, self.last_t or 0.0)

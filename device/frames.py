@@ -61,9 +61,11 @@ class Announcement:
 
     ``label`` is an expression name, or an event with a sound of its own
     (``audio.voice.LABELS``: a face appeared or left, muted, ...).
+    ``hedged``: an expression the device is not sure of, said as "maybe ...".
     """
 
     label: str
     confidence: float
     t: float
+    hedged: bool = False
 

@@ -42,6 +42,7 @@ from device.config import CameraConfig, Config
 from device.decide import Decider
 from device.frame_reader import END, FrameReader
 from device.model_slot import ModelSlot
+from device.people import FacingWatch, person_cue
 from device.pipeline import BadFrame, ModelFailed, Pipeline, StageStats
 from device.presses import Press, PressQueue
 from device.sdnotify import Notifier
@@ -126,7 +127,9 @@ class Daemon:
         self.state = State.LOADING
         self.tracker = tracker_from_config(cfg.detect)
         self.decider = Decider(cfg.decide)
+        self.facing = FacingWatch(cfg.people) if cfg.people.facing_earcon else None
         self.pipeline: Pipeline | None = None  # built by each load: never None after LOADING
+        self._last_image = None  # the latest good frame, for the person cue; None while no camera serves
         self.bad_frames = 0
         self.frames_seen = 0
         self._source: FrameSource | None = None  # opened in OPENING, served in WAITING/SERVING
@@ -207,9 +210,19 @@ class Daemon:
                 self.announcer.repeat(self.decider.current())
             elif press is Press.MUTE:
                 self.announcer.toggle_mute(self._frame_time())
+            elif press is Press.PEOPLE:
+                self._who_is_there()
             else:
                 self.announcer.status(self.models.classifier and self.models.classifier.info.version,
                                       self.state is State.SERVING, self._frame_time())
+
+    def _who_is_there(self) -> None:
+        """The person cue from one full search of the latest frame: every face in view,
+        not only the followed one (nobody without a frame)."""
+        image = self._last_image
+        boxes = [] if image is None else self.tracker.all_faces(image)
+        width = 1 if image is None else image.shape[1]
+        self.announcer.people(person_cue(boxes, width, self.cfg.people), self._frame_time())
 
     # -- LOADING -----------------------------------------------------------------
     def _load(self) -> State:
@@ -234,7 +247,7 @@ class Daemon:
     def _serve_model(self, classifier: Classifier) -> None:
         """Frames from now on go to ``classifier`` (the tracker and decider carry on)."""
         self.models.classifier = classifier
-        self.pipeline = Pipeline(self.tracker, classifier, self.decider)
+        self.pipeline = Pipeline(self.tracker, classifier, self.decider, self.facing)
         self.announcer.recovered("error")
 
     def _model_failed(self, failure: ModelFailed) -> bool:
@@ -266,6 +279,7 @@ class Daemon:
         """A source that failed to open, failed mid-stream or stalled: say so once per
         outage. Without ``retry_forever`` the fault ends the run as one error line."""
         self.announcer.event("camera_error", self._frame_time())
+        self._last_image = None
         if not self.options.retry_forever:
             raise exc
         self._fault = exc
@@ -321,6 +335,7 @@ class Daemon:
                     if not self._model_failed(failure):
                         return State.LOADING
                     continue
+                self._last_image = frame.image
                 for announcement in result.announcements:
                     self.announcer.announce(announcement)
                 stats.add(result)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from device.classify import Classifier, ModelError
 from device.decide import Decider
 from device.frames import Announcement, FaceBox, Frame, Prediction
+from device.people import FacingWatch
 from device.tracker import FaceTracker
 
 STAGES = ("capture", "detect", "preprocess", "classify", "decide", "total")
@@ -85,10 +86,13 @@ class StageStats:
 class Pipeline:
     """The per-frame work of the device, minus capture and output."""
 
-    def __init__(self, tracker: FaceTracker, classifier: Classifier, decider: Decider) -> None:
+    def __init__(self, tracker: FaceTracker, classifier: Classifier, decider: Decider,
+                 facing: FacingWatch | None = None) -> None:
+        """``facing``: the optional earcon for a face turning to the wearer (``[people] facing_earcon``)."""
         self.tracker = tracker
         self.classifier = classifier
         self.decider = decider
+        self.facing = facing
 
     def step(self, frame: Frame, capture_ms: float = 0.0) -> StepResult:
         """One frame; raises BadFrame for garbage and ModelFailed for a model that broke on it."""
@@ -112,6 +116,8 @@ class Pipeline:
             raise ModelFailed(classifier, exc) from exc
         t3 = time.perf_counter()
         announcements = self.decider.update(prediction, frame.t)
+        if self.facing is not None:
+            announcements += self.facing.update(box, frame.t)
         t4 = time.perf_counter()
         ms.update(detect=(t1 - t0) * 1e3, preprocess=(t2 - t1) * 1e3, classify=(t3 - t2) * 1e3,
                   decide=(t4 - t3) * 1e3)

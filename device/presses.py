@@ -26,6 +26,7 @@ class Press(Enum):
     REPEAT = "repeat"
     MUTE = "mute"
     STATUS = "status"
+    PEOPLE = "people"  # who is there: the person cue
 
 
 class PressQueue:
@@ -68,8 +69,10 @@ def press_buttons(cfg: ButtonsConfig, presses: PressQueue, pin_factory: object |
     """
     callbacks = [functools.partial(presses.post, press) for press in (Press.REPEAT, Press.MUTE, Press.STATUS)]
     try:
-        buttons = Buttons(*callbacks, repeat_pin=cfg.repeat_pin, mute_pin=cfg.mute_pin, long_press=cfg.long_press,
-                          status_hold=cfg.status_hold, bounce_time=cfg.bounce_time, pin_factory=pin_factory)
+        buttons = Buttons(*callbacks, on_people=functools.partial(presses.post, Press.PEOPLE),
+                          repeat_pin=cfg.repeat_pin, mute_pin=cfg.mute_pin, long_press=cfg.long_press,
+                          status_hold=cfg.status_hold, bounce_time=cfg.bounce_time, double_press=cfg.double_press,
+                          pin_factory=pin_factory)
     except GpioUnavailable as exc:
         log.error("buttons disabled: %s", exc)
         return Buttons(*callbacks)

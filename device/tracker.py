@@ -52,9 +52,13 @@ class FaceTracker:
         """``scale``, or less where the frame would otherwise be searched above ``SEARCH_MAX_SIDE``."""
         return min(scale, SEARCH_MAX_SIDE / max(image.shape[:2]))
 
+    def all_faces(self, image: np.ndarray) -> list[FaceBox]:
+        """Every face of the whole ``image`` (one full search, no history): who is there."""
+        return self.detector.detect_all(image, self._frame_scale(image, self.scale), self.min_face)
+
     def scan(self, image: np.ndarray) -> FaceBox | None:
         """The largest face of the whole ``image``: one photo, no history."""
-        return largest(self.detector.detect_all(image, self._frame_scale(image, self.scale), self.min_face))
+        return largest(self.all_faces(image))
 
     def settle(self, image: np.ndarray) -> FaceBox | None:
         """The face the device settles on when it looks at ``image`` for a while: after the

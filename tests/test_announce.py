@@ -19,18 +19,20 @@ def announce_lines(tmp_path, caplog, muted: bool) -> list[str]:
     announcer = Announcer(VoicePack("speech", "en"), player)
     announcer.announce(Announcement("face", 1.0, 0.5))
     announcer.announce(Announcement("happy", 0.91, 1.0))
+    announcer.announce(Announcement("sad", 0.52, 1.5, hedged=True))
     player.close(end_t=2.0)
-    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(("announce", "earcon"))]
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(("announce", "earcon", "hedge"))]
 
 
 def test_muted_announcements_are_logged_as_muted(tmp_path, caplog):
     assert announce_lines(tmp_path, caplog, muted=True) == [
-        "earcon face t 0.50s (muted)", "announce happy confidence 0.91 t 1.00s (muted)"]
+        "earcon face t 0.50s (muted)", "announce happy confidence 0.91 t 1.00s (muted)",
+        "hedge sad confidence 0.52 t 1.50s (muted)"]
 
 
 def test_heard_announcements_carry_no_mark(tmp_path, caplog):
     assert announce_lines(tmp_path, caplog, muted=False) == [
-        "earcon face t 0.50s", "announce happy confidence 0.91 t 1.00s"]
+        "earcon face t 0.50s", "announce happy confidence 0.91 t 1.00s", "hedge sad confidence 0.52 t 1.50s"]
 
 
 def test_an_event_is_said_once_until_it_recovers_and_lands_at_its_frame_time(tmp_path, caplog):

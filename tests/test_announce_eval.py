@@ -41,21 +41,26 @@ def say(label: str, t: float, confidence: float = 0.7) -> Announcement:
     return Announcement(label, confidence, t)
 
 
+def counts(s: AnnounceScore) -> tuple[int, int, int, int, int]:
+    """Faces, faces right, faces announced, said, said right."""
+    return s.faces, s.faces_right, s.faces_announced, s.said, s.said_right
+
+
 # --- scoring by hand -----------------------------------------------------------------------------------------------
 
 def test_right_announcement_scores_face_and_word():
     s = score_announcements([say("happy", 2.0), say("sad", 6.0)], TWO, LABELS)
-    assert s == AnnounceScore(faces=2, faces_right=2, faces_announced=2, said=2, said_right=2)
+    assert counts(s) == (2, 2, 2, 2, 2)
 
 
 def test_wrong_announcement_counts_as_announced_not_right():
     s = score_announcements([say("angry", 2.0)], TWO, LABELS)
-    assert s == AnnounceScore(faces=2, faces_right=0, faces_announced=1, said=1, said_right=0)
+    assert counts(s) == (2, 0, 1, 1, 0)
 
 
 def test_announcement_in_gap_or_before_first_face_is_wrong():
     s = score_announcements([say("happy", 0.5), say("happy", 4.7), say("sad", 4.9)], TWO, LABELS)
-    assert s == AnnounceScore(faces=2, faces_right=0, faces_announced=0, said=3, said_right=0)
+    assert counts(s) == (2, 0, 0, 3, 0)
 
 
 def test_grace_after_face_leaves():
@@ -82,25 +87,38 @@ def test_face_on_screen_wins_over_grace_of_previous():
 def test_events_are_not_expressions():
     events = [Announcement(e, 1.0, 1.5 + 0.25 * i) for i, e in enumerate(EVENTS)]
     s = score_announcements(events + [say("contempt", 2.0)], TWO, LABELS)
-    assert s == AnnounceScore(faces=2, faces_right=0, faces_announced=0, said=0, said_right=0)
+    assert counts(s) == (2, 0, 0, 0, 0)
     s = score_announcements(events + [say("happy", 2.0)], TWO, LABELS)
     assert (s.said, s.said_right, s.faces_right) == (1, 1, 1)
 
 
 def test_repeated_announcements_of_one_face():
     s = score_announcements([say("sad", 1.9), say("happy", 2.5), say("happy", 3.9)], TWO, LABELS)
-    assert s == AnnounceScore(faces=2, faces_right=1, faces_announced=1, said=3, said_right=2)
+    assert counts(s) == (2, 1, 1, 3, 2)
     s = score_announcements([say("sad", 1.9), say("angry", 3.5)], TWO, LABELS)
     assert (s.faces_right, s.faces_announced, s.said, s.said_right) == (0, 1, 2, 0)
 
 
 def test_line_and_shares():
-    s = AnnounceScore(faces=40, faces_right=24, faces_announced=30, said=35, said_right=28)
-    assert s.line() == "faces 40 announced right 24 (60.0 %) any 30; said 35, right 28 (80.0 %)"
+    s = AnnounceScore(faces=40, faces_right=24, faces_announced=30, said=35, said_right=28, hedged=10,
+                      hedged_right=5, face_seconds=120.0, delays=(0.8, 1.0, 2.0))
+    assert s.line() == ("faces 40 announced right 24 (60.0 %) any 30; said 35, right 28 (80.0 %): sure 25, right 23 "
+                        "(92.0 %); hedged 10, right 5 (50.0 %); 17.5 words per minute of face; first right word "
+                        "after a median 1.00 s")
     assert s.faces_right_share == pytest.approx(0.6) and s.said_right_share == pytest.approx(0.8)
     silent = score_announcements([], TWO, LABELS)
-    assert silent.line() == "faces 2 announced right 0 (0.0 %) any 0; said 0, right 0 (n/a)"
-    assert np.isnan(silent.said_right_share)
+    assert silent.line().startswith("faces 2 announced right 0 (0.0 %) any 0; said 0, right 0 (n/a): sure 0")
+    assert np.isnan(silent.said_right_share) and np.isnan(silent.median_delay)
+    assert silent.words_per_minute == 0.0
+
+
+def test_hedges_count_apart_and_the_delay_is_to_the_first_right_word():
+    said = [Announcement("sad", 0.5, 2.0, hedged=True), Announcement("happy", 0.8, 2.5),
+            Announcement("angry", 0.5, 6.2, hedged=True), Announcement("sad", 0.9, 7.5)]
+    s = score_announcements(said, TWO, LABELS)
+    assert (s.said, s.said_right, s.hedged, s.hedged_right, s.sure, s.sure_right) == (4, 2, 2, 0, 2, 2)
+    assert s.faces_right == 2 and s.delays == pytest.approx((1.5, 2.5))
+    assert s.face_seconds == 6.0 and s.words_per_minute == pytest.approx(40.0)
 
 
 def _probs(**top: float) -> Prediction:

@@ -52,9 +52,11 @@ def test_clips_are_equally_loud_trimmed_and_short(language):
         assert abs(int(clip.pcm[0])) < 50 and abs(int(clip.pcm[-1])) < 50, key  # faded edges: no click
 
 
-def test_both_languages_fit_in_one_megabyte():
+def test_both_languages_fit_in_one_and_a_half_megabytes():
+    # 0.95 MB for the labels and the status words, 0.37 MB for the hedge and the
+    # person words; the budget catches a clip made at the wrong rate or speed.
     total = sum(p.stat().st_size for p in CLIPS_DIR.glob("*/*.wav"))
-    assert total < 1_000_000, total
+    assert total < 1_500_000, total
 
 
 def test_the_script_is_deterministic_atomic_and_removes_stale_clips(tmp_path, capsys):

@@ -28,7 +28,7 @@ def needs_espeak() -> None:
 @pytest.mark.parametrize("language", ["en", "id"])
 def test_speech_mode_says_the_committed_clips(language):
     voice = VoicePack("speech", language)
-    assert set(voice.labels()) == set(EXPRESSIONS + EVENTS + ("face",))
+    assert set(voice.labels()) == set(EXPRESSIONS + EVENTS + ("face", "facing"))
     for label in EXPRESSIONS + EVENTS:
         assert np.array_equal(voice.sound(label).pcm, read_wav(CLIPS_DIR / language / f"{label}.wav").pcm)
     assert np.array_equal(voice.sound("face").pcm, face_earcon("face").pcm)
@@ -46,7 +46,7 @@ def test_unknown_language_mode_and_label_list_what_exists():
         VoicePack("speech", "fr")
     with pytest.raises(ValueError, match=r"^unknown audio mode 'loud'; available: speech, earcon$"):
         VoicePack("loud", "en")
-    with pytest.raises(ValueError, match=r"^unknown label 'joy'; available: angry, disgust, .*, face$"):
+    with pytest.raises(ValueError, match=r"^unknown label 'joy'; available: angry, disgust, .*, face, facing$"):
         VoicePack("speech", "en").sound("joy")
 
 
@@ -109,3 +109,18 @@ def test_espeak_stream_header_is_parsed_and_garbage_refused():
     assert sound.sample_rate == 22_050 and sound.pcm.tolist() == [1, -2, 3]
     with pytest.raises(SpeechUnavailable, match="no WAV"):
         parse_stream_wav(b"nonsense")
+
+
+@pytest.mark.parametrize("mode, language", [("speech", "en"), ("speech", "id"), ("earcon", "en")])
+def test_a_hedge_is_quieter_than_the_sure_word_and_in_speech_says_maybe_first(mode, language):
+    voice = VoicePack(mode, language)
+    for label in EXPRESSIONS:
+        sure, hedge = voice.sound(label), voice.hedge(label)
+        assert active_level_db(hedge) < active_level_db(sure) - 6, label
+        if mode == "speech":
+            maybe = read_wav(CLIPS_DIR / language / "maybe.wav")
+            assert hedge.duration == pytest.approx(maybe.duration + WORD_GAP + sure.duration, abs=1e-3), label
+        else:
+            assert hedge.duration == sure.duration, label
+    with pytest.raises(ValueError, match="unknown expression 'noface'"):
+        voice.hedge("noface")

@@ -268,7 +268,7 @@ def test_bad_settings_are_rejected_before_touching_gpio(factory, rec, kwargs, me
 
 def test_presses_are_queued_in_order_for_the_loop(factory, clock):
     presses = PressQueue()
-    cfg = ButtonsConfig(repeat_pin="GPIO17", long_press=LONG, status_hold=HOLD)
+    cfg = ButtonsConfig(repeat_pin="GPIO17", long_press=LONG, status_hold=HOLD, double_press=0.1)
     with press_buttons(cfg, presses, pin_factory=factory) as buttons:
         assert buttons.layout == "one"
         pin = factory.pin(17)
@@ -300,3 +300,69 @@ def test_unusable_gpio_leaves_the_device_without_buttons_and_says_so(monkeypatch
         assert buttons.layout == "none"
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and said[0].startswith("buttons disabled: repeat button on pin 'GPIO17' unavailable")
+
+
+DOUBLE = 0.3  # real seconds: the window for a second short press
+
+
+def gesture_with_double(events: list[str]) -> PressGesture:
+    return PressGesture("button", on_short=lambda: events.append("short"), on_long=lambda: events.append("long"),
+                        on_hold=lambda: events.append("hold"), long_press=LONG, status_hold=HOLD,
+                        on_double=lambda: events.append("double"), double_press=DOUBLE)
+
+
+def test_two_short_presses_within_the_window_are_one_double_press(clock):
+    events: list[str] = []
+    gesture = gesture_with_double(events)
+    for _ in range(2):
+        gesture.pressed()
+        clock.advance(SHORT_PRESS)
+        gesture.released()
+    assert events == ["double"]
+    time.sleep(DOUBLE + SETTLE)
+    assert events == ["double"]  # the first press's timer was cancelled
+
+
+def test_a_lone_short_press_repeats_once_the_window_has_passed(clock):
+    events: list[str] = []
+    gesture = gesture_with_double(events)
+    gesture.pressed()
+    clock.advance(SHORT_PRESS)
+    gesture.released()
+    assert events == []
+    time.sleep(DOUBLE + SETTLE)
+    assert events == ["short"]
+
+
+@pytest.mark.parametrize("down_for, then", [(LONG_PRESS, "long"), (HOLD, "hold")])
+def test_a_long_second_press_lets_the_first_repeat_then_acts(clock, down_for, then):
+    events: list[str] = []
+    gesture = gesture_with_double(events)
+    gesture.pressed()
+    clock.advance(SHORT_PRESS)
+    gesture.released()
+    gesture.pressed()
+    clock.advance(down_for)
+    gesture.released()
+    assert events == ["short", then]
+
+
+def test_one_button_double_press_asks_who_is_there_through_the_queue(factory, clock):
+    presses = PressQueue()
+    cfg = ButtonsConfig(repeat_pin="GPIO17", long_press=LONG, status_hold=HOLD, double_press=DOUBLE)
+    with press_buttons(cfg, presses, pin_factory=factory):
+        pin = factory.pin(17)
+        press(pin, SHORT_PRESS, clock)
+        press(pin, SHORT_PRESS, clock)
+        assert presses.wait(0) == [Press.PEOPLE]
+        press(pin, SHORT_PRESS, clock)
+        assert presses.wait(DOUBLE + 2.0) == [Press.REPEAT]
+
+
+def test_no_double_press_window_means_a_short_press_repeats_at_once(factory, rec, clock):
+    people: list[str] = []
+    with Buttons(rec.repeat, rec.mute, rec.status, on_people=lambda: people.append("people"), repeat_pin=17,
+                 long_press=LONG, status_hold=HOLD, double_press=0.0, pin_factory=factory):
+        press(factory.pin(17), SHORT_PRESS, clock)
+        press(factory.pin(17), SHORT_PRESS, clock)
+    assert rec.events == ["repeat", "repeat"] and people == []

@@ -65,6 +65,8 @@ def test_button_timings_must_be_ordered(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ('[audio]\nlanguage = "fr"\n', "[audio] language must be one of en, id, got 'fr'"),
     ('[decide]\nquiet_labels = ["neutral", "nuetral"]\n', "[decide] quiet_labels must be one of angry, "),
+    ('[decide]\nhedge = "yes"\n', "[decide] hedge must be bool, got 'yes'"),
+    ('[decide]\nhedge_min_confidence = 1.5\n', "[decide] hedge_min_confidence must be <= 1.0"),
 ])
 def test_what_run_would_refuse_config_check_refuses(tmp_path, text, message):
     path = tmp_path / "c.toml"

@@ -1,6 +1,7 @@
 from itertools import pairwise
 
 import numpy as np
+import pytest
 
 from device.config import DecideConfig
 from device.decide import Decider
@@ -16,13 +17,42 @@ def pred(label: str, p: float = 0.9) -> Prediction:
 
 
 def feed(decider, items, fps=15.0, start=0.0):
-    """items: (label or None, seconds); returns announcements with their times."""
+    """items: (label or None, seconds[, top probability]); returns announcements with their times."""
     out, t = [], start
-    for label, seconds in items:
+    for label, seconds, *p in items:
         for _ in range(int(seconds * fps)):
-            out += decider.update(pred(label) if label else None, t)
+            out += decider.update(pred(label, *p) if label else None, t)
             t += 1 / fps
     return out, t
+
+
+HEDGING = DecideConfig(hedge=True, hedge_min_confidence=0.45, min_confidence=0.7)
+
+
+def test_an_unsure_expression_is_hedged_only_when_hedging_is_on():
+    steady = [("sad", 10.0, 0.55)]
+    assert feed(Decider(DecideConfig(hedge=False)), steady)[0] == []
+    out, _ = feed(Decider(HEDGING), steady)
+    assert [(a.label, a.hedged) for a in out] == [("sad", True)]
+    assert out[0].confidence == pytest.approx(0.55)
+
+
+def test_below_the_hedge_bound_stays_silent():
+    assert feed(Decider(HEDGING), [("sad", 10.0, 0.4)])[0] == []
+
+
+def test_a_sure_expression_is_never_hedged():
+    out, _ = feed(Decider(HEDGING), [("happy", 10.0, 0.9)])
+    assert [(a.label, a.hedged) for a in out] == [("happy", False)]
+
+
+def test_a_hedge_firms_up_into_a_sure_word_after_the_cooldown_but_never_back():
+    out, _ = feed(Decider(HEDGING), [("sad", 2.0, 0.55), ("sad", 5.0, 0.9), ("sad", 5.0, 0.55)])
+    assert [(a.label, a.hedged) for a in out] == [("sad", True), ("sad", False)]
+    assert out[1].t - out[0].t >= HEDGING.cooldown
+    d = Decider(HEDGING)
+    feed(d, [("sad", 2.0, 0.55)])
+    assert d.current().hedged and d.current().label == "sad"  # the repeat button says "maybe sad" too
 
 
 def test_stable_expression_is_said_once():

@@ -46,7 +46,7 @@ def assert_model_detector_and_voice_ok(rows: dict[str, tuple[str, str]]) -> None
     status, detail = rows["model"]
     assert status == "ok" and re.fullmatch(r"\S+\.tflite version \S+, sha256 verified.*", detail), detail
     assert rows["face detector"] == ("ok", "yunet, full search at scale 1.0")
-    assert rows["voice"] == ("ok", "speech, language en, 14 sounds")
+    assert rows["voice"] == ("ok", "speech, language en, 15 sounds")
 
 
 def test_on_this_machine_as_it_is(home):

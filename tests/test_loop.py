@@ -325,3 +325,27 @@ def test_with_no_model_left_the_service_waits_and_a_foreground_run_ends(tmp_path
         assert messages(log, "no usable model")[0] == f"no usable model ({both}); retrying in 1s"
     else:
         assert str(running.result) == both
+
+
+def test_a_double_press_says_who_is_in_the_latest_frame(tmp_path, monkeypatch, log, model_path, astronaut):
+    factory = MockFactory()
+    camera = ScriptedCamera(Feed(1_000_000, "end", astronaut))
+    daemon = make_daemon(tmp_path, camera, monkeypatch, model=model_path,
+                         config='[buttons]\nrepeat_pin = "GPIO17"\ndouble_press = 0.4\n')
+    pin = factory.pin(17)
+    try:
+        with press_buttons(daemon.cfg.buttons, daemon.presses, pin_factory=factory):
+            running = Running(daemon)
+            try:
+                wait_for(log, "state WAITING -> SERVING")
+                for _ in range(2):
+                    pin.drive_low()
+                    time.sleep(0.03)
+                    pin.drive_high()
+                said = wait_for(log, "button people", timeout=10.0)
+            finally:
+                running.stop()
+    finally:
+        factory.reset()
+    assert said and re.fullmatch(r"button people: 1 person, \d+\.\d m, facing", said[0]), said
+    assert not messages(log, "button repeat")  # two short presses are one double press, not two repeats

@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
 
 from audio import CLIPS_DIR
 from audio.espeak import SpeechUnavailable, espeak_version, speak
-from audio.phrases import LABEL_SPEED, PHRASES, STATUS_SPEED, STATUS_WORDS
+from audio.phrases import LABEL_SPEED, PERSON_WORDS, PHRASES, STATUS_SPEED, STATUS_WORDS
 from audio.wavfile import wav_bytes
 from device.files import write_atomic
 
@@ -32,7 +32,7 @@ def render_language(language: str) -> dict[str, bytes]:
     """WAV bytes of every clip of ``language``, keyed by file name."""
     out = {}
     for key, text in PHRASES[language].items():
-        speed = STATUS_SPEED if key in STATUS_WORDS else LABEL_SPEED
+        speed = STATUS_SPEED if key in STATUS_WORDS + PERSON_WORDS else LABEL_SPEED
         out[f"{key}.wav"] = wav_bytes(speak(text, language, speed))
     return out
 

@@ -33,6 +33,10 @@ Scoring convention:
   ``muted``, ...) are neither said nor scored.
 * A face announced several times is announced right if any of its
   announcements was right; each of them counts in ``said``/``said_right``.
+* Hedges ("maybe sad", ``[decide] hedge``) are scored like sure words and also
+  counted apart: the precision of each kind, and the faces announced right by
+  either (the recall). Words per minute are expressions said per minute of a
+  face on screen; the delay is from a face's start to its first right word.
 
 ``--sweep`` re-scores a small grid of ``[decide]`` settings. Only the decide
 stage is re-run: detection and classification run once per frame and their
@@ -80,7 +84,7 @@ FramePredictions = list[tuple[float, Prediction | None]]
 # The grid --sweep scores unless --vary replaces a key's values or adds a key.
 SWEEP_GRID: dict[str, tuple[float, ...]] = {"stable_for": (0.4, 0.8, 1.2),
                                             "min_confidence": (0.4, 0.5, 0.6, 0.7, 0.8)}
-SWEEP_KEYS = ("smoothing", "stable_for", "min_confidence", "cooldown", "face_lost_after")
+SWEEP_KEYS = ("smoothing", "stable_for", "min_confidence", "cooldown", "face_lost_after", "hedge_min_confidence")
 
 
 class EvalError(ValueError):
@@ -98,12 +102,16 @@ class AnnounceScore:
     faces: int  # faces shown (schedule segments)
     faces_right: int  # faces for which at least one expression said while shown (+ grace) was the true label
     faces_announced: int  # faces with any expression said about them
-    said: int  # expression announcements in total (events are not expressions)
+    said: int  # expression announcements in total, sure and hedged (events are not expressions)
     said_right: int  # of them, matching the face on screen at that time
+    hedged: int = 0  # of ``said``, the hedges ("maybe sad")
+    hedged_right: int = 0  # of them, right
+    face_seconds: float = 0.0  # seconds with a face on screen (the schedule's total)
+    delays: tuple[float, ...] = ()  # per face announced right: seconds from its start to the first right word
 
     @property
     def faces_right_share(self) -> float:
-        """Share of faces announced right (nan with no faces)."""
+        """Share of faces announced right by a sure word or a hedge (nan with no faces)."""
         return self.faces_right / self.faces if self.faces else math.nan
 
     @property
@@ -111,10 +119,30 @@ class AnnounceScore:
         """Share of announcements that were right (nan when nothing was said)."""
         return self.said_right / self.said if self.said else math.nan
 
+    @property
+    def sure(self) -> int:
+        return self.said - self.hedged
+
+    @property
+    def sure_right(self) -> int:
+        return self.said_right - self.hedged_right
+
+    @property
+    def words_per_minute(self) -> float:
+        """Expressions said (a hedge counts once) per minute of face on screen."""
+        return 60.0 * self.said / self.face_seconds if self.face_seconds else math.nan
+
+    @property
+    def median_delay(self) -> float:
+        return float(np.median(self.delays)) if self.delays else math.nan
+
     def line(self) -> str:
         return (f"faces {self.faces} announced right {self.faces_right} ({_pct(self.faces_right, self.faces)}) "
                 f"any {self.faces_announced}; said {self.said}, right {self.said_right} "
-                f"({_pct(self.said_right, self.said)})")
+                f"({_pct(self.said_right, self.said)}): sure {self.sure}, right {self.sure_right} "
+                f"({_pct(self.sure_right, self.sure)}); hedged {self.hedged}, right {self.hedged_right} "
+                f"({_pct(self.hedged_right, self.hedged)}); {self.words_per_minute:.1f} words per minute of face; "
+                f"first right word after a median {self.median_delay:.2f} s")
 
 
 def _check_schedule(schedule: Sequence[tuple[float, float, str]]) -> None:
@@ -146,20 +174,24 @@ def score_announcements(announcements: Sequence[Announcement], schedule: Sequenc
     _check_schedule(schedule)
     expressions = set(labels)
     announced: set[int] = set()
-    right_faces: set[int] = set()
-    said = said_right = 0
+    first_right: dict[int, float] = {}
+    said = said_right = hedged = hedged_right = 0
     for a in announcements:
         if a.label not in expressions:
             continue
         said += 1
+        hedged += a.hedged
         k = attribute(a.t, schedule, grace)
         if k is None:
             continue
         announced.add(k)
         if a.label == schedule[k][2]:
             said_right += 1
-            right_faces.add(k)
-    return AnnounceScore(len(schedule), len(right_faces), len(announced), said, said_right)
+            hedged_right += a.hedged
+            first_right.setdefault(k, a.t - schedule[k][0])
+    face_seconds = sum(end - start for start, end, _ in schedule)
+    return AnnounceScore(len(schedule), len(first_right), len(announced), said, said_right, hedged, hedged_right,
+                         face_seconds, tuple(first_right[k] for k in sorted(first_right)))
 
 
 def verdicts(announcements: Sequence[Announcement], schedule: Sequence[tuple[float, float, str]],
@@ -415,10 +447,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     d = cfg.decide
     print(f"{args.video}: {len(per_frame)} frames, a face found in {faces}; model {model.name}; decide smoothing "
           f"{d.smoothing} stable_for {d.stable_for} min_confidence {d.min_confidence} cooldown {d.cooldown} "
-          f"face_lost_after {d.face_lost_after}")
+          f"face_lost_after {d.face_lost_after} hedge {d.hedge} hedge_min_confidence {d.hedge_min_confidence}")
     if args.list:
         for a, truth, ok in verdicts(announcements, schedule, labels, args.grace):
-            print(f"  t {a.t:7.2f}  said {a.label:<8} {a.confidence:.2f}  truth {truth or '(no face)':<9} "
+            said = f"maybe {a.label}" if a.hedged else a.label
+            print(f"  t {a.t:7.2f}  said {said:<14} {a.confidence:.2f}  truth {truth or '(no face)':<9} "
                   f"{'right' if ok else 'WRONG'}")
     print(score_announcements(announcements, schedule, labels, args.grace).line())
     print(ceiling(per_frame, schedule).line())
