@@ -247,16 +247,19 @@ SYNC = KILL_SWITCH + "from tools.cloud.sync import main\nsys.exit(main(sys.argv[
 @pytest.mark.parametrize("kill_at,survivor", [
     ("write:3", "1.0.0"),    # mid-download of the model
     ("rename:1", "1.0.0"),   # downloaded and verified, before it becomes versions/1.1.0
-    ("replace:3", "1.0.0"),  # previous re-pointed, just before current is swapped
-    ("replace:4", "1.1.0"),  # swapped, before the sync state is saved
+    ("replace:4", "1.0.0"),  # the two links journalled in .swap, neither set yet
+    ("replace:5", "1.0.0"),  # previous re-pointed, just before current is swapped
+    ("replace:6", "1.1.0"),  # swapped, before the sync state is saved
 ])
 def test_power_cut_during_sync(serving, kill_at, survivor):
+    """(replace:1 saves the state before the run changes anything, 2 writes source.json.)"""
     run = killed_run(["-c", SYNC, *serving.sync_argv()], kill_at, env=client_env())
     assert run.returncode == -9, run.stderr
     assert_serving(serving, survivor, tidy=False)  # a half download may lie in versions/.partial-*
     after = serving.sync()
     assert after.code == 0, after.err
     assert_serving(serving, "1.1.0")  # and the next run finishes the job and cleans up
+    assert ms.previous_version(serving.store) == "1.0.0"  # the rollback target survived the cut
 
 
 def _moto_port(fleet) -> int:
@@ -265,7 +268,7 @@ def _moto_port(fleet) -> int:
 
 def test_manifest_nested_too_deeply_is_refused_and_backs_off(serving):
     serving.bucket.put("manifest.json", b"[" * 100_000)
-    assert_refused(serving.sync(), serving, "manifest.json: manifest is not JSON (nested too deeply)")
+    assert_refused(serving.sync(), serving, "manifest.json: manifest is not JSON (nested 100000 levels deep, more than 32)")
     assert serving.state()["failures"] == 1
 
 

@@ -51,6 +51,14 @@ def resign_expired(fleet: Fleet, seconds_ago: float = 60) -> str:
     return doc["body"]["expires"]
 
 
+def refresh(fleet: Fleet, *extra: str):
+    """``facecue-model refresh`` of the fleet's channel: same models, the next serial."""
+    from tools.cloud.publish import main
+
+    return run_main(main, ["refresh", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
+                           "--endpoint-url", fleet.bucket.moto.url, *extra])
+
+
 def state_file(fleet: Fleet) -> Path:
     return fleet.root / "device" / "state" / "state.json"
 
@@ -80,10 +88,7 @@ def test_an_expired_manifest_is_refused_until_the_publisher_refreshes_it(fleet, 
     state = fleet.state()
     assert state["failures"] == 1 and state["next_try"] > time.time() and "expired" in state["last_error"]
 
-    from tools.cloud.publish import main
-
-    refreshed = run_main(main, ["refresh", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
-                                "--endpoint-url", fleet.bucket.moto.url, "--expires-in", "7"])
+    refreshed = refresh(fleet, "--expires-in", "7")
     assert refreshed.code == 0, refreshed.err
     body = fleet.manifest()["body"]
     assert [m["version"] for m in body["models"]] == ["1.0.0", "1.1.0"]
@@ -240,6 +245,10 @@ def test_an_older_manifest_replayed_within_its_expiry_is_refused(fleet, releases
     published = fleet.publish(releases["1.2.0"])  # extends what the store now holds: #1, so this is #2
     assert published.code == 0, published.err
     assert fleet.manifest()["body"]["serial"] == 2
+    # Another #2 than the device had: the same serial must be the same manifest.
+    refused(fleet.sync("--force"), "manifest #2 differs from the #2 this device already had")
+    assert ms.current_version(fleet.store) == "1.1.0"
+    assert refresh(fleet).code == 0  # the operator's remedy: a new serial
     assert fleet.sync("--force").out.strip() == "facecue sync: installed model 1.2.0 (was 1.1.0)"
     assert fleet.state()["failures"] == 0
 
