@@ -19,7 +19,7 @@ import numpy as np
 from device.frames import LANDMARKS, FaceBox, Prediction
 from device.preprocess import CROPS, PIXEL_SCALE, preprocess_face
 from device.quiet import native_stderr_to_debug
-from device.reading import loads_json, read_regular
+from device.reading import Refused, loads_json, read_regular
 
 REQUIRED_KEYS = ("version", "labels", "sha256", "input", "preprocessing")
 MAX_METADATA_BYTES = 1 << 20  # the shipped model's JSON is 15 KB
@@ -112,12 +112,16 @@ def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> Mod
         raise ModelError(f"model file {model_path} not found")
     meta_file = metadata_path(model_path)
     try:
-        meta = loads_json(read_regular(meta_file, MAX_METADATA_BYTES))
+        raw = read_regular(meta_file, MAX_METADATA_BYTES)
     except FileNotFoundError:
         raise ModelError(f"model metadata {meta_file} not found") from None
     except OSError as exc:
         raise ModelError(f"model metadata {meta_file} unreadable: {exc.strerror}") from None
-    except ValueError as exc:  # Refused, json's errors and UnicodeDecodeError
+    except Refused as exc:
+        raise ModelError(f"model metadata {exc}") from None
+    try:
+        meta = loads_json(raw)
+    except ValueError as exc:  # too deep, json's errors and UnicodeDecodeError
         raise ModelError(f"model metadata {meta_file} is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise ModelError(f"model metadata {meta_file} is not a JSON object")

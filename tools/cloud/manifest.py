@@ -327,8 +327,9 @@ def load_private_key(path: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    raw = _read_key(path, "private")  # its ManifestError is a ValueError too
     try:
-        key = serialization.load_pem_private_key(_read_key(path, "private"), password=None)
+        key = serialization.load_pem_private_key(raw, password=None)
     except (ValueError, TypeError) as exc:
         raise ManifestError(f"private key {path} is not a PEM key ({str(exc).splitlines()[0]})") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -340,8 +341,9 @@ def load_public_key(path: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    raw = _read_key(path, "public")  # its ManifestError is a ValueError too
     try:
-        key = serialization.load_pem_public_key(_read_key(path, "public"))
+        key = serialization.load_pem_public_key(raw)
     except (ValueError, TypeError) as exc:
         raise ManifestError(f"public key {path} is not a PEM key ({str(exc).splitlines()[0]})") from None
     if not isinstance(key, Ed25519PublicKey):
