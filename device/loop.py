@@ -26,6 +26,7 @@ that touches the decider and the pipeline: button presses reach it through a
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import signal
@@ -40,12 +41,13 @@ from device.capture import CaptureError, FrameSource, open_source
 from device.classify import Classifier, ModelError
 from device.config import CameraConfig, Config
 from device.decide import Decider
+from device.detect import DetectorError
 from device.frame_reader import END, FrameReader
 from device.model_slot import ModelSlot
 from device.pipeline import BadFrame, ModelFailed, Pipeline, StageStats
 from device.presses import Press, PressQueue
 from device.sdnotify import Notifier
-from device.tracker import tracker_from_config
+from device.tracker import FaceTracker, tracker_from_config
 
 log = logging.getLogger("facecue")
 
@@ -124,7 +126,7 @@ class Daemon:
         self.presses = PressQueue()
         self.stop_event = threading.Event()
         self.state = State.LOADING
-        self.tracker = tracker_from_config(cfg.detect)
+        self.tracker = self._make_tracker()
         self.decider = Decider(cfg.decide)
         self.pipeline: Pipeline | None = None  # built by each load: never None after LOADING
         self.bad_frames = 0
@@ -136,6 +138,19 @@ class Daemon:
         self._next_watchdog = 0.0
         interval = self.notifier.watchdog_interval()
         self._watchdog_every = interval / 2 if interval else None
+
+    def _make_tracker(self) -> FaceTracker:
+        """The configured detector, or Haar's cascade if YuNet's file is broken: the
+        device keeps finding faces (less well) and says "error" once, instead of
+        stopping with nothing served."""
+        try:
+            return tracker_from_config(self.cfg.detect)
+        except DetectorError as exc:
+            if self.cfg.detect.method == "haar":
+                raise
+            log.error("detector error: %s; finding faces with the Haar cascade instead", exc)
+            self.announcer.event("error", 0.0)
+            return tracker_from_config(dataclasses.replace(self.cfg.detect, method="haar"))
 
     # -- signals and the state machine -----------------------------------------
     def install_signal_handlers(self) -> None:

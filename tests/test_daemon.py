@@ -317,3 +317,62 @@ def test_a_store_the_daemon_cannot_use_is_said_once_and_the_shipped_model_serves
     errors = [line for line in log.splitlines() if "model error" in line]
     assert len(errors) == 1 and errors[0].endswith(f"model error: {why}; serving {DEFAULT_MODEL} instead"), log
     assert [path for _, path in served(log)] == [str(DEFAULT_MODEL)], log
+
+
+# --- a broken face detector file ---------------------------------------------------------
+
+
+def checkout_with_detector(root: Path, onnx: bytes) -> Path:
+    """This checkout seen through links, but for YuNet's file, which holds ``onnx``."""
+    from device.detect import YUNET_MODEL
+
+    root.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name != "models" and not entry.name.startswith("."):
+            (root / entry.name).symlink_to(entry)
+    (root / "models").mkdir()
+    for entry in YUNET_MODEL.parent.iterdir():
+        if entry.suffix == ".py":  # a copy: models/ finds its files beside its own __file__, resolved
+            (root / "models" / entry.name).write_bytes(entry.read_bytes())
+        elif entry != YUNET_MODEL:
+            (root / "models" / entry.name).symlink_to(entry)
+    (root / "models" / YUNET_MODEL.name).write_bytes(onnx)
+    return root
+
+
+def broken_detectors() -> dict[str, bytes]:
+    from device.detect import YUNET_MODEL
+
+    good = YUNET_MODEL.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x01
+    return {"empty": b"", "truncated": good[: len(good) // 2], "one bit flipped": bytes(flipped),
+            "zeros": bytes(len(good)), "random": np.random.default_rng(1).bytes(len(good)),
+            "garbage appended": good + b"\x00garbage", "text": b"<html>404 Not Found</html>"}
+
+
+@pytest.mark.parametrize("damage", broken_detectors())
+def test_a_broken_face_detector_falls_back_to_haar_says_error_once_and_serves(damage, tmp_path, astronaut):
+    import cv2
+
+    video = tmp_path / "her.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, astronaut.shape[1::-1])
+    for _ in range(30):
+        writer.write(astronaut)
+    writer.release()
+    tree = checkout_with_detector(tmp_path / "checkout", broken_detectors()[damage])
+    config = tmp_path / "config.toml"
+    config.write_text("[log]\nstats_every = 60\n")
+    run = subprocess.run([sys.executable, "-m", "device.cli", "run", "--config", str(config), "--source", str(video),
+                          "--audio-out", str(tmp_path / "heard.wav")], cwd=tree, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(tree)})
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log
+    errors = [line for line in log.splitlines() if "error" in line.lower()]
+    assert len(errors) == 2, log  # the one line, and the spoken "error" once
+    assert re.search(r"detector error: YuNet model \S+ sha256 [0-9a-f]{12}\.\.\. is not the shipped file's; "
+                     r"finding faces with the Haar cascade instead$", errors[0]), log
+    assert errors[1].endswith("event error t 0.00s"), log
+    assert int(re.search(r"stats .* faces (\d+) ", log)[1]) >= 20, log  # her face, found by Haar
+    with wave.open(str(tmp_path / "heard.wav")) as w:
+        assert np.abs(np.frombuffer(w.readframes(w.getnframes()), np.int16)).max() > 1000
