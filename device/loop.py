@@ -42,7 +42,7 @@ from device.classify import Classifier, ModelError
 from device.config import CameraConfig, Config
 from device.decide import Decider
 from device.detect import DetectorError
-from device.frame_reader import END, FrameReader
+from device.frame_reader import END, MAX_STUCK_READERS, FrameReader, stuck_readers
 from device.model_slot import ModelSlot
 from device.pipeline import BadFrame, ModelFailed, Pipeline, StageStats
 from device.presses import Press, PressQueue
@@ -194,7 +194,7 @@ class Daemon:
         cannot make a mute daemon look healthy.
         """
         now = self.clock()
-        fed = self._watchdog_every and source_blocked < self._watchdog_every
+        fed = self._watchdog_every and source_blocked < self._watchdog_every and not self._too_many_stuck()
         if fed and now >= self._next_watchdog:
             self.notifier.watchdog()
             self._next_watchdog = now + self._watchdog_every
@@ -268,7 +268,18 @@ class Daemon:
         return True
 
     # -- OPENING and CAMERA_FAULT -----------------------------------------------
+    @staticmethod
+    def _too_many_stuck() -> bool:
+        """As many reads as :data:`MAX_STUCK_READERS` never returned: the camera is not
+        opened again until one does (a thread each, otherwise), and the watchdog goes
+        unfed, so that systemd restarts the service afresh."""
+        return stuck_readers() >= MAX_STUCK_READERS
+
     def _open(self) -> State:
+        if self._too_many_stuck():
+            return self._camera_fault(CaptureError(
+                f"{stuck_readers()} reads of the camera are stuck in its driver; "
+                "not opening it again until one returns"))
         try:
             self._source = self.open_camera(self.cfg.camera)
         except CaptureError as exc:
