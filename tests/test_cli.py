@@ -77,8 +77,9 @@ def test_run_keeps_stderr_empty(alsa_home):
     from tools.data.face_video import Segment, write_video
 
     video = alsa_home / "nobody.avi"
-    write_video(video, [Segment(None, 1.0)], fps=15)
-    result = facecue("run", "--config", str(alsa_home / "config.toml"), "--source", str(video), home=alsa_home)
+    write_video(video, [Segment(None, 3.0)], fps=15)  # time for the audio child to start and open the output
+    result = facecue("run", "--config", str(alsa_home / "config.toml"), "--source", str(video), "--realtime",
+                     home=alsa_home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "audio output 0: default" in result.stdout
     assert result.stderr == ""

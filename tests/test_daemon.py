@@ -376,3 +376,45 @@ def test_a_broken_face_detector_falls_back_to_haar_says_error_once_and_serves(da
     assert int(re.search(r"stats .* faces (\d+) ", log)[1]) >= 20, log  # her face, found by Haar
     with wave.open(str(tmp_path / "heard.wav")) as w:
         assert np.abs(np.frombuffer(w.readframes(w.getnframes()), np.int16)).max() > 1000
+
+
+# --- an audio output that blocks -------------------------------------------------------------
+
+
+def test_an_audio_output_whose_open_blocks_never_stops_the_loop(tmp_path):
+    """ALSA's default output writes into a named pipe no one reads: opening it blocks for
+    good (and PyAudio holds Python's lock meanwhile). The daemon still gets READY out,
+    feeds the watchdog, says the audio error once and stops on SIGTERM within 2 s."""
+    pytest.importorskip("pyaudio")
+    pipe = tmp_path / "speaker.raw"
+    os.mkfifo(pipe)
+    (tmp_path / ".asoundrc").write_text(
+        f'pcm.!default {{\n  type file\n  slave.pcm "null"\n  file "{pipe}"\n  format "raw"\n}}\n')
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALSA_", "XDG_CONFIG"))}
+    proc = facecue("run", "--config", str(config), "--source", "/dev/video97", "--retry",
+                   env={**env, "HOME": str(tmp_path), "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"})
+    try:
+        messages, pings, start = [], [], time.monotonic()
+        while time.monotonic() - start < 12:  # past the child's 5 s deadline, twice over
+            messages.append(sock.recv(4096).decode())
+            pings += [time.monotonic() - start] if "WATCHDOG=1" in messages[-1] else []
+        assert any("READY=1" in m for m in messages), messages
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        log, _ = proc.communicate(timeout=10)
+        assert time.monotonic() - stopping < 2.0 and proc.returncode == 0, log
+    finally:
+        proc.kill()
+        sock.close()
+    assert pings[-1] > 11 and max(np.diff(pings)) < 1.5, pings  # a ping every half second throughout
+    errors = [line for line in log.splitlines() if "audio error" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        "audio error: the audio output did not answer within 5s (opening or writing it blocks); restarting it, "
+        "sounds are dropped meanwhile"), log
+    assert "event camera_error" in log
