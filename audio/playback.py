@@ -179,6 +179,8 @@ class PyAudioPlayer(GainControls):
         self._failures = 0
         self._retry_at = 0.0
         self._closed = False
+        self._why = "not opened yet"  # why there is no stream, while there is none
+        self.opened = ""  # which output the last open found, for the log
         if open_now:
             self._open()
 
@@ -206,7 +208,8 @@ class PyAudioPlayer(GainControls):
             pa.terminate()
             raise AudioUnavailable(f"cannot open audio output {self.device or 'default'!r}: {exc}") from None
         self._pa, self._stream, self.sample_rate = pa, stream, rate
-        log.info("audio output %d: %s at %d Hz", index, info["name"], rate)
+        self.opened = f"output {index}: {info['name']} at {rate} Hz"
+        log.info("audio %s", self.opened)
 
     def _teardown(self) -> None:
         stream, pa, self._stream, self._pa = self._stream, self._pa, None, None
@@ -221,6 +224,7 @@ class PyAudioPlayer(GainControls):
     def _fail(self, why: object) -> None:
         """Drop the output and schedule a reopen; one log line per outage."""
         self._teardown()
+        self._why = str(why)
         self._failures += 1
         # the first reopen is immediate (a glitch), then 1, 2, 4 ... s (a missing device)
         delay = 0.0 if self._failures == 1 else min(2.0 ** (self._failures - 2), MAX_BACKOFF)
@@ -251,6 +255,18 @@ class PyAudioPlayer(GainControls):
     def _callback(self, in_data: Any, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
         data, last = self._feed.read(frame_count)
         return data, self._pyaudio.paComplete if last else self._pyaudio.paContinue
+
+    def ensure_open(self) -> None:
+        """Open the output now if it is closed and backoff allows (:attr:`problem` says
+        how that went): so that a missing device is found before the first sound."""
+        with self._lock:
+            if not self._closed:
+                self._ready()
+
+    @property
+    def problem(self) -> str | None:
+        """Why there is no output (None while there is one)."""
+        return None if self._stream is not None else self._why
 
     # -- the Player interface ----------------------------------------------------
     def play(self, sound: Sound, t: float = 0.0, force: bool = False) -> None:

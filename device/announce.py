@@ -14,7 +14,8 @@ from pathlib import Path
 from audio.compose import status_keys
 from audio.earcons import face_earcon
 from audio.playback import PyAudioPlayer
-from audio.player import AudioUnavailable, Player
+from audio.player import Player
+from audio.remote import ChildPlayer
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
 from device.config import AudioConfig, Config
@@ -36,16 +37,13 @@ def voice_for(audio: AudioConfig) -> VoicePack:
 def open_player(audio: AudioConfig, audio_out: Path | None) -> Player:
     """The earphone, or a WAV file on frame time for ``--audio-out``.
 
-    An earphone that is missing at boot is not fatal: the player opens it at
-    the first announcement and keeps retrying with backoff.
+    The earphone is opened and played in a child process (:mod:`audio.remote`),
+    so an output whose open or write blocks never stops the loop. One that is
+    missing at boot is not fatal: it is said once and retried with backoff.
     """
     if audio_out is not None:
         return TimelineWriter(audio_out, volume=audio.volume, muted=audio.muted)
-    try:
-        return PyAudioPlayer(audio.device, audio.volume, audio.muted)
-    except AudioUnavailable as exc:
-        log.error("audio error: %s; will retry at each announcement", exc)
-        return PyAudioPlayer(audio.device, audio.volume, audio.muted, open_now=False)
+    return ChildPlayer(audio.device, audio.volume, audio.muted)
 
 
 def _has_pattern(label: str) -> bool:

@@ -320,7 +320,7 @@ class PiCameraSource:
 
 
 def _camera_device(spec: str) -> int | str | None:
-    if spec.isdigit():
+    if spec.isascii() and spec.isdigit():
         return int(spec)
     if spec.startswith("/dev/video"):
         return spec

@@ -8,20 +8,22 @@ check, so all of them run exactly the interpreter path the wearer gets.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from device.frames import LANDMARKS, FaceBox, Prediction
 from device.preprocess import CROPS, PIXEL_SCALE, preprocess_face
 from device.quiet import native_stderr_to_debug
+from device.reading import Refused, loads_json, read_regular
 
 REQUIRED_KEYS = ("version", "labels", "sha256", "input", "preprocessing")
+MAX_METADATA_BYTES = 1 << 20  # the shipped model's JSON is 15 KB
+MAX_MODEL_BYTES = 64 << 20  # far above any model a Pi can run; bounds what sync downloads
 
 
 class ModelError(RuntimeError):
@@ -41,10 +43,15 @@ def load_interpreter_class():
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+        return sha256_of(f)
+
+
+def sha256_of(f: BinaryIO) -> str:
+    """The sha256 of what is left to read in ``f``."""
+    h = hashlib.sha256()
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
     return h.hexdigest()
 
 
@@ -105,10 +112,16 @@ def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> Mod
         raise ModelError(f"model file {model_path} not found")
     meta_file = metadata_path(model_path)
     try:
-        meta = json.loads(meta_file.read_text())
+        raw = read_regular(meta_file, MAX_METADATA_BYTES)
     except FileNotFoundError:
         raise ModelError(f"model metadata {meta_file} not found") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise ModelError(f"model metadata {meta_file} unreadable: {exc.strerror}") from None
+    except Refused as exc:
+        raise ModelError(f"model metadata {exc}") from None
+    try:
+        meta = loads_json(raw)
+    except ValueError as exc:  # too deep, json's errors and UnicodeDecodeError
         raise ModelError(f"model metadata {meta_file} is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise ModelError(f"model metadata {meta_file} is not a JSON object")
@@ -116,9 +129,7 @@ def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> Mod
     if missing:
         raise ModelError(f"model metadata {meta_file} lacks {', '.join(missing)}")
     if verify_checksum:
-        actual = sha256_file(model_path)
-        if actual != meta["sha256"]:
-            raise ModelError(f"model {model_path} sha256 {actual[:12]}... does not match its metadata")
+        check_sha256(model_path, sha256_file(model_path), meta["sha256"])
     labels = meta["labels"]
     if not (isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels)
             and len(set(labels)) == len(labels)):
@@ -129,6 +140,12 @@ def read_model_info(model_path: str | Path, verify_checksum: bool = True) -> Mod
     check_preprocessing(info, meta_file)
     check_calibration(info, meta_file)
     return info
+
+
+def check_sha256(model_path: Path, actual: str, expected: object) -> None:
+    """The model's bytes are the ones its metadata names."""
+    if actual != expected:
+        raise ModelError(f"model {model_path} sha256 {actual[:12]}... does not match its metadata")
 
 
 def check_preprocessing(info: ModelInfo, meta_file: Path) -> None:
@@ -177,15 +194,25 @@ class Classifier:
                  calibrated: bool = True) -> None:
         """``calibrated=False`` gives the network's own probabilities (for fitting a new
         temperature); everything else uses the model's calibration."""
-        self.info = read_model_info(model_path, verify_checksum)
+        self.info = read_model_info(model_path, verify_checksum=False)
         self.temperature = self.info.temperature if calibrated else 1.0
         Interpreter = load_interpreter_class()
         try:
-            with native_stderr_to_debug("litert"):  # its XNNPACK banner, printed at the first allocate
-                self.interpreter = Interpreter(model_path=str(self.info.path), num_threads=num_threads)
-                self.interpreter.allocate_tensors()
-        except Exception as exc:  # the runtime raises ValueError/RuntimeError for bad files
-            raise ModelError(f"model {self.info.path} failed to load: {str(exc).splitlines()[0]}") from None
+            model = open(self.info.path, "rb")
+        except OSError as exc:
+            raise ModelError(f"model {self.info.path} unreadable: {exc.strerror}") from None
+        # The interpreter maps the very file that was hashed, through the open descriptor:
+        # a file swapped in at that path between the check and the load cannot slip in.
+        with model:
+            if verify_checksum:
+                check_sha256(self.info.path, sha256_of(model), self.info.meta["sha256"])
+            try:
+                with native_stderr_to_debug("litert"):  # its XNNPACK banner, printed at the first allocate
+                    self.interpreter = Interpreter(model_path=f"/proc/self/fd/{model.fileno()}",
+                                                   num_threads=num_threads)
+                    self.interpreter.allocate_tensors()
+            except Exception as exc:  # the runtime raises ValueError/RuntimeError for bad files
+                raise ModelError(f"model {self.info.path} failed to load: {str(exc).splitlines()[0]}") from None
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         size = self.info.preprocessing["size"]

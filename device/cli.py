@@ -44,11 +44,17 @@ def _with_overrides(cfg: Config, args: argparse.Namespace) -> Config:
 
 def _audio_out(path: Path | None) -> Path | None:
     """``--audio-out``, refused before the run rather than after it: the WAV is
-    written when the run ends, so a bad path would only fail once all was heard."""
-    if path is not None and path.is_dir():
+    written when the run ends, so a bad path would only fail once all was heard.
+    Only a new name or a regular file (or a link to one) is replaced: the WAV is
+    renamed onto it, so a device node or a named pipe there would be replaced too."""
+    if path is None:
+        return None
+    if path.is_dir():
         raise ValueError(f"--audio-out {path} is a folder; name a .wav file to write")
-    if path is not None and not path.parent.is_dir():
+    if not path.parent.is_dir():
         raise ValueError(f"--audio-out {path}: no folder {path.parent}")
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        raise ValueError(f"--audio-out {path} is not a regular file; name a .wav file to write")
     return path
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from audio.phrases import EXPRESSIONS, PHRASES
+from device.reading import Refused, read_regular
 
 log = logging.getLogger("facecue")
 
@@ -25,6 +26,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/facecue/config.toml")
 # Where `facecue sync` kept its settings before they became config.toml's [sync]:
 # still read on a device that has it and no [sync] source (install.sh moves it).
 LEGACY_SYNC_PATH = Path("/etc/facecue/sync.toml")
+MAX_CONFIG_BYTES = 1 << 20  # the default file is 4 KB
 
 
 class ConfigError(ValueError):
@@ -54,7 +56,9 @@ class CameraConfig:
     def __post_init__(self) -> None:
         # OpenCV reads a large index as a backend choice plus an index, and one past
         # a C int as no number at all: the error would name neither the key nor the value.
-        if self.source.isdigit() and int(self.source) >= MAX_CAMERA_INDEX and not Path(self.source).exists():
+        # "²" is a digit to str.isdigit and no number to int().
+        if self.source.isdigit() and not (self.source.isascii() and int(self.source) < MAX_CAMERA_INDEX) \
+                and not Path(self.source).exists():
             raise ConfigError(f"[camera] source {self.source} is no camera index (0 to {MAX_CAMERA_INDEX - 1}) "
                               "and no file")
 
@@ -165,14 +169,15 @@ class SyncConfig:
     public_key: str = _opt("/etc/facecue/model-signing.pub", "the Ed25519 public key manifests must be signed with")
     state_dir: str = _opt("/var/lib/facecue/sync", "where sync keeps its state (ETag, backoff, floors, "
                           "manifest serials, rollbacks)")
-    connect_timeout: float = _opt(5.0, "seconds to connect to the store", positive=True)
-    read_timeout: float = _opt(20.0, "seconds one read from the store may take", positive=True)
-    max_attempts: int = _opt(3, "tries of each request", positive=True)
+    connect_timeout: float = _opt(5.0, "seconds to connect to the store", positive=True, max=300)
+    read_timeout: float = _opt(20.0, "seconds one read from the store may take", positive=True, max=3600)
+    max_attempts: int = _opt(3, "tries of each request", positive=True, max=20)
     download_deadline: float = _opt(900.0, "seconds for the manifest and all downloads of one run together",
-                                    positive=True)
+                                    positive=True, max=86400)
     backoff_base: float = _opt(1800.0, "seconds to wait after a failed run; doubles with each further failure",
-                               positive=True)
-    backoff_max: float = _opt(86400.0, "the longest wait between failed runs, seconds", positive=True)
+                               positive=True, max=7 * 86400)
+    backoff_max: float = _opt(86400.0, "the longest wait between failed runs, seconds", positive=True,
+                               max=30 * 86400)
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,8 @@ def _check_value(label: str, f: dataclasses.Field, hint: Any, value: Any) -> Any
     if not ok:
         kind = "a finite float" if hint is float else getattr(hint, "__name__", str(hint))
         raise ConfigError(f"{where} must be {kind}, got {value!r}")
+    if any("\0" in v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)):
+        raise ConfigError(f"{where} must not contain a NUL byte, got {value!r}")  # no path or name holds one
     meta = f.metadata
     if meta["positive"] and not value > 0:
         raise ConfigError(f"{where} must be a positive number, got {value!r}")
@@ -262,14 +269,17 @@ def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
     """The TOML table in ``path``, or one ConfigError line naming the file (as ``what``).
 
     Shared by the daemon's config and ``sync.toml``, so both refuse the same bad
-    files the same way: unreadable, not UTF-8, not TOML, or nested past what the
-    parser can follow. FileNotFoundError passes through: a missing default file
-    means defaults, which only the caller knows.
+    files the same way: not a regular file (``/dev/zero``, a pipe), too large,
+    unreadable, not UTF-8, not TOML, or nested past what the parser can follow.
+    FileNotFoundError passes through: a missing default file means defaults,
+    which only the caller knows.
     """
     try:
-        text = Path(path).read_bytes().decode("utf-8")
+        text = read_regular(Path(path), MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise
+    except Refused as exc:
+        raise ConfigError(f"{what} {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{what} {path} unreadable: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

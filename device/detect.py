@@ -14,12 +14,16 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from device.classify import sha256_file
 from device.frames import FaceBox
 from device.preprocess import to_grey
 from models import MODELS_DIR
 
 DEFAULT_CASCADE = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
 YUNET_MODEL = MODELS_DIR / "face_detection_yunet_2026may.onnx"
+# The shipped file's: a card that rotted it, or a bad copy, is refused before OpenCV parses it
+# (some damaged files load and then fail on the first frame, or find nothing).
+YUNET_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
 METHODS = ("yunet", "haar")
 
 
@@ -88,6 +92,10 @@ class YuNetDetector:
     def __init__(self, score_threshold: float = 0.8, model: Path = YUNET_MODEL) -> None:
         if not Path(model).is_file():
             raise DetectorError(f"YuNet model {model} not found")
+        if Path(model) == YUNET_MODEL:
+            actual = sha256_file(model)
+            if actual != YUNET_SHA256:
+                raise DetectorError(f"YuNet model {model} sha256 {actual[:12]}... is not the shipped file's")
         self.model = Path(model)
         self.score_threshold = score_threshold
         # One network per input size: switching a network's size costs more than a small search.

@@ -11,9 +11,15 @@ its own timestamps, like a camera; the pacing sleep is not counted as
 capture time. :meth:`FrameReader.blocked_for` tells the loop how long the
 source has been stuck in one read, so a hung camera or a named pipe no one
 writes to is noticed instead of looking like a quiet room.
+
+A read stuck in a driver cannot be interrupted: the reader closed by the loop
+is left to return (it then closes its source) and a new one reads the reopened
+source. :func:`stuck_readers` counts those still stuck, so the loop can stop
+reopening at :data:`MAX_STUCK_READERS` instead of leaking a thread per stall.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -21,12 +27,25 @@ import time
 from device.capture import CaptureError, FrameSource
 from device.frames import Frame
 
+log = logging.getLogger("facecue")
+
 END = object()
 
 # How far a file's reader may run ahead of the loop: 8 frames of 640x480 (7 MB) or
 # 1080p (50 MB), 2 of 4K UHD (25 MB each), 1 of 4096x4096 (50 MB).
 FILE_QUEUE_FRAMES = 8
 FILE_QUEUE_BYTES = 64 * 2**20
+MAX_STUCK_READERS = 3  # threads left in a read that never returned; more are not started
+
+_stuck: set[threading.Thread] = set()  # readers closed while inside a read
+_stuck_lock = threading.Lock()
+
+
+def stuck_readers() -> int:
+    """How many closed readers are still inside a read of their source."""
+    with _stuck_lock:
+        _stuck.difference_update([t for t in _stuck if not t.is_alive()])
+        return len(_stuck)
 
 
 def _nbytes(item: object) -> int:
@@ -84,6 +103,17 @@ class FrameReader:
         return clock_start
 
     def _run(self) -> None:
+        """Read until stopped or the source ends; the source is closed here, by the one
+        thread that reads it, even when a stuck read returns long after the loop left."""
+        try:
+            self._read_all()
+        finally:
+            try:
+                self.source.close()
+            except Exception as exc:  # a driver failing to close: nothing left to lose
+                log.debug("closing %s: %s", self.source.name, exc)
+
+    def _read_all(self) -> None:
         frames = self.source.frames()
         clock_start = None
         try:
@@ -125,7 +155,9 @@ class FrameReader:
         return item
 
     def close(self) -> None:
+        """Stop reading; a thread stuck in a read is left to return and counted."""
         self._stop.set()
         self._thread.join(timeout=1.0)
-        if not self._thread.is_alive():
-            self.source.close()
+        if self._thread.is_alive():
+            with _stuck_lock:
+                _stuck.add(self._thread)

@@ -26,6 +26,7 @@ that touches the decider and the pipeline: button presses reach it through a
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import signal
@@ -40,13 +41,14 @@ from device.capture import CaptureError, FrameSource, open_source
 from device.classify import Classifier, ModelError
 from device.config import CameraConfig, Config
 from device.decide import Decider
-from device.frame_reader import END, FrameReader
+from device.detect import DetectorError
+from device.frame_reader import END, MAX_STUCK_READERS, FrameReader, stuck_readers
 from device.model_slot import ModelSlot
 from device.people import FacingWatch, person_cue
 from device.pipeline import BadFrame, ModelFailed, Pipeline, StageStats
 from device.presses import Press, PressQueue
 from device.sdnotify import Notifier
-from device.tracker import tracker_from_config
+from device.tracker import FaceTracker, tracker_from_config
 
 log = logging.getLogger("facecue")
 
@@ -125,7 +127,7 @@ class Daemon:
         self.presses = PressQueue()
         self.stop_event = threading.Event()
         self.state = State.LOADING
-        self.tracker = tracker_from_config(cfg.detect)
+        self.tracker = self._make_tracker()
         self.decider = Decider(cfg.decide)
         self.facing = FacingWatch(cfg.people) if cfg.people.facing_earcon else None
         self.pipeline: Pipeline | None = None  # built by each load: never None after LOADING
@@ -139,6 +141,19 @@ class Daemon:
         self._next_watchdog = 0.0
         interval = self.notifier.watchdog_interval()
         self._watchdog_every = interval / 2 if interval else None
+
+    def _make_tracker(self) -> FaceTracker:
+        """The configured detector, or Haar's cascade if YuNet's file is broken: the
+        device keeps finding faces (less well) and says "error" once, instead of
+        stopping with nothing served."""
+        try:
+            return tracker_from_config(self.cfg.detect)
+        except DetectorError as exc:
+            if self.cfg.detect.method == "haar":
+                raise
+            log.error("detector error: %s; finding faces with the Haar cascade instead", exc)
+            self.announcer.event("error", 0.0)
+            return tracker_from_config(dataclasses.replace(self.cfg.detect, method="haar"))
 
     # -- signals and the state machine -----------------------------------------
     def install_signal_handlers(self) -> None:
@@ -182,7 +197,7 @@ class Daemon:
         cannot make a mute daemon look healthy.
         """
         now = self.clock()
-        fed = self._watchdog_every and source_blocked < self._watchdog_every
+        fed = self._watchdog_every and source_blocked < self._watchdog_every and not self._too_many_stuck()
         if fed and now >= self._next_watchdog:
             self.notifier.watchdog()
             self._next_watchdog = now + self._watchdog_every
@@ -266,7 +281,18 @@ class Daemon:
         return True
 
     # -- OPENING and CAMERA_FAULT -----------------------------------------------
+    @staticmethod
+    def _too_many_stuck() -> bool:
+        """As many reads as :data:`MAX_STUCK_READERS` never returned: the camera is not
+        opened again until one does (a thread each, otherwise), and the watchdog goes
+        unfed, so that systemd restarts the service afresh."""
+        return stuck_readers() >= MAX_STUCK_READERS
+
     def _open(self) -> State:
+        if self._too_many_stuck():
+            return self._camera_fault(CaptureError(
+                f"{stuck_readers()} reads of the camera are stuck in its driver; "
+                "not opening it again until one returns"))
         try:
             self._source = self.open_camera(self.cfg.camera)
         except CaptureError as exc:

@@ -1,10 +1,13 @@
 """Which model the daemon serves, and swapping in a newly synced one live.
 
 The configured ``[model] path`` wins; otherwise the model that ``facecue
-sync`` installed in the store (``current``), falling back to the shipped one
-when it is incomplete or fails its checksum. Any model but the shipped one
-first answers the smoke faces in a child process, so one that crashes the
-interpreter is skipped like one that fails to load. A new model is loaded on a
+sync`` installed in the store (``current``), then the store's ``previous``,
+then the shipped one. A stored model must match the signed manifest entry it
+was installed from, and any model but the shipped one first answers the smoke
+faces in a child process, so one with bad metadata, one that rotted on the
+card and one that crashes the interpreter are all skipped, each with one
+``model error`` line naming the model that serves instead. A store that
+cannot be read (permissions, links in it) is said once, in the same way. A new model is loaded on a
 background thread and swapped in between two frames, so an update never
 drops a frame; a model that fails to load leaves the old one serving.
 
@@ -50,6 +53,7 @@ class ModelSlot:
         self._loaded: Classifier | None = None
         self._lock = threading.Lock()
         self._dropped: frozenset[Path] = frozenset()  # files that failed at run time
+        self._store_problem: str | None = None  # said once, until it changes
 
     def _chain(self) -> list[Path]:
         """Every model file this slot would serve, best first, dropped ones included.
@@ -60,12 +64,15 @@ class ModelSlot:
         if self.cfg.path:
             configured = Path(self.cfg.path)
             return [configured, DEFAULT_MODEL] if self._is_dropped(configured) else [configured]
-        chain = [model_store.active_model(self.store, DEFAULT_MODEL)]
-        previous = model_store.previous_version(self.store)
-        if chain[0] != DEFAULT_MODEL and previous is not None:
-            chain.append(model_store.version_dir(self.store, previous) / model_store.MODEL_FILE)
-        chain.append(DEFAULT_MODEL)
-        return list(dict.fromkeys(chain))
+        try:
+            stored = model_store.stored_models(self.store)
+            problem = None
+        except model_store.StoreError as exc:
+            stored, problem = [], str(exc)
+        if problem and problem != self._store_problem:
+            log.error("model error: %s; serving %s instead", problem, DEFAULT_MODEL)
+        self._store_problem = problem
+        return [*stored, DEFAULT_MODEL]
 
     def _is_dropped(self, path: Path) -> bool:
         return path.absolute() in self._dropped
@@ -88,6 +95,7 @@ class ModelSlot:
                 continue
             try:
                 if path != DEFAULT_MODEL:
+                    model_store.check_recorded(path)
                     self.smoke_check(path)
                 classifier = Classifier(path, num_threads=self.cfg.threads)
             except ModelError as exc:

@@ -8,14 +8,22 @@ Layout under ``model_dir`` (default ``/var/lib/facecue/models``)::
     versions/.partial-*               a download in progress; never loaded
     current  -> versions/<version>    what the daemon serves
     previous -> versions/<version>    what ``facecue sync --rollback`` restores
+    .swap                             the two links a swap in progress sets
     .lock                             held by whoever changes the store
 
 A model only gets a ``versions/`` name after it was downloaded completely,
-checked and fsynced; ``current`` and ``previous`` are replaced with a new
+checked and fsynced, and its installed bytes are checked again against the
+signed manifest entry; ``current`` and ``previous`` are replaced with a new
 symlink and ``os.replace``, and every step ends with an fsync of the
 directory. So a power cut at any instant leaves ``current`` either on the old
 or on the new complete model, never on half a file, and the daemon can poll
-:func:`model_generation` (one ``readlink``) every few seconds for free.
+:func:`model_generation` (one ``readlink``) every few seconds for free. The
+two links are set from a journal (``.swap``) that the next change of the
+store finishes, so a cut between them cannot lose the rollback target.
+
+Nothing here follows a link out of the store: ``versions/``, its entries and
+their files must be the store's own (:func:`check_layout`), or the store is
+refused in one line; a prune can never reach a folder elsewhere.
 """
 from __future__ import annotations
 
@@ -39,8 +47,16 @@ from typing import Any, Iterator
 import numpy as np
 
 from audio.phrases import EXPRESSIONS
-from device.classify import PROBABILITY_SUM_TOLERANCE, ModelError, ModelInfo, read_model_info
+from device.classify import (
+    MAX_METADATA_BYTES,
+    PROBABILITY_SUM_TOLERANCE,
+    ModelError,
+    ModelInfo,
+    read_model_info,
+    sha256_file,
+)
 from device.files import fsync_dir, write_atomic
+from device.reading import loads_json, read_regular
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "model.json"
@@ -49,6 +65,7 @@ VERSIONS = "versions"
 PARTIAL_PREFIX = ".partial-"
 CURRENT, PREVIOUS = "current", "previous"
 LOCK_FILE = ".lock"
+SWAP_FILE = ".swap"
 
 VERSION_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z._+-]{0,63}")
 SERVABLE_INPUT_DTYPES = ("int8", "uint8", "float32")  # what Classifier._to_input can feed
@@ -98,18 +115,74 @@ def previous_version(model_dir: Path) -> str | None:
     return _linked_version(model_dir, PREVIOUS)
 
 
-def check_links(model_dir: Path) -> None:
-    """``current`` and ``previous`` are links made here, or absent. A real folder or
+def check_layout(model_dir: Path) -> None:
+    """The store is laid out as this module leaves it, or StoreError says what is not.
+
+    ``current`` and ``previous`` are links made here, or absent: a real folder or
     file there (a model copied in by hand) would make every install fail after its
-    download, and :func:`prune` would not know which version it holds."""
-    for name in (CURRENT, PREVIOUS):
-        path = Path(model_dir) / name
-        if path.exists() and not path.is_symlink():
-            raise StoreError(f"{path} is not a link to a stored model: move it away, sync installs models there")
+    download, and :func:`prune` would not know which version it holds. Every other
+    part (``versions/``, its entries and their files, the lock) is no link: with
+    ``versions/`` a link to a user's folder, an install would write there and a
+    prune delete the user's folders. A store that cannot be read says so.
+    """
+    model_dir = Path(model_dir)
+    try:
+        for name in (CURRENT, PREVIOUS):
+            path = model_dir / name
+            if path.exists() and not path.is_symlink():
+                raise StoreError(f"{path} is not a link to a stored model: move it away, sync installs models there")
+        versions = model_dir / VERSIONS
+        parts = [versions, model_dir / LOCK_FILE, model_dir / SWAP_FILE]
+        if versions.is_dir() and not versions.is_symlink():
+            entries = list(versions.iterdir())
+            parts += entries + [f for entry in entries if entry.is_dir() and not entry.is_symlink()
+                                for f in entry.iterdir()]
+        link = next((part for part in parts if part.is_symlink()), None)
+    except OSError as exc:
+        raise StoreError(f"cannot read the model store {model_dir}: {exc.strerror}") from None
+    if link is not None:
+        raise StoreError(f"{link} is a symbolic link; the model store follows none: move it away")
 
 
 def version_dir(model_dir: Path, version: str) -> Path:
     return Path(model_dir) / VERSIONS / check_version_name(version)
+
+
+def stored_models(model_dir: Path) -> list[Path]:
+    """The store's current and previous model files, in that order (those there are):
+    what the daemon tries before the shipped model. StoreError when the store cannot
+    be read or is not laid out as sync leaves it, so the daemon can say why it serves
+    the shipped model instead of doing so without a word."""
+    model_dir = Path(model_dir)
+    try:
+        os.stat(model_dir)
+    except FileNotFoundError:
+        return []  # nothing synced to this device yet
+    except OSError as exc:
+        raise StoreError(f"cannot read the model store {model_dir}: {exc.strerror}") from None
+    check_layout(model_dir)
+    versions = [current_version(model_dir), previous_version(model_dir)]
+    return [version_dir(model_dir, v) / MODEL_FILE for v in dict.fromkeys(versions) if v is not None]
+
+
+def check_recorded(model_path: Path) -> None:
+    """A stored model's files are the bytes of the signed manifest entry it was
+    installed from (its ``source.json``), or ModelError. A model whose files were
+    swapped after sync checked them, both changed to agree with each other, is
+    caught here. A model without such a record (one installed by hand) passes."""
+    model_path = Path(model_path)
+    source = _read_source(model_path.parent)
+    expected = {"sha256": model_path, "metadata_sha256": model_path.parent / METADATA_FILE}
+    for key, path in expected.items():
+        if key not in source:
+            continue
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            raise ModelError(f"model {path} unreadable: {exc.strerror}") from None
+        if actual != source[key]:
+            raise ModelError(f"{path} sha256 {actual[:12]}... is not what the signed manifest listed: "
+                             "it changed after it was checked")
 
 
 def active_model(model_dir: Path, fallback: Path) -> Path:
@@ -133,8 +206,13 @@ def active_model(model_dir: Path, fallback: Path) -> Path:
 
 def version_source(model_dir: Path, version: str) -> dict[str, Any]:
     """The manifest entry a stored version was installed from ({} when unknown)."""
+    return _read_source(version_dir(model_dir, version))
+
+
+def _read_source(folder: Path) -> dict[str, Any]:
+    """``folder``'s ``source.json``, or {} when it has none or it is damaged."""
     try:
-        data = json.loads((version_dir(model_dir, version) / SOURCE_FILE).read_text())
+        data = loads_json(read_regular(folder / SOURCE_FILE, MAX_METADATA_BYTES))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -337,8 +415,13 @@ def store_lock(model_dir: Path) -> Iterator[None]:
     """Exclusive right to change the store; a second sync fails at once instead of
     two runs swapping links under each other."""
     model_dir = Path(model_dir)
-    (model_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
-    fd = os.open(model_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(model_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            check_layout(model_dir)  # names the link
+        raise
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -346,6 +429,8 @@ def store_lock(model_dir: Path) -> Iterator[None]:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 raise StoreError(f"another facecue sync is changing {model_dir}; try again later") from None
             raise
+        if not (model_dir / VERSIONS).is_symlink():  # one is refused by check_layout, which prune runs
+            (model_dir / VERSIONS).mkdir(exist_ok=True)
         yield
     finally:
         os.close(fd)
@@ -370,6 +455,36 @@ def _replace_link(model_dir: Path, name: str, version: str) -> None:
         os.unlink(tmp)
     os.symlink(f"{VERSIONS}/{version}", tmp)
     os.replace(tmp, Path(model_dir) / name)
+    fsync_dir(Path(model_dir))
+
+
+def _swap_links(model_dir: Path, current: str, previous: str | None) -> None:
+    """Point ``current`` and ``previous`` at these versions. No rename sets two links,
+    so the pair goes into ``.swap`` first: a cut between the two renames is finished
+    by the next :func:`prune`, instead of leaving ``previous`` on ``current``'s model
+    and the rollback target to be pruned."""
+    journal = Path(model_dir) / SWAP_FILE
+    write_atomic(journal, json.dumps({CURRENT: current, PREVIOUS: previous}).encode())
+    _finish_swap(model_dir)
+
+
+def _finish_swap(model_dir: Path) -> None:
+    """Set the links ``.swap`` names, if both versions are there, and drop it."""
+    journal = Path(model_dir) / SWAP_FILE
+    try:
+        wanted = loads_json(read_regular(journal, 4096))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        wanted = None  # torn by a cut before it was complete: nothing was swapped yet
+    names = [wanted.get(CURRENT), wanted.get(PREVIOUS)] if isinstance(wanted, dict) else []
+    ok = [isinstance(v, str) and VERSION_PATTERN.fullmatch(v) and version_dir(model_dir, v).is_dir()
+          for v in names if v is not None]
+    if names and names[0] is not None and all(ok):
+        if names[1] is not None:
+            _replace_link(model_dir, PREVIOUS, names[1])
+        _replace_link(model_dir, CURRENT, names[0])
+    os.unlink(journal)
     fsync_dir(Path(model_dir))
 
 
@@ -399,9 +514,12 @@ def install_version(model_dir: Path, staged: Path, version: str, source: dict[st
         os.replace(target, Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=model_dir / VERSIONS)) / "old")
     os.rename(staged, target)
     fsync_dir(model_dir / VERSIONS)
-    if old is not None:
-        _replace_link(model_dir, PREVIOUS, old)
-    _replace_link(model_dir, CURRENT, version)
+    try:
+        check_recorded(target / MODEL_FILE)  # the bytes installed, not the ones checked before
+    except ModelError as exc:
+        shutil.rmtree(target, ignore_errors=True)
+        raise StoreError(f"not installing model {version}: {exc}") from None
+    _swap_links(model_dir, version, old)
     prune(model_dir)
     return target / MODEL_FILE
 
@@ -413,7 +531,7 @@ def rollback(model_dir: Path) -> tuple[str, str]:
     installs a file that rotted on the card.
     """
     model_dir = Path(model_dir)
-    check_links(model_dir)
+    check_layout(model_dir)
     cur, prev = current_version(model_dir), previous_version(model_dir)
     if prev is None:
         raise StoreError(f"no previous model in {model_dir} to roll back to"
@@ -421,17 +539,18 @@ def rollback(model_dir: Path) -> tuple[str, str]:
     if prev == cur:
         raise StoreError(f"nothing to roll back to: the previous model is the current one ({cur})")
     read_model_info(version_dir(model_dir, prev) / MODEL_FILE, verify_checksum=True)
-    _replace_link(model_dir, CURRENT, prev)
-    if cur is not None:
-        _replace_link(model_dir, PREVIOUS, cur)
+    _swap_links(model_dir, prev, cur)
     return cur or "", prev
 
 
 def prune(model_dir: Path) -> list[str]:
-    """Delete every stored version but current and previous, and whatever an
-    interrupted run left (``.partial-*`` folders, temporary links). Returns the
-    names removed."""
+    """Finish a link swap a cut interrupted, then delete every stored version but
+    current and previous, and whatever an interrupted run left (``.partial-*``
+    folders, temporary links). Returns the names removed. Refuses (StoreError) a
+    store with links where it holds folders: it never deletes through one."""
     model_dir = Path(model_dir)
+    check_layout(model_dir)
+    _finish_swap(model_dir)
     keep = {current_version(model_dir), previous_version(model_dir)}
     removed = []
     for entry in sorted((model_dir / VERSIONS).iterdir()):

@@ -88,6 +88,31 @@ def test_the_exact_samples_reach_the_device_with_volume_and_mute(home):
     assert "audio output 0: default at 16000 Hz" in out
 
 
+def test_the_child_process_player_delivers_the_same_samples(home):
+    """The daemon's player: the same samples, volume and mute, played by a child process."""
+    out = run_scenario(home, """
+        from audio.player import Player
+        from audio.remote import ChildPlayer
+        p = ChildPlayer()
+        assert isinstance(p, Player)
+        for label, volume, muted, force in (("happy", 1.0, False, False), ("sad", 0.5, False, False),
+                                            ("fear", 0.5, True, False), ("muted", 0.5, True, True)):
+            p.set_volume(volume)
+            p.set_muted(muted)
+            sound = voice.sound(label)
+            p.play(sound, force=force); assert p.wait(20)
+            time.sleep(sound.duration + 0.3)  # heard before the next one cuts it off
+        start = time.monotonic(); p.close(); print("close took", time.monotonic() - start)
+    """)
+    raw = np.fromfile(home / "out.raw", "<i2")
+    happy, sad = positions(raw, clip("happy")), positions(raw, with_volume(clip("sad"), 0.5))
+    muted = positions(raw, with_volume(clip("muted"), 0.5))
+    assert len(happy) == len(sad) == len(muted) == 1, (happy, sad, muted)
+    assert happy[0] < sad[0] < muted[0] and not positions(raw, with_volume(clip("fear"), 0.5))
+    assert float(out.split("close took ")[1].split()[0]) < 1.0
+    assert "audio output 0: default at 16000 Hz" in out
+
+
 def test_a_stream_error_is_logged_once_and_the_output_reopened(home):
     good = (home / ".asoundrc").read_text()
     asoundrc(home, "/dev/full")  # ALSA's writes fail: the stream dies mid-sound

@@ -183,3 +183,44 @@ def test_a_pipe_no_one_writes_to_is_a_stuck_source_not_a_hang(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     assert run.stderr.splitlines() == [f"facecue: error: no frame from {pipe} for 5s (the source is stuck)"]
+
+
+def test_a_camera_that_stalls_again_and_again_holds_a_bounded_number_of_threads(tmp_path, stuck_pipe, model_path,
+                                                                               monkeypatch, caplog):
+    """Each stall leaves a thread inside a read that never returns; after MAX_STUCK_READERS
+    of them the camera is not reopened (and the watchdog starves, for systemd to restart
+    the service) instead of starting one more thread per stall."""
+    from device.frame_reader import MAX_STUCK_READERS
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(0.2)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    caplog.set_level(logging.INFO, logger="facecue")
+    daemon, thread = start_daemon(tmp_path, stuck_pipe, model_path)
+    def pings() -> int:
+        count = 0
+        with contextlib.suppress(TimeoutError):
+            while True:
+                count += b"WATCHDOG=1" in sock.recv(4096)
+        return count
+
+    refused: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not refused:
+            refused = [r.getMessage() for r in caplog.records if "stuck in its driver" in r.getMessage()]
+            pings()  # those of the healthy stretches
+        time.sleep(4 * STALL)  # long enough for several more stalls, were it still reopening
+        readers = [t for t in threading.enumerate() if t.name == "capture"]
+        pings_after = pings()
+    finally:
+        daemon.stop()
+        thread.join(10)
+        sock.close()
+    assert refused and refused[0].startswith(f"camera error: {MAX_STUCK_READERS} reads of the camera are stuck in "
+                                             "its driver; not opening it again until one returns"), refused
+    assert len(stall_lines(caplog)) == MAX_STUCK_READERS
+    assert len(readers) == MAX_STUCK_READERS, readers
+    assert pings_after == 0  # the watchdog starves: under systemd a fresh process takes over

@@ -77,8 +77,9 @@ def test_run_keeps_stderr_empty(alsa_home):
     from tools.data.face_video import Segment, write_video
 
     video = alsa_home / "nobody.avi"
-    write_video(video, [Segment(None, 1.0)], fps=15)
-    result = facecue("run", "--config", str(alsa_home / "config.toml"), "--source", str(video), home=alsa_home)
+    write_video(video, [Segment(None, 3.0)], fps=15)  # time for the audio child to start and open the output
+    result = facecue("run", "--config", str(alsa_home / "config.toml"), "--source", str(video), "--realtime",
+                     home=alsa_home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "audio output 0: default" in result.stdout
     assert result.stderr == ""
@@ -154,6 +155,29 @@ def write_bytes(path: Path, data: bytes) -> str:
     return str(path)
 
 
+def fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return str(path)
+
+
+def link(path: Path, target: str) -> str:
+    path.symlink_to(target)
+    return str(path)
+
+
+def deep_model(folder: Path) -> str:
+    """A model file whose metadata nests 200,000 arrays deep."""
+    (folder / "deep.tflite").write_bytes(b"TFL3")
+    (folder / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    return str(folder / "deep.tflite")
+
+
+def sync_config(folder: Path, extra: str = "") -> str:
+    """A config with a sync source, its state and store in ``folder``."""
+    return write_bytes(folder / "sync.toml", f'[model]\nstore = "{folder}/store"\n[sync]\nsource = "s3://bucket/prefix"\n'
+                                             f'state_dir = "{folder}/state"\n{extra}'.encode())
+
+
 @pytest.mark.parametrize("make_args, code, line", [
     (lambda d: ["run", "--source", "99999999999999999999", "--config", write_bytes(d / "c.toml", b"")], 2,
      "[camera] source 99999999999999999999 is no camera index (0 to 99) and no file"),
@@ -168,6 +192,31 @@ def write_bytes(path: Path, data: bytes) -> str:
      "{d}/sync.toml: max_attempts must be a positive number, got -5"),
     (lambda d: ["sync", "--settings", write_bytes(d / "sync.toml", bytes(range(256)))], 1,
      "settings file {d}/sync.toml is not UTF-8 text (byte 128): not a TOML file"),
+    # what only the run or the sync used to find, or never finished reading (issue 36)
+    (lambda d: ["config", "--check", "/dev/zero"], 2, "config file /dev/zero is not a regular file"),
+    (lambda d: ["config", "--check", link(d / "zero.toml", "/dev/zero")], 2,
+     "config file {d}/zero.toml is not a regular file"),
+    (lambda d: ["config", "--check", fifo(d / "pipe.toml")], 2, "config file {d}/pipe.toml is not a regular file"),
+    (lambda d: ["config", "--check", write_bytes(d / "big.toml", b"#" * (2 << 20))], 2,
+     "config file {d}/big.toml is larger than 1048576 bytes"),
+    (lambda d: ["sync", "--config", sync_config(d), "--public-key", "/dev/zero"], 1,
+     "public key /dev/zero is not a regular file"),
+    (lambda d: ["config", "--check", write_bytes(d / "c.toml", b'[model]\nstore = "/var/lib\\u0000x"\n')], 2,
+     "{d}/c.toml: [model] store must not contain a NUL byte, got '/var/lib\\x00x'"),
+    (lambda d: ["config", "--check", write_bytes(d / "c.toml", '[camera]\nsource = "²"\n'.encode())], 2,
+     "{d}/c.toml: [camera] source ² is no camera index (0 to 99) and no file"),
+    (lambda d: ["config", "--check", write_bytes(d / "c.toml", b"[sync]\nconnect_timeout = 1e12\n")], 2,
+     "{d}/c.toml: [sync] connect_timeout must be <= 300, got 1000000000000.0"),
+    (lambda d: ["config", "--check", write_bytes(d / "c.toml", b"[sync]\ndownload_deadline = 1e300\n")], 2,
+     "{d}/c.toml: [sync] download_deadline must be <= 86400, got 1e+300"),
+    (lambda d: ["sync", "--config", sync_config(d), "--timeout", "1e300"], 1,
+     "[sync] connect_timeout must be <= 300, got 1e+300"),
+    (lambda d: ["run", "--model", deep_model(d), "--source", str(d), "--audio-out", str(d / "a.wav")], 1,
+     "model metadata {d}/deep.json is not valid JSON (nested 200000 levels deep, more than 32)"),
+    (lambda d: ["run", "--source", str(d), "--audio-out", fifo(d / "out.wav")], 1,
+     "--audio-out {d}/out.wav is not a regular file; name a .wav file to write"),
+    (lambda d: ["say", "happy", "--audio-out", link(d / "full.wav", "/dev/full")], 1,
+     "--audio-out {d}/full.wav is not a regular file; name a .wav file to write"),
 ])
 def test_hostile_input_is_one_line_before_anything_runs(tmp_path, make_args, code, line):
     result = facecue(*make_args(tmp_path))
@@ -200,3 +249,13 @@ def test_say_without_its_output_fails_in_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("facecue: error: ") and result.stderr.count("\n") == 1, result.stderr
     assert "no-such-output" in result.stderr
+
+
+def test_audio_out_onto_a_pipe_or_a_device_leaves_it_as_it_was(tmp_path):
+    import stat
+
+    pipe, device = fifo(tmp_path / "out.wav"), link(tmp_path / "null.wav", "/dev/null")
+    for target in (pipe, device):
+        assert facecue("say", "happy", "--audio-out", target).returncode == 1
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and os.readlink(device) == "/dev/null"
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)

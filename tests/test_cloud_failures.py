@@ -247,16 +247,19 @@ SYNC = KILL_SWITCH + "from tools.cloud.sync import main\nsys.exit(main(sys.argv[
 @pytest.mark.parametrize("kill_at,survivor", [
     ("write:3", "1.0.0"),    # mid-download of the model
     ("rename:1", "1.0.0"),   # downloaded and verified, before it becomes versions/1.1.0
-    ("replace:3", "1.0.0"),  # previous re-pointed, just before current is swapped
-    ("replace:4", "1.1.0"),  # swapped, before the sync state is saved
+    ("replace:4", "1.0.0"),  # the two links journalled in .swap, neither set yet
+    ("replace:5", "1.0.0"),  # previous re-pointed, just before current is swapped
+    ("replace:6", "1.1.0"),  # swapped, before the sync state is saved
 ])
 def test_power_cut_during_sync(serving, kill_at, survivor):
+    """(replace:1 saves the state before the run changes anything, 2 writes source.json.)"""
     run = killed_run(["-c", SYNC, *serving.sync_argv()], kill_at, env=client_env())
     assert run.returncode == -9, run.stderr
     assert_serving(serving, survivor, tidy=False)  # a half download may lie in versions/.partial-*
     after = serving.sync()
     assert after.code == 0, after.err
     assert_serving(serving, "1.1.0")  # and the next run finishes the job and cleans up
+    assert ms.previous_version(serving.store) == "1.0.0"  # the rollback target survived the cut
 
 
 def _moto_port(fleet) -> int:
@@ -265,7 +268,8 @@ def _moto_port(fleet) -> int:
 
 def test_manifest_nested_too_deeply_is_refused_and_backs_off(serving):
     serving.bucket.put("manifest.json", b"[" * 100_000)
-    assert_refused(serving.sync(), serving, "manifest.json: manifest is not JSON (nested too deeply)")
+    assert_refused(serving.sync(), serving,
+                   "manifest.json: manifest is not JSON (nested 100000 levels deep, more than 32)")
     assert serving.state()["failures"] == 1
 
 
@@ -327,3 +331,129 @@ def test_a_trickling_server_cannot_hold_the_sync_past_its_deadline(serving, mark
     result = type("Run", (), {"code": run.returncode, "err": run.stderr, "out": run.stdout})
     assert_refused(result, serving, f"{marker.decode()} did not finish within the 3s deadline")
     assert elapsed < 20 and serving.state()["failures"] == 1
+
+
+# --- what a careless or hostile hand can put in the way ----------------------------------
+
+
+@pytest.mark.parametrize("link", ["versions", "an entry of versions"])
+def test_a_store_with_a_link_in_it_is_refused_and_nothing_outside_it_is_touched(serving, tmp_path, link):
+    """With versions/ a link to a user's folder, an install would write into it and the
+    prune delete the user's folders; now the store is refused, in one line."""
+    user = tmp_path / "user"
+    (user / "photos").mkdir(parents=True)
+    (user / "photos" / "2026.jpg").write_bytes(b"mine")
+    versions = serving.store / "versions"
+    if link == "versions":
+        for entry in versions.iterdir():  # the user's folder holds the store's models too, so current still reads
+            entry.rename(user / entry.name)
+        versions.rmdir()
+        versions.symlink_to(user)
+        named = versions
+    else:
+        named = versions / "photos"
+        named.symlink_to(user / "photos")
+    before = sorted(str(p.relative_to(user)) for p in user.rglob("*"))
+    assert_refused(serving.sync(), serving, f"{named} is a symbolic link; the model store follows none: move it away")
+    assert sorted(str(p.relative_to(user)) for p in user.rglob("*")) == before
+    assert (user / "photos" / "2026.jpg").read_bytes() == b"mine"
+    assert serving.sync("--rollback").err.splitlines() == [
+        f"facecue: error: {named} is a symbolic link; the model store follows none: move it away"]
+
+
+# Prepended to a sync: just before the verified 1.1.0 is renamed into versions/, its two
+# files are replaced by another model whose metadata agrees with it (the shipped one,
+# renamed 1.1.0): a swap after the child process checked the staged bytes.
+SWAP_AFTER_CHECK = r'''
+import json, shutil, sys
+from pathlib import Path
+other = Path(sys.argv.pop(1))
+def _profile(frame, event, arg):
+    if event == "c_call" and getattr(arg, "__name__", "") == "rename" \
+            and frame.f_code.co_filename.endswith("model_store.py"):
+        stage = Path(frame.f_locals["staged"])
+        shutil.copyfile(other, stage / "model.tflite")
+        shutil.copyfile(other.with_suffix(".json"), stage / "model.json")
+        sys.setprofile(None)
+sys.setprofile(_profile)
+from tools.cloud.sync import main
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def test_a_model_swapped_after_its_check_is_not_installed(serving, tmp_path, model_path):
+    from s3_server import model_version
+
+    other = model_version(model_path, tmp_path / "other", "1.1.0")  # self-consistent, other bytes
+    run = subprocess.run([sys.executable, "-c", SWAP_AFTER_CHECK, str(other), *serving.sync_argv()],
+                         env={**client_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    line = run.stderr.splitlines()
+    assert len(line) == 1 and re.fullmatch(
+        rf"facecue: error: not installing model 1\.1\.0: {re.escape(str(serving.store))}/versions/1\.1\.0/"
+        r"model\.tflite sha256 [0-9a-f]{12}\.\.\. is not what the signed manifest listed: it changed after it "
+        r"was checked", line[0]), run.stderr
+    assert_serving(serving)  # 1.0.0 serves; the swapped files are gone
+    assert not (serving.store / "versions" / "1.1.0").exists()
+    after = serving.sync("--force")  # the real 1.1.0 installs on the next run
+    assert after.code == 0 and ms.current_version(serving.store) == "1.1.0", after
+
+
+def _put_raw_metadata(fleet, raw: bytes) -> None:
+    """Make 1.1.0's metadata ``raw`` and re-sign the manifest to match (the key holder's bug)."""
+    doc = fleet.manifest()
+    item = entry(doc)
+    fleet.bucket.put(item["metadata_key"], raw)
+    item.update(metadata_sha256=hashlib.sha256(raw).hexdigest(), metadata_size=len(raw))
+    fleet.put_manifest(doc)
+
+
+def test_signed_metadata_nested_200k_deep_is_refused_once_and_remembered(serving):
+    _put_raw_metadata(serving, b"[" * 200_000 + b"]" * 200_000)
+    assert_refused(serving.sync(), serving, "refusing model 1.1.0: model metadata",
+                   "is not valid JSON (nested 200000 levels deep, more than 32)")
+    state = serving.state()
+    assert state["failures"] == 1 and state["next_try"] > time.time() and len(state["rejected"]) == 1
+    state["next_try"] = 0.0  # the backoff has passed
+    (serving.root / "device" / "state" / "state.json").write_text(json.dumps(state))
+    assert_refused(serving.sync(), serving, "refusing model 1.1.0 again without downloading it: model metadata")
+
+
+def test_a_manifest_entry_input_nested_700_deep_is_refused(serving):
+    doc = serving.manifest()
+    deep: object = 1
+    for _ in range(700):
+        deep = [deep]
+    entry(doc)["input"] = {"shape": deep}
+    serving.put_manifest(doc)
+    assert_refused(serving.sync(), serving, "manifest.json: manifest is not JSON (nested 705 levels deep, "
+                                            "more than 32)")
+    assert serving.state()["failures"] == 1
+
+
+def test_publishing_a_model_with_metadata_nested_too_deep_is_one_line(fleet, fixture_model, tmp_path):
+    from s3_server import model_version
+
+    deep = model_version(fixture_model, tmp_path / "deep", "2.0.0")
+    deep.with_suffix(".json").write_text("[" * 200_000 + "]" * 200_000)
+    result = fleet.publish(deep)
+    assert result.code == 1 and result.err.splitlines() == [
+        f"facecue-model: error: model metadata {deep.with_suffix('.json')} is not valid JSON "
+        "(nested 200000 levels deep, more than 32)"], result
+
+
+def test_a_state_file_that_is_a_folder_is_refused_before_anything_changes(serving):
+    state = serving.root / "device" / "state" / "state.json"
+    state.unlink()
+    state.mkdir()
+    assert_refused(serving.sync(), serving, f"state file {state} is not a regular file: move it away")
+    assert ms.previous_version(serving.store) is None  # nothing was moved
+
+
+def test_a_state_counting_1100_failures_still_fails_in_one_line(serving):
+    state = serving.root / "device" / "state" / "state.json"
+    state.write_text(json.dumps({"failures": 1100}))
+    down = f"http://127.0.0.1:{free_port()}"
+    assert_refused(serving.sync("--endpoint-url", down), serving, "cannot reach the store")
+    after = serving.state()
+    assert after["failures"] == 1101 and 43200 <= after["next_try"] - time.time() <= 86400

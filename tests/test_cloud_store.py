@@ -223,6 +223,8 @@ def test_power_cut_at_every_step_of_an_install(tmp_path, releases):
         outcomes.append(assert_one_complete_model(store, {"1.0.0", "1.1.0"}))
         ms.prune(store)  # what the next sync does first
         assert not [p for p in stored(store) if p.startswith(".")]
+        # a cut between the two link swaps is finished: the rollback target is never lost
+        assert (ms.current_version(store), ms.previous_version(store)) in {("1.0.0", None), ("1.1.0", "1.0.0")}
         install(store, releases["1.2.0"], "1.2.0", 3)  # and the store still works
         assert assert_one_complete_model(store, {"1.2.0"}) == "1.2.0"
     assert int(run.stdout) == len(outcomes) >= 8  # every step was a kill point once

@@ -51,6 +51,14 @@ def resign_expired(fleet: Fleet, seconds_ago: float = 60) -> str:
     return doc["body"]["expires"]
 
 
+def refresh(fleet: Fleet, *extra: str):
+    """``facecue-model refresh`` of the fleet's channel: same models, the next serial."""
+    from tools.cloud.publish import main
+
+    return run_main(main, ["refresh", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
+                           "--endpoint-url", fleet.bucket.moto.url, *extra])
+
+
 def state_file(fleet: Fleet) -> Path:
     return fleet.root / "device" / "state" / "state.json"
 
@@ -80,10 +88,7 @@ def test_an_expired_manifest_is_refused_until_the_publisher_refreshes_it(fleet, 
     state = fleet.state()
     assert state["failures"] == 1 and state["next_try"] > time.time() and "expired" in state["last_error"]
 
-    from tools.cloud.publish import main
-
-    refreshed = run_main(main, ["refresh", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
-                                "--endpoint-url", fleet.bucket.moto.url, "--expires-in", "7"])
+    refreshed = refresh(fleet, "--expires-in", "7")
     assert refreshed.code == 0, refreshed.err
     body = fleet.manifest()["body"]
     assert [m["version"] for m in body["models"]] == ["1.0.0", "1.1.0"]
@@ -240,6 +245,10 @@ def test_an_older_manifest_replayed_within_its_expiry_is_refused(fleet, releases
     published = fleet.publish(releases["1.2.0"])  # extends what the store now holds: #1, so this is #2
     assert published.code == 0, published.err
     assert fleet.manifest()["body"]["serial"] == 2
+    # Another #2 than the device had: the same serial must be the same manifest.
+    refused(fleet.sync("--force"), "manifest #2 differs from the #2 this device already had")
+    assert ms.current_version(fleet.store) == "1.1.0"
+    assert refresh(fleet).code == 0  # the operator's remedy: a new serial
     assert fleet.sync("--force").out.strip() == "facecue sync: installed model 1.2.0 (was 1.1.0)"
     assert fleet.state()["failures"] == 0
 
@@ -288,3 +297,63 @@ def test_allow_downgrade_accepts_a_restarted_numbering(fleet, releases):
     refused(fleet.sync(), "manifest #1 is older than #2")
     assert fleet.sync("--force", "--allow-downgrade").out.strip() == "facecue sync: installed model 1.2.0 (was 1.1.0)"
     assert fleet.state()["serials"] == {fleet.bucket.url: 1}
+
+
+def downgrade_with_the_same_serial(fleet: Fleet) -> None:
+    """Re-sign the published manifest (#2, 1.0.0 and 1.1.0) to list only 1.0.0, with a
+    seq above the device's floor, keeping serial #2: a publisher's bug or a forgery."""
+    doc = fleet.manifest()
+    old = next(m for m in doc["body"]["models"] if m["version"] == "1.0.0")
+    doc["body"]["models"] = [{**old, "seq": 9}]
+    fleet.put_manifest(doc)
+
+
+@pytest.mark.parametrize("state_lost", [False, True])
+def test_the_same_serial_with_another_body_is_refused(fleet, releases, state_lost):
+    assert fleet.publish(releases["1.0.0"]).code == 0 and fleet.publish(releases["1.1.0"]).code == 0
+    assert fleet.sync().out.strip() == "facecue sync: installed model 1.1.0 (was the shipped model)"
+    downgrade_with_the_same_serial(fleet)
+    if state_lost:  # then the installed model's source.json knows which #2 it came from
+        state_file(fleet).unlink()
+    assert refused(fleet.sync()) == (f"facecue: error: manifest #2 differs from the #2 this device already had "
+                                     f"from {fleet.bucket.url}: a changed manifest must have a new serial "
+                                     "(--allow-downgrade accepts it)")
+    assert ms.current_version(fleet.store) == "1.1.0" and ms.previous_version(fleet.store) is None
+
+
+def resign_times(fleet: Fleet, updated: float, expires: float) -> None:
+    doc = fleet.manifest()
+    doc["body"]["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(updated))
+    doc["body"]["expires"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+    doc["body"]["serial"] += 1
+    fleet.put_manifest(doc)
+
+
+def test_a_manifest_valid_until_9999_is_refused(fleet, releases):
+    assert fleet.publish(releases["1.0.0"]).code == 0
+    resign_times(fleet, time.time(), parse_time("9999-12-31T00:00:00Z"))
+    refused(fleet.sync(), "expires at 9999-12-31T00:00:00Z, more than 365 days later: no publisher signs for "
+                          "that long")
+    assert ms.current_version(fleet.store) is None
+
+
+def test_a_clock_at_1970_does_not_revive_an_expired_manifest(fleet, releases, monkeypatch):
+    """The device's time is its clock, but never before this code was written, nor
+    before the newest signing time it has seen."""
+    assert fleet.publish(releases["1.0.0"]).code == 0
+    resign_times(fleet, parse_time("2019-12-01T00:00:00Z"), parse_time("2020-01-01T00:00:00Z"))
+    with monkeypatch.context() as clock:
+        clock.setattr(time, "time", lambda: 0.0)  # a Pi without a real-time clock, before NTP
+        refused(fleet.sync(), "manifest expired at 2020-01-01T00:00:00Z (this device's clock says "
+                              "2026-12-01T00:00:00Z)")
+
+    assert fleet.publish(releases["1.1.0"]).code == 0  # signed now: the device has seen now
+    assert fleet.sync("--force").out.strip() == "facecue sync: installed model 1.1.0 (was the shipped model)"
+    seen = fleet.state()["clock_floor"]
+    assert abs(seen - time.time()) < 120
+    resign_times(fleet, seen - 7200, seen - 3600)  # expired an hour before what it saw
+    with monkeypatch.context() as clock:
+        clock.setattr(time, "time", lambda: 0.0)
+        refused(fleet.sync("--force"), "manifest expired at",
+                f"this device's clock says {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(seen))}")
+    assert ms.current_version(fleet.store) == "1.1.0"

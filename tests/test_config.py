@@ -159,3 +159,19 @@ def test_install_sh_moves_sync_toml_under_sync_keeping_the_rest(tmp_path):
     path.write_text('sync.region = "eu-west-1"\n[camera]\nfps = 10\n')  # [sync] where install.sh cannot edit it
     with pytest.raises(config.ConfigError, match="move the keys under \\[sync\\] by hand"):
         config.with_legacy_sync(path, legacy)
+
+
+def test_every_number_has_a_range_so_no_value_overflows_at_run_time():
+    """A value past any sane bound (a timeout of 1e300) is refused by --check, not met
+    as an OverflowError in the run."""
+    import dataclasses
+    from typing import get_type_hints
+
+    for section in dataclasses.fields(config.Config):
+        cls = section.default_factory
+        hints = get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if hints[f.name] in (int, float):
+                meta = f.metadata
+                assert meta["max"] is not None and (meta["min"] is not None or meta["positive"]), \
+                    f"[{section.name}] {f.name}"

@@ -177,3 +177,244 @@ def test_service_waits_for_a_camera_and_still_stops_on_sigterm(tmp_path, config)
     proc.wait(timeout=5)
     assert time.monotonic() - start < 2.0 and proc.returncode == 0
     assert "retrying in" in "".join(lines)
+
+
+# --- which model serves when the store is damaged ------------------------------------------
+
+
+@pytest.fixture()
+def faceless_folder(tmp_path):
+    """Three frames without a face: a run that loads its model, serves and ends."""
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((240, 320, 3), 90 + i, np.uint8))
+    return folder
+
+
+def two_versions(store: Path, model_path: Path) -> Path:
+    """A store as sync leaves it: 1.0.0 previous, 1.1.0 current; returns 1.1.0's folder."""
+    from tests.test_model_slot import install
+
+    install(store, model_path, "1.0.0")
+    install(store, model_path, "1.1.0")
+    return store / "versions" / "1.1.0"
+
+
+def rewrite_metadata(folder: Path, **changes) -> None:
+    """Change keys of model.json (see :func:`replace_metadata`)."""
+    import json
+
+    meta = json.loads((folder / "model.json").read_text())
+    meta.update(changes)
+    replace_metadata(folder, json.dumps(meta))
+
+
+def replace_metadata(folder: Path, text: str) -> None:
+    """Make model.json ``text``, and the hash its source.json records with it: what a
+    signed release with this metadata would hold, had sync let it through."""
+    import json
+
+    from device.classify import sha256_file
+
+    (folder / "model.json").write_text(text)
+    source = json.loads((folder / "source.json").read_text())
+    source["metadata_sha256"] = sha256_file(folder / "model.json")
+    (folder / "source.json").write_text(json.dumps(source))
+
+
+def swap_in_another_model(folder: Path, tmp_path: Path) -> None:
+    """Replace model and metadata with another model's, which agree with each other."""
+    import shutil
+
+    from tests.test_model_slot import nan_weights_model
+
+    other = nan_weights_model(tmp_path / "other")
+    shutil.copyfile(other, folder / "model.tflite")
+    shutil.copyfile(other.with_suffix(".json"), folder / "model.json")
+
+
+def rot(folder: Path) -> None:
+    data = bytearray((folder / "model.tflite").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "model.tflite").write_bytes(bytes(data))
+
+
+DAMAGE = {
+    "margin -5": (lambda f, t: rewrite_metadata(f, preprocessing={"size": 48, "margin": -5}),
+                  "preprocessing margin must be 0..1, got -5.0"),
+    "margin NaN": (lambda f, t: rewrite_metadata(f, preprocessing={"size": 48, "margin": float("nan")}),
+                   "preprocessing margin must be 0..1, got nan"),
+    "preprocessing []": (lambda f, t: rewrite_metadata(f, preprocessing=[]), "has malformed preprocessing"),
+    "numeric labels": (lambda f, t: rewrite_metadata(f, labels=list(range(7))),
+                       "labels must be a list of distinct names"),
+    "nested 200k deep": (lambda f, t: replace_metadata(f, "[" * 200_000),
+                         "is not valid JSON (nested 200000 levels deep, more than 32)"),
+    "rotted": (lambda f, t: rot(f), "is not what the signed manifest listed: it changed after it was checked"),
+    "swapped after its checks": (swap_in_another_model,
+                                 "is not what the signed manifest listed: it changed after it was checked"),
+}
+
+
+def served(log: str) -> list[str]:
+    return re.findall(r"model loaded version (\S+) from (\S+)", log)
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_damaged_current_model_gives_way_to_previous_with_one_line(damage, tmp_path, model_path, faceless_folder):
+    store = tmp_path / "store"
+    current = two_versions(store, model_path)
+    spoil, why = DAMAGE[damage]
+    spoil(current, tmp_path)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[model]\nstore = "{store}"\n')
+    proc = facecue("run", "--config", str(config), "--source", str(faceless_folder),
+                   "--audio-out", str(tmp_path / "a.wav"))
+    log, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, log
+    errors = [line for line in log.splitlines() if "model error" in line]
+    assert len(errors) == 1 and why in errors[0] and str(current) in errors[0], log
+    assert errors[0].endswith(f"; serving {store / 'versions' / '1.0.0' / 'model.tflite'} instead"), errors[0]
+    assert served(log) == [("1.0.0", str(store / "versions" / "1.0.0" / "model.tflite"))], log
+
+
+def without_file_permission_override() -> list[str]:
+    """A prefix that runs a command without root's right to ignore file modes (as the
+    service's unprivileged user runs); nothing for anyone else."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+@pytest.mark.parametrize("problem", ["unreadable", "versions is a link"])
+def test_a_store_the_daemon_cannot_use_is_said_once_and_the_shipped_model_serves(problem, tmp_path, model_path,
+                                                                                 faceless_folder):
+    store = tmp_path / "store"
+    two_versions(store, model_path)
+    prefix: list[str] = []
+    if problem == "unreadable":
+        os.chmod(store, 0)
+        prefix, why = without_file_permission_override(), f"cannot read the model store {store}: Permission denied"
+    else:
+        elsewhere = tmp_path / "elsewhere"
+        (store / "versions").rename(elsewhere)
+        (store / "versions").symlink_to(elsewhere)
+        why = f"{store / 'versions'} is a symbolic link; the model store follows none: move it away"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[model]\nstore = "{store}"\n')
+    try:
+        run = subprocess.run([*prefix, sys.executable, "-m", "device.cli", "run", "--config", str(config),
+                              "--source", str(faceless_folder), "--audio-out", str(tmp_path / "a.wav")],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        os.chmod(store, 0o755)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log
+    from models import DEFAULT_MODEL
+
+    errors = [line for line in log.splitlines() if "model error" in line]
+    assert len(errors) == 1 and errors[0].endswith(f"model error: {why}; serving {DEFAULT_MODEL} instead"), log
+    assert [path for _, path in served(log)] == [str(DEFAULT_MODEL)], log
+
+
+# --- a broken face detector file ---------------------------------------------------------
+
+
+def checkout_with_detector(root: Path, onnx: bytes) -> Path:
+    """This checkout seen through links, but for YuNet's file, which holds ``onnx``."""
+    from device.detect import YUNET_MODEL
+
+    root.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name != "models" and not entry.name.startswith("."):
+            (root / entry.name).symlink_to(entry)
+    (root / "models").mkdir()
+    for entry in YUNET_MODEL.parent.iterdir():
+        if entry.suffix == ".py":  # a copy: models/ finds its files beside its own __file__, resolved
+            (root / "models" / entry.name).write_bytes(entry.read_bytes())
+        elif entry != YUNET_MODEL:
+            (root / "models" / entry.name).symlink_to(entry)
+    (root / "models" / YUNET_MODEL.name).write_bytes(onnx)
+    return root
+
+
+def broken_detectors() -> dict[str, bytes]:
+    from device.detect import YUNET_MODEL
+
+    good = YUNET_MODEL.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x01
+    return {"empty": b"", "truncated": good[: len(good) // 2], "one bit flipped": bytes(flipped),
+            "zeros": bytes(len(good)), "random": np.random.default_rng(1).bytes(len(good)),
+            "garbage appended": good + b"\x00garbage", "text": b"<html>404 Not Found</html>"}
+
+
+@pytest.mark.parametrize("damage", broken_detectors())
+def test_a_broken_face_detector_falls_back_to_haar_says_error_once_and_serves(damage, tmp_path, astronaut):
+    import cv2
+
+    video = tmp_path / "her.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, astronaut.shape[1::-1])
+    for _ in range(30):
+        writer.write(astronaut)
+    writer.release()
+    tree = checkout_with_detector(tmp_path / "checkout", broken_detectors()[damage])
+    config = tmp_path / "config.toml"
+    config.write_text("[log]\nstats_every = 60\n")
+    run = subprocess.run([sys.executable, "-m", "device.cli", "run", "--config", str(config), "--source", str(video),
+                          "--audio-out", str(tmp_path / "heard.wav")], cwd=tree, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "PYTHONPATH": str(tree)})
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log
+    errors = [line for line in log.splitlines() if "error" in line.lower()]
+    assert len(errors) == 2, log  # the one line, and the spoken "error" once
+    assert re.search(r"detector error: YuNet model \S+ sha256 [0-9a-f]{12}\.\.\. is not the shipped file's; "
+                     r"finding faces with the Haar cascade instead$", errors[0]), log
+    assert errors[1].endswith("event error t 0.00s"), log
+    assert int(re.search(r"stats .* faces (\d+) ", log)[1]) >= 20, log  # her face, found by Haar
+    with wave.open(str(tmp_path / "heard.wav")) as w:
+        assert np.abs(np.frombuffer(w.readframes(w.getnframes()), np.int16)).max() > 1000
+
+
+# --- an audio output that blocks -------------------------------------------------------------
+
+
+def test_an_audio_output_whose_open_blocks_never_stops_the_loop(tmp_path):
+    """ALSA's default output writes into a named pipe no one reads: opening it blocks for
+    good (and PyAudio holds Python's lock meanwhile). The daemon still gets READY out,
+    feeds the watchdog, says the audio error once and stops on SIGTERM within 2 s."""
+    pytest.importorskip("pyaudio")
+    pipe = tmp_path / "speaker.raw"
+    os.mkfifo(pipe)
+    (tmp_path / ".asoundrc").write_text(
+        f'pcm.!default {{\n  type file\n  slave.pcm "null"\n  file "{pipe}"\n  format "raw"\n}}\n')
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALSA_", "XDG_CONFIG"))}
+    proc = facecue("run", "--config", str(config), "--source", "/dev/video97", "--retry",
+                   env={**env, "HOME": str(tmp_path), "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"})
+    try:
+        messages, pings, start = [], [], time.monotonic()
+        while time.monotonic() - start < 12:  # past the child's 5 s deadline, twice over
+            messages.append(sock.recv(4096).decode())
+            pings += [time.monotonic() - start] if "WATCHDOG=1" in messages[-1] else []
+        assert any("READY=1" in m for m in messages), messages
+        stopping = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        log, _ = proc.communicate(timeout=10)
+        assert time.monotonic() - stopping < 2.0 and proc.returncode == 0, log
+    finally:
+        proc.kill()
+        sock.close()
+    assert pings[-1] > 11 and max(np.diff(pings)) < 1.5, pings  # a ping every half second throughout
+    errors = [line for line in log.splitlines() if "audio error" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        "audio error: the audio output did not answer within 5s (opening or writing it blocks); restarting it, "
+        "sounds are dropped meanwhile"), log
+    assert "event camera_error" in log

@@ -18,13 +18,15 @@ GREY_FACE = np.full((48, 48), 128, np.uint8)
 
 
 def install(store, model_path, version):
-    """Put the shipped model into the store as ``version`` (as `facecue sync` would)."""
+    """Put the shipped model into the store as ``version`` (as `facecue sync` would, with
+    the hashes of the manifest entry it came from in its source.json)."""
     with model_store.store_lock(store), model_store.staging_dir(store) as staged:
         shutil.copy(model_path, staged / "model.tflite")
         meta = json.loads(model_path.with_suffix(".json").read_text())
         meta.update(version=version, sha256=sha256_file(staged / "model.tflite"))
         (staged / "model.json").write_text(json.dumps(meta))
-        model_store.install_version(store, staged, version, {"test": True})
+        source = {"sha256": meta["sha256"], "metadata_sha256": sha256_file(staged / "model.json")}
+        model_store.install_version(store, staged, version, source)
 
 
 def nan_weights_model(folder: Path) -> Path:

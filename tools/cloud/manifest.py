@@ -37,21 +37,26 @@ import re
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from device.classify import MAX_MODEL_BYTES
 from device.files import write_atomic
 from device.model_store import VERSION_PATTERN
+from device.reading import Refused, loads_json, read_regular
 
 FORMAT = "facecue-manifest/2"  # /1 named no channel and never expired
 OLD_FORMATS = ("facecue-manifest/1",)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 DEFAULT_EXPIRES_DAYS = 30.0
 MAX_EXPIRES_DAYS = 365.0  # the longest an old manifest can be replayed to a device
+# This code was written after this instant: a device clock before it (a Pi without a
+# real-time clock that booted at 1970) is wrong, and expiry is judged from here at least.
+EARLIEST_CLOCK = "2026-12-01T00:00:00Z"
 MANIFEST_KEY = "manifest.json"
-MAX_MODEL_BYTES = 64 << 20  # far above any model a Pi can run; bounds what a device downloads
 MAX_MANIFEST_BYTES = 1 << 20
+MAX_KEY_BYTES = 64 << 10  # a PEM Ed25519 key is about 120 bytes
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 FACECUE_VERSION_PATTERN = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -105,6 +110,7 @@ class Manifest:
     channel: str  # s3://BUCKET/PREFIX it was published to; a copy elsewhere is refused
     expires: str  # UTC, TIME_FORMAT; afterwards devices refuse it until it is refreshed
     serial: int = 0  # raised by every publish and refresh; 0: signed before serials existed
+    digest: str = field(default="", compare=False)  # sha256 of the signed bytes, set by open_manifest
 
     def newest(self) -> ModelEntry | None:
         return max(self.models, key=lambda m: m.seq, default=None)
@@ -121,9 +127,19 @@ class Manifest:
         """``expires`` in seconds since the epoch."""
         return parse_time(self.expires)
 
+    @property
+    def signed_at(self) -> float:
+        """``updated`` (when it was signed) in seconds since the epoch."""
+        return parse_time(self.updated)
+
     def ensure_fresh(self, now: float) -> None:
         """Refuse a manifest past its expiry: a store that keeps serving (or answering
-        304 for) an old manifest must not hold devices on it for ever."""
+        304 for) an old manifest must not hold devices on it for ever. Nor may it be
+        valid for longer than a publisher can sign it for (an expiry in 9999 would make
+        a replay good for ever). ``now`` is the device's trusted time (see sync)."""
+        if self.expires_at - self.signed_at > MAX_EXPIRES_DAYS * 86400:
+            raise ManifestError(f"manifest signed at {self.updated} expires at {self.expires}, more than "
+                                f"{MAX_EXPIRES_DAYS:g} days later: no publisher signs for that long")
         if now >= self.expires_at:
             raise ManifestError(f"manifest expired at {self.expires} (this device's clock says "
                                 f"{format_time(now)}): the publisher must refresh it (facecue-model refresh)")
@@ -242,10 +258,8 @@ def open_manifest(raw: bytes, public_key, channel: str) -> Manifest:
     if len(raw) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"manifest is {len(raw)} bytes, more than {MAX_MANIFEST_BYTES}")
     try:
-        doc = json.loads(raw)
-    except RecursionError:  # "[[[[..." fits in the size limit and overflows the parser
-        raise ManifestError("manifest is not JSON (nested too deeply)") from None
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = loads_json(raw)  # "[[[[..." fits in the size limit and would overflow the parser
+    except ValueError as exc:  # Refused (too deep) and UnicodeDecodeError too
         raise ManifestError(f"manifest is not JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
@@ -265,7 +279,7 @@ def open_manifest(raw: bytes, public_key, channel: str) -> Manifest:
         public_key.verify(signature, signed_bytes(doc["body"]))
     except (InvalidSignature, binascii.Error, TypeError, ValueError, RecursionError):
         raise ManifestError("manifest signature does not verify: it was changed after signing") from None
-    manifest = parse_body(doc["body"])
+    manifest = replace(parse_body(doc["body"]), digest=hashlib.sha256(signed_bytes(doc["body"])).hexdigest())
     if manifest.channel != channel:
         raise ManifestError(f"manifest was signed for {manifest.channel}, not {channel}: "
                             "it was copied from another channel")
@@ -300,7 +314,9 @@ def generate_keypair(private_path: Path, public_path: Path, overwrite: bool = Fa
 
 def _read_key(path: Path, kind: str) -> bytes:
     try:
-        return Path(path).read_bytes()
+        return read_regular(Path(path), MAX_KEY_BYTES)
+    except Refused as exc:
+        raise ManifestError(f"{kind} key {exc}") from None
     except FileNotFoundError:
         raise ManifestError(f"{kind} key {path} not found") from None
     except OSError as exc:
@@ -311,8 +327,9 @@ def load_private_key(path: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    raw = _read_key(path, "private")  # its ManifestError is a ValueError too
     try:
-        key = serialization.load_pem_private_key(_read_key(path, "private"), password=None)
+        key = serialization.load_pem_private_key(raw, password=None)
     except (ValueError, TypeError) as exc:
         raise ManifestError(f"private key {path} is not a PEM key ({str(exc).splitlines()[0]})") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -324,8 +341,9 @@ def load_public_key(path: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    raw = _read_key(path, "public")  # its ManifestError is a ValueError too
     try:
-        key = serialization.load_pem_public_key(_read_key(path, "public"))
+        key = serialization.load_pem_public_key(raw)
     except (ValueError, TypeError) as exc:
         raise ManifestError(f"public key {path} is not a PEM key ({str(exc).splitlines()[0]})") from None
     if not isinstance(key, Ed25519PublicKey):

@@ -25,7 +25,10 @@ A manifest signed for another channel or past its expiry is refused, and
 no model older than the newest this device installed from its channel is
 installed again (a local ``--rollback`` aside); nor is a manifest older (by its
 signed ``serial``) than one this device already had from its channel, so a
-replayed manifest cannot hold it on an old model. Nothing is ever uploaded.
+replayed manifest cannot hold it on an old model, nor one with the same serial
+and another body. Expiry is judged on the device's trusted time: its clock, but
+never earlier than the newest signing time it has seen (nor than this code), so
+a clock reset to 1970 cannot revive an expired manifest. Nothing is ever uploaded.
 """
 from __future__ import annotations
 
@@ -64,7 +67,6 @@ from device.model_store import (
     METADATA_FILE,
     MODEL_FILE,
     StoreError,
-    check_links,
     current_version,
     install_version,
     model_generation,
@@ -76,7 +78,9 @@ from device.model_store import (
     verify_model_isolated,
     version_source,
 )
+from device.reading import Refused, loads_json, read_regular
 from tools.cloud.manifest import (
+    EARLIEST_CLOCK,
     MANIFEST_KEY,
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -88,11 +92,13 @@ from tools.cloud.manifest import (
     load_public_key,
     make_s3_client,
     open_manifest,
+    parse_time,
     s3_error_message,
     utc_now,
 )
 
 STATE_FILE = "state.json"
+MAX_STATE_BYTES = 1 << 20  # twenty remembered rejections and a few channels: a few KB
 FREE_SPACE_RESERVE = 16 << 20  # never fill the card: logs and the daemon still need room
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 DAEMON_UNIT = "facecue.service"
@@ -174,17 +180,29 @@ class SyncState:
     floors: dict[str, int] = field(default_factory=dict, metadata={"values": int})
     # channel -> highest manifest serial accepted from it: an older manifest is a replay
     serials: dict[str, int] = field(default_factory=dict, metadata={"values": int})
+    # channel -> sha256 of that manifest's signed body: the same serial must be the same manifest
+    bodies: dict[str, str] = field(default_factory=dict, metadata={"values": str})
+    # the newest signing time of a manifest accepted here: the device's clock is never earlier
+    clock_floor: float = 0.0
     # content_key of a model that failed its checks here -> why
     rejected: dict[str, str] = field(default_factory=dict, metadata={"values": str})
 
     @classmethod
     def load(cls, path: Path) -> "SyncState":
-        """A missing or damaged state file only costs one full manifest fetch."""
+        """A missing or damaged state file only costs one full manifest fetch. Something
+        else in its place (a folder, a device) is refused: the state could not be saved
+        there, and a sync that moved ``current`` would lose its floors and serials."""
         try:
-            return cls.from_json(json.loads(Path(path).read_text()))
+            raw = read_regular(Path(path), MAX_STATE_BYTES)
         except FileNotFoundError:
             return cls()
-        except (OSError, ValueError, RecursionError) as exc:
+        except Refused as exc:
+            raise SyncError(f"state file {exc}: move it away, sync keeps its state there") from None
+        except OSError as exc:
+            raise SyncError(f"cannot read the state file {path}: {exc.strerror}") from None
+        try:
+            return cls.from_json(loads_json(raw))
+        except ValueError as exc:
             print(f"facecue sync: warning: ignoring damaged {path} ({exc})", file=sys.stderr)
             return cls()
 
@@ -226,8 +244,9 @@ def _state_field_problem(name: str, value: object, default: object, values: type
 
 
 def backoff_delay(failures: int, base: float, cap: float, rng=random.random) -> float:
-    """Exponential in the failures so far, capped, with the upper half jittered."""
-    return min(cap, base * 2 ** max(failures - 1, 0)) * (0.5 + 0.5 * rng())
+    """Exponential in the failures so far, capped, with the upper half jittered. The
+    exponent stops at 64 (far past any cap): 2 ** 1100 is no float."""
+    return min(cap, base * 2.0 ** min(max(failures - 1, 0), 64)) * (0.5 + 0.5 * rng())
 
 
 def backoff_remaining(state: SyncState, now: float, cap: float) -> float:
@@ -260,8 +279,15 @@ class Progress:
                   end=end, file=sys.stderr, flush=True)
 
 
+def trusted_now(state: SyncState) -> float:
+    """The device's time for judging expiry: its clock, but never earlier than the
+    newest signing time it has seen nor than this code (a clock reset to 1970 must
+    not make an expired manifest fresh again)."""
+    return max(time.time(), state.clock_floor, parse_time(EARLIEST_CLOCK))
+
+
 def fetch_manifest(client, location: S3Location, public_key, etag: str | None,
-                   deadline: Deadline) -> tuple[Manifest, str] | None:
+                   deadline: Deadline, now: float) -> tuple[Manifest, str] | None:
     """The verified manifest and its ETag, or None if it is unchanged since ``etag``."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -284,7 +310,7 @@ def fetch_manifest(client, location: S3Location, public_key, etag: str | None,
         raise SyncError(s3_error_message(exc, url)) from None
     try:
         manifest = open_manifest(raw, public_key, location.url())
-        manifest.ensure_fresh(time.time())
+        manifest.ensure_fresh(now)
     except ManifestError as exc:
         raise SyncError(f"{url}: {exc}") from None
     return manifest, reply_etag(response, url)
@@ -356,13 +382,18 @@ def content_key(entry: ModelEntry) -> str:
     return f"{entry.sha256}+{entry.metadata_sha256}"
 
 
-def recorded_number(store: Path, channel: str, key: str) -> int:
-    """``key`` of the current model's ``source.json`` if it came from ``channel``, else 0:
-    what the device knows of that channel when its state is lost."""
+def recorded(store: Path, channel: str, key: str) -> object:
+    """``key`` of the current model's ``source.json`` if it came from ``channel``, else
+    None: what the device knows of that channel when its state is lost."""
     installed = current_version(store)
     source = version_source(store, installed) if installed else {}
-    recorded = source.get(key) if source.get("source") == channel else None
-    return recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else 0
+    return source.get(key) if source.get("source") == channel else None
+
+
+def recorded_number(store: Path, channel: str, key: str) -> int:
+    """:func:`recorded` for a count: 0 when unknown."""
+    value = recorded(store, channel, key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def version_floor(state: SyncState, store: Path, channel: str) -> int:
@@ -401,10 +432,11 @@ def choose(manifest: Manifest, store: Path, state: SyncState, options: SyncOptio
     return target, ""
 
 
-def install_entry(client, location: S3Location, entry: ModelEntry, serial: int, store: Path,
+def install_entry(client, location: S3Location, entry: ModelEntry, manifest: Manifest, store: Path,
                   deadline: Deadline, options: SyncOptions) -> None:
-    """Download, verify and swap in one entry of manifest #``serial``; nothing changes unless
-    all passed. The model's ``source.json`` records both, for when the state is lost."""
+    """Download, verify and swap in one entry of ``manifest``; nothing changes unless all
+    passed. The model's ``source.json`` records the entry and which manifest listed it,
+    for when the state is lost; the store checks the installed bytes against it."""
     need = entry.size + entry.metadata_size + FREE_SPACE_RESERVE
     free = shutil.disk_usage(store).free
     if free < need:
@@ -421,7 +453,8 @@ def install_entry(client, location: S3Location, entry: ModelEntry, serial: int, 
             raise ModelRejected(entry, str(exc)) from None
         if (info.version, info.labels, info.meta.get("input")) != (entry.version, entry.labels, entry.input):
             raise ModelRejected(entry, "its metadata disagrees with the signed manifest")
-        source = {**entry.to_json(), "source": location.url(), "manifest_serial": serial, "installed": utc_now()}
+        source = {**entry.to_json(), "source": location.url(), "manifest_serial": manifest.serial,
+                  "manifest_sha256": manifest.digest, "installed": utc_now()}
         install_version(store, stage, entry.version, source)
 
 
@@ -429,15 +462,28 @@ def check_serial(manifest: Manifest, state: SyncState, store: Path, options: Syn
     """Refuse a manifest older than one this device already accepted from its channel,
     as TUF does with its metadata versions: within its expiry, an old signed manifest
     (replayed by the store or a man in the middle) would otherwise hold the device on
-    its current model. The same serial again is the same manifest. Remembers the
-    newest; --allow-downgrade (a channel recreated, its numbering restarted) resets it.
-    With no record in the state (it was lost), the current model's own record counts."""
-    had = state.serials[manifest.channel] if manifest.channel in state.serials \
-        else recorded_number(store, manifest.channel, "manifest_serial")
-    if manifest.serial < had and not options.allow_downgrade:
-        raise SyncError(f"manifest #{manifest.serial} is older than #{had}, which this device already had from "
-                        f"{manifest.channel}: a replayed or rolled-back manifest (--allow-downgrade accepts it)")
-    state.serials[manifest.channel] = manifest.serial if options.allow_downgrade else max(had, manifest.serial)
+    its current model. The same serial again must be the same manifest (its signed
+    body's sha256): a publisher who changes a manifest raises its serial, so the same
+    number with other models is a forgery or a bug, and would downgrade the device
+    past its floor. Remembers the newest; --allow-downgrade (a channel recreated, its
+    numbering restarted) resets it. With no record in the state (it was lost), the
+    current model's own record counts."""
+    channel = manifest.channel
+    if channel in state.serials:
+        had, body = state.serials[channel], state.bodies.get(channel)
+    else:
+        had = recorded_number(store, channel, "manifest_serial")
+        body = recorded(store, channel, "manifest_sha256") if had else None
+    if not options.allow_downgrade:
+        if manifest.serial < had:
+            raise SyncError(f"manifest #{manifest.serial} is older than #{had}, which this device already had "
+                            f"from {channel}: a replayed or rolled-back manifest (--allow-downgrade accepts it)")
+        if manifest.serial == had and body and body != manifest.digest:
+            raise SyncError(f"manifest #{manifest.serial} differs from the #{had} this device already had from "
+                            f"{channel}: a changed manifest must have a new serial (--allow-downgrade accepts it)")
+    if options.allow_downgrade or manifest.serial >= had:
+        state.serials[channel], state.bodies[channel] = manifest.serial, manifest.digest
+    state.clock_floor = max(state.clock_floor, manifest.signed_at)
 
 
 def sync_once(settings: SyncConfig, store: Path, state: SyncState, options: SyncOptions) -> str:
@@ -456,10 +502,10 @@ def sync_once(settings: SyncConfig, store: Path, state: SyncState, options: Sync
     # changed since, nor when a flag would now decide differently, nor once that
     # manifest expired (a store answering 304 for ever must not freeze the device).
     reuse = state.generation == generation and not (options.force or options.allow_downgrade) \
-        and time.time() < state.expires
+        and trusted_now(state) < state.expires
     etag = state.etag if reuse else None
     deadline = Deadline(settings.download_deadline)
-    fetched = fetch_manifest(client, location, public_key, etag, deadline)
+    fetched = fetch_manifest(client, location, public_key, etag, deadline, trusted_now(state))
     if fetched is None:
         installed = current_version(store)
         return f"up to date: manifest unchanged, {f'model {installed}' if installed else 'the shipped model'}"
@@ -470,21 +516,21 @@ def sync_once(settings: SyncConfig, store: Path, state: SyncState, options: Sync
         message = reason
     else:
         before = current_version(store) or "the shipped model"
-        install(client, location, entry, manifest.serial, store, state, deadline, options)
+        install(client, location, entry, manifest, store, state, deadline, options)
         signal_daemon()
         message = f"installed model {entry.version} (was {before})"
     state.etag, state.generation, state.expires = new_etag, model_generation(store) or "", manifest.expires_at
     return message
 
 
-def install(client, location: S3Location, entry: ModelEntry, serial: int, store: Path, state: SyncState,
-            deadline: Deadline, options: SyncOptions) -> None:
+def install(client, location: S3Location, entry: ModelEntry, manifest: Manifest, store: Path,
+            state: SyncState, deadline: Deadline, options: SyncOptions) -> None:
     """:func:`install_entry`, and what the state learns from it: a rejected model is
     remembered; an installed one raises the channel's floor to its seq (or, with
     --allow-downgrade, lowers it there: the operator said so) and is no longer
     rolled back."""
     try:
-        install_entry(client, location, entry, serial, store, deadline, options)
+        install_entry(client, location, entry, manifest, store, deadline, options)
     except ModelRejected as exc:
         state.rejected[exc.content] = exc.problem
         state.rejected = dict(list(state.rejected.items())[-REMEMBERED:])
@@ -513,9 +559,9 @@ def run_sync(settings: SyncConfig, store: Path, options: SyncOptions) -> int:
             print(f"facecue sync: skipped: {state.failures} failed runs in a row, next try after {when} "
                   f"(last: {state.last_error}; --force tries now)")
             return 0
+        state.save(state_file)  # proves it can be saved before anything in the store changes
         try:
-            check_links(store)  # before prune, which keeps only what the links name
-            prune(store)
+            prune(store)  # refuses a store with links in it before deleting anything
             message = sync_once(settings, store, state, options)
         except (SyncError, ManifestError, ModelError, StoreError, OSError) as exc:
             state.failures += 1
@@ -534,8 +580,10 @@ def run_rollback(settings: SyncConfig, store: Path) -> int:
     state_file = Path(settings.state_dir) / STATE_FILE
     state_file.parent.mkdir(parents=True, exist_ok=True)
     with store_lock(store):
-        was, now = rollback(store)
         state = SyncState.load(state_file)
+        state.save(state_file)  # as in run_sync: the rollback is remembered, or it does not happen
+        prune(store)  # a swap a cut left half done is finished first
+        was, now = rollback(store)
         kept = [v for v in state.rolled_back if v not in (was, now)]
         state.rolled_back = (kept + [was] if was else kept)[-REMEMBERED:]
         state.save(state_file)
