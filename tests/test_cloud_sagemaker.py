@@ -66,7 +66,7 @@ def test_every_training_setting_is_forwarded():
     flags = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz")
     assert set(flags) == {"arch", "epochs", "batch", "lr", "momentum", "weight-decay", "warmup-epochs",
                           "label-smoothing", "class-weight", "dropout", "erase-prob", "cutmix", "limit",
-                          "seed", "threads", "keep-from", "train", "valid", "run"}
+                          "seed", "threads", "keep-from", "train", "valid", "run", "original-share"}
     warm = train_arguments(TrainConfig(), "s3://b/t.npz", "s3://b/v.npz", "s3://b/code/warm/ab12/w.weights.h5")
     assert set(warm) - set(flags) == {"init-weights"}
 
@@ -79,6 +79,18 @@ def test_a_render_of_reframed_faces_arrives_as_its_own_channel():
     args = parse_args(container_argv(request["HyperParameters"]))
     assert (args.reframed, args.reframed_share) == (["/opt/ml/input/data/reframed/train.npz"], 0.6)
     assert "reframed" not in build_request(spec())["HyperParameters"]
+
+
+def test_fer_plus_votes_arrive_as_their_own_channels():
+    votes, valid_votes = "s3://facecue-ml/data/ferplus/train.npz", "s3://facecue-ml/data/ferplus/valid.npz"
+    request = build_request(spec(config=TrainConfig(arch="vgg_elu-base", votes=votes, valid_votes=valid_votes,
+                                                    original_share=0.25)))
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    assert (channels["votes"], channels["validvotes"]) == (votes, valid_votes)
+    args = parse_args(container_argv(request["HyperParameters"]))
+    assert (args.votes, args.valid_votes, args.original_share) == (
+        "/opt/ml/input/data/votes/train.npz", "/opt/ml/input/data/validvotes/valid.npz", 0.25)
+    assert "votes" not in build_request(spec())["HyperParameters"]
 
 
 @pytest.mark.parametrize("reframed,share,message", [

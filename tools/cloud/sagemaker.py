@@ -113,8 +113,10 @@ def channel_prefix(s3_url: str) -> str:
 
 
 # TrainConfig fields that are not passed through as they stand: the data files, a warm
-# start's weights and the re-framed faces (with their share) arrive as channels.
-NOT_FORWARDED = ("train", "valid", "init_weights", "reframed", "reframed_share")
+# start's weights, the re-framed faces (with their share) and the FER+ votes arrive as channels.
+NOT_FORWARDED = ("train", "valid", "init_weights", "reframed", "reframed_share", "votes", "valid_votes")
+# The FER+ votes files of a launch's ``config`` (s3:// URLs) and the channel each arrives in.
+VOTE_CHANNELS = (("votes", "votes"), ("valid_votes", "validvotes"))
 
 
 def train_arguments(config: TrainConfig, train_url: str, valid_url: str, init_url: str = "") -> dict[str, object]:
@@ -129,6 +131,9 @@ def train_arguments(config: TrainConfig, train_url: str, valid_url: str, init_ur
     if config.reframed:
         flags.update({"reframed": channel_path("reframed", config.reframed[0]),
                       "reframed-share": config.reframed_share})
+    for field, channel in VOTE_CHANNELS:
+        if getattr(config, field):
+            flags[field.replace("_", "-")] = channel_path(channel, getattr(config, field))
     return flags
 
 
@@ -179,6 +184,8 @@ def build_request(spec: JobSpec) -> dict:
         sources.append(("init", channel_prefix(spec.init_weights)))
     if spec.config.reframed:
         sources.append(("reframed", spec.config.reframed[0]))
+    sources += [(channel, getattr(spec.config, field)) for field, channel in VOTE_CHANNELS
+                if getattr(spec.config, field)]
     channels = [{"ChannelName": name, "InputMode": "File", "DataSource": {"S3DataSource": {
         "S3DataType": "S3Prefix", "S3Uri": url, "S3DataDistributionType": "FullyReplicated"}}}
         for name, url in sources]
@@ -284,7 +291,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
     region, sagemaker, s3 = _clients(args)
     config = dataclasses.replace(TrainConfig.from_args(args, skip=NOT_FORWARDED),
                                  reframed=(args.reframed,) if args.reframed else (),
-                                 reframed_share=args.reframed_share)
+                                 reframed_share=args.reframed_share, votes=args.votes or "",
+                                 valid_votes=args.valid_votes or "")
     spec = JobSpec(job_name=args.job_name, role_arn=args.role_arn, region=region, train=args.train,
                    valid=args.valid, output=args.output, source="", config=config,
                    instance_type=args.instance_type, tf_version=args.tf_version, py_version=args.py_version)
@@ -318,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="training faces re-framed by tools.data.align_faces (one render), uploaded beforehand")
     launch_p.add_argument("--reframed-share", type=float, default=defaults.reframed_share,
                           help="share of each batch taken from --reframed")
+    launch_p.add_argument("--votes", metavar="s3://.../ferplus/train.npz",
+                          help="FER+ votes for the --train rows, uploaded beforehand: train on vote shares")
+    launch_p.add_argument("--valid-votes", metavar="s3://.../ferplus/valid.npz",
+                          help="FER+ votes for the --valid rows: pick the best epoch by their majority")
     for f in dataclasses.fields(TrainConfig):
         if f.name in NOT_FORWARDED:
             continue
