@@ -1,4 +1,4 @@
-"""The ``facecue`` command: run, doctor, say, eval, sync, bench, config.
+"""The ``facecue`` command: run, doctor, say, config, sync, and what other packages register.
 
 Every failure a person can cause (bad config, missing camera, broken model)
 ends in one line on stderr and a non-zero exit, never a traceback.
@@ -102,12 +102,21 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-# Subcommands whose code lives in tools/ (some need extras); they parse their own options.
-DELEGATES = {
-    "eval": ("tools.eval.evaluate", "accuracy of a model on an npz data set"),
-    "sync": ("tools.cloud.sync", "fetch, verify and install a newer model"),
-    "bench": ("tools.bench.run", "speed/accuracy table beside the DeepLens study"),
-}
+COMMANDS_GROUP = "facecue.commands"
+# Commands that parse their own options: name -> (module with main(argv), summary).
+DELEGATES = {"sync": ("device.sync", "fetch, verify and install a newer model")}
+
+
+def delegates() -> dict[str, tuple[str, str]]:
+    """:data:`DELEGATES` and those other installed packages add (the model maker's eval
+    and bench, from ``tools``): each entry point of :data:`COMMANDS_GROUP` is such a
+    mapping. The device lists them without importing them, and never names their package."""
+    from importlib.metadata import entry_points
+
+    commands = dict(DELEGATES)
+    for point in entry_points(group=COMMANDS_GROUP):
+        commands.update(point.load())
+    return commands
 
 
 def _add_command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
@@ -164,7 +173,8 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     config.set_defaults(func=cmd_config)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(delegated: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
+    """The device's own commands, and the ``delegated`` ones (see :func:`delegates`)."""
     p = Parser(prog="facecue", description="Speaks the facial expression in front of you.")
     p.add_argument("--version", action="version", version=f"facecue {__version__}",
                    help="print the version and exit")
@@ -176,18 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=cmd_doctor)
     _add_say(sub)
     _add_config(sub)
-    for name, (_, text) in DELEGATES.items():
+    for name, (_, text) in delegated.items():
         sub.add_parser(name, help=text + f" (facecue {name} --help)", add_help=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in DELEGATES:
+    delegated = delegates()
+    if argv and argv[0] in delegated:
         import importlib
 
-        return importlib.import_module(DELEGATES[argv[0]][0]).main(argv[1:]) or 0
-    args = build_parser().parse_args(argv)
+        return importlib.import_module(delegated[argv[0]][0]).main(argv[1:]) or 0
+    args = build_parser(delegated).parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from audio.phrases import EXPRESSIONS, PHRASES
+from audio.phrases import PHRASES
+from core.labels import EXPRESSIONS
 from device.reading import Refused, read_regular
 
 log = logging.getLogger("facecue")

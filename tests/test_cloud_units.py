@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_systemd_unit import ANALYZE, exposure, needs_analyze, unit_settings
 
+from device import sync
 from device.config import DEFAULT_CONFIG_PATH, ModelConfig, SyncConfig
-from tools.cloud import sync
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "systemd" / "facecue-sync.service"

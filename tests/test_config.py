@@ -98,7 +98,7 @@ def test_the_readme_lists_the_config_as_print_default_gives_it():
 ])
 def test_config_check_and_sync_refuse_a_bad_sync_value_with_the_same_line(tmp_path, text, message, capsys):
     pytest.importorskip("botocore")
-    from tools.cloud import sync
+    from device import sync
 
     path = tmp_path / "config.toml"
     path.write_text(text)
@@ -128,7 +128,7 @@ def test_the_old_sync_toml_goes_through_the_same_validator(tmp_path, caplog):
 
 def test_an_old_device_falls_back_to_sync_toml_with_one_warning(tmp_path, monkeypatch, capsys):
     pytest.importorskip("botocore")
-    from tools.cloud import sync
+    from device import sync
 
     legacy = write_legacy(tmp_path, f'source = "s3://b/fleet"\nstate_dir = "{tmp_path / "state"}"\n')
     monkeypatch.setattr(sync, "LEGACY_SYNC_PATH", legacy)

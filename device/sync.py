@@ -50,6 +50,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.files import write_atomic
 from device import __version__
 from device.argparser import ERROR_PREFIX, Parser
 from device.classify import ModelError
@@ -62,24 +63,7 @@ from device.config import (
     load_legacy_sync,
     with_overrides,
 )
-from device.files import write_atomic
-from device.model_store import (
-    METADATA_FILE,
-    MODEL_FILE,
-    StoreError,
-    current_version,
-    install_version,
-    model_generation,
-    prune,
-    rollback,
-    servable_problem,
-    staging_dir,
-    store_lock,
-    verify_model_isolated,
-    version_source,
-)
-from device.reading import Refused, loads_json, read_regular
-from tools.cloud.manifest import (
+from device.manifest import (
     EARLIEST_CLOCK,
     MANIFEST_KEY,
     MAX_MANIFEST_BYTES,
@@ -96,6 +80,22 @@ from tools.cloud.manifest import (
     s3_error_message,
     utc_now,
 )
+from device.model_store import (
+    METADATA_FILE,
+    MODEL_FILE,
+    StoreError,
+    current_version,
+    install_version,
+    model_generation,
+    prune,
+    rollback,
+    servable_problem,
+    staging_dir,
+    store_lock,
+    verify_model_isolated,
+    version_source,
+)
+from device.reading import Refused, loads_json, read_regular
 
 STATE_FILE = "state.json"
 MAX_STATE_BYTES = 1 << 20  # twenty remembered rejections and a few channels: a few KB
