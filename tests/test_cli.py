@@ -192,7 +192,7 @@ def deep_model(folder: Path) -> str:
 
 def sync_config(folder: Path, extra: str = "") -> str:
     """A config with a sync source, its state and store in ``folder``."""
-    return write_bytes(folder / "sync.toml", f'[model]\nstore = "{folder}/store"\n[sync]\nsource = "s3://bucket/prefix"\n'
+    return write_bytes(folder / "config.toml", f'[model]\nstore = "{folder}/store"\n[sync]\nsource = "s3://bucket/prefix"\n'
                                              f'state_dir = "{folder}/state"\n{extra}'.encode())
 
 
@@ -206,10 +206,11 @@ def sync_config(folder: Path, extra: str = "") -> str:
      "config file {d}/latin1.toml is not UTF-8 text (byte 24): not a TOML file"),
     (lambda d: ["config", "--check", write_bytes(d / "deep.toml", b"a = " + b"[" * 5000)], 2,
      "config file {d}/deep.toml is not valid TOML: nested too deeply"),
-    (lambda d: ["sync", "--settings", write_bytes(d / "sync.toml", b"max_attempts = -5\n")], 1,
-     "{d}/sync.toml: max_attempts must be a positive number, got -5"),
-    (lambda d: ["sync", "--settings", write_bytes(d / "sync.toml", bytes(range(256)))], 1,
-     "settings file {d}/sync.toml is not UTF-8 text (byte 128): not a TOML file"),
+    # flags go through the config's own validator, in every command
+    (lambda d: ["say", "happy", "--language", "fr", "--config", write_bytes(d / "c.toml", b"")], 2,
+     "[audio] language must be one of en, id, got 'fr'"),
+    (lambda d: ["run", "--language", "fr", "--config", write_bytes(d / "c.toml", b"")], 2,
+     "[audio] language must be one of en, id, got 'fr'"),
     # what only the run or the sync used to find, or never finished reading (issue 36)
     (lambda d: ["config", "--check", "/dev/zero"], 2, "config file /dev/zero is not a regular file"),
     (lambda d: ["config", "--check", link(d / "zero.toml", "/dev/zero")], 2,

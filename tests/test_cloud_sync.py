@@ -199,8 +199,8 @@ def test_settings_errors_are_one_line(fleet, tmp_path):
     assert fleet.sync().err == (f"facecue: error: {fleet.config}: [sync] read_timeout must be a finite float, "
                                 "got 'soon'\n")
     fleet.config.write_text("")
-    missing = fleet.sync("--settings", str(tmp_path / "nope.toml"))
-    assert missing.err == f"facecue: error: settings file {tmp_path / 'nope.toml'} not found\n"
+    missing = fleet.sync("--config", str(tmp_path / "nope.toml"))
+    assert missing.err == f"facecue: error: config file {tmp_path / 'nope.toml'} not found\n"
 
 
 def test_state_file_damage_costs_only_a_refetch(fleet, releases):
