@@ -5,8 +5,7 @@
 # directory (the unit has ProtectHome=yes) and a developer never needs root:
 #   ./install.sh               device: a non-editable install in /opt/facecue/venv,
 #                              `facecue` on the PATH, the `facecue` and `facecue-sync`
-#                              users, the config in /etc/facecue (an old sync.toml moved
-#                              under its [sync]) and the systemd
+#                              users, the config in /etc/facecue and the systemd
 #                              units (adapted to an old systemd), enabled.
 #   ./install.sh --no-service  laptop/container/CI: an editable install in ./.venv.
 # Both install the apt packages that are missing. Running it again only does
@@ -26,10 +25,9 @@ readonly SERVICE_VENV=$PREFIX/venv
 readonly DEV_VENV=$REPO/.venv
 readonly CONFIG_DIR=/etc/facecue
 readonly CONFIG=$CONFIG_DIR/config.toml
-readonly LEGACY_SYNC=$CONFIG_DIR/sync.toml  # facecue sync's settings before [sync] in $CONFIG: moved there
 readonly STATE_DIR=/var/lib/facecue
 readonly MODEL_DIR=$STATE_DIR/models      # device.config's [model] store
-readonly SYNC_STATE_DIR=$STATE_DIR/sync   # tools.cloud.sync's state_dir
+readonly SYNC_STATE_DIR=$STATE_DIR/sync   # device.sync's state_dir
 readonly AWS_FILES=("$CONFIG_DIR/aws-credentials" "$CONFIG_DIR/aws-config")
 readonly SYNC_ENV=$CONFIG_DIR/sync.env    # read by systemd itself (root), never by the service
 readonly UNIT_DIR=/etc/systemd/system
@@ -72,8 +70,7 @@ Sets up facecue from this checkout.
                    (groups ${DEVICE_GROUPS[*]}, where they exist) and the
                    '$SYNC_USER' user (the only one that writes $MODEL_DIR
                    and reads the AWS credentials), $STATE_DIR, a default
-                   $CONFIG if there is none (the keys of an old
-                   $LEGACY_SYNC moved under its [sync]), and the systemd units
+                   $CONFIG if there is none, and the systemd units
                    ($MAIN_UNIT, plus ${SYNC_UNITS[*]} when present; settings
                    this systemd is too old for are left out), enabled and
                    started. Needs root (uses sudo when not root).
@@ -459,46 +456,6 @@ ensure_config() {
     rm -f "$draft"
 }
 
-# migrate_sync_settings: move the keys of an old sync.toml under [sync] in the config,
-# once (the old file stays as sync.toml.moved); facecue sync reads sync.toml until
-# then. Comments and other sections of the config are kept; a result that would not
-# mean exactly the old settings is not written, and says so.
-migrate_sync_settings() {
-    [[ -e $LEGACY_SYNC ]] || return 0
-    step "sync settings $LEGACY_SYNC -> [sync] in $CONFIG"
-    if ((DRY_RUN)); then
-        note "would move its keys under [sync] in $CONFIG and rename it $LEGACY_SYNC.moved"
-        return
-    fi
-    local draft rc=0
-    draft=$(mktemp)
-    "$SERVICE_VENV/bin/python" - "$CONFIG" "$LEGACY_SYNC" >"$draft" <<'PY' || rc=$?
-import sys
-from pathlib import Path
-
-from device.config import ConfigError, with_legacy_sync
-
-try:
-    merged = with_legacy_sync(Path(sys.argv[1]), Path(sys.argv[2]))
-except ConfigError as exc:
-    print(f"install.sh: warning: {exc}; facecue sync keeps reading {sys.argv[2]}", file=sys.stderr)
-    sys.exit(2)
-if merged is None:
-    sys.exit(3)
-sys.stdout.write(merged)
-PY
-    case $rc in
-        0) as_root install -m 0640 -o root -g "$SERVICE_USER" "$draft" "$CONFIG.new"
-           as_root mv -f "$CONFIG.new" "$CONFIG"
-           as_root mv -f "$LEGACY_SYNC" "$LEGACY_SYNC.moved"
-           note "moved; the old file is kept as $LEGACY_SYNC.moved (delete it when you like)" ;;
-        2) ;;  # its one warning line is out
-        3) warn "$LEGACY_SYNC is not read: [sync] in $CONFIG sets the source; delete it" ;;
-        *) warn "could not move $LEGACY_SYNC (see above); facecue sync keeps reading it" ;;
-    esac
-    rm -f "$draft"
-}
-
 systemd_version() { systemctl --version | awk 'NR == 1 { print $2 + 0 }'; }
 
 # adapt_unit FILE VERSION: FILE as systemd VERSION understands it. Settings it does not
@@ -587,7 +544,6 @@ install_service() {
     pip_install as_root "$SERVICE_VENV" "$(source_stamp "$SOURCE_COPY" .)" "$(with_extras "$SOURCE_COPY")"
     ensure_command_link
     ensure_config
-    migrate_sync_settings
 
     local version
     version=$(systemd_version)

@@ -8,7 +8,8 @@ language.
 """
 from __future__ import annotations
 
-EXPRESSIONS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+from core.labels import EXPRESSIONS
+
 EVENTS = ("noface", "muted", "unmuted", "camera_error", "model_updated", "error")
 DIGITS = tuple(str(d) for d in range(10))
 STATUS_WORDS = ("model", "version", "point", "camera", "ok", "not_working", "no") + DIGITS

@@ -21,7 +21,7 @@ import numpy as np
 
 from audio.player import AudioUnavailable, Gain, GainControls
 from audio.sound import SAMPLE_RATE, Sound
-from device.quiet import native_stderr_to_debug
+from core.quiet import native_stderr_to_debug
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from audio.player import AudioUnavailable, Gain, GainControls
 from audio.sound import SAMPLE_RATE, Sound
-from device.files import move_into_place, temp_beside
+from core.files import move_into_place, temp_beside
 
 log = logging.getLogger(__name__)
 

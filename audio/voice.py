@@ -15,9 +15,10 @@ from audio.compose import compose, wording
 from audio.dsp import resample
 from audio.earcons import earcon, face_earcon
 from audio.espeak import ESPEAK, SpeechUnavailable, speak
-from audio.phrases import CLIP_KEYS, EVENTS, EXPRESSIONS, HEDGE, PHRASES
+from audio.phrases import CLIP_KEYS, EVENTS, HEDGE, PHRASES
 from audio.sound import SAMPLE_RATE, Sound, with_volume
 from audio.wavfile import read_wav
+from core.labels import EXPRESSIONS
 
 log = logging.getLogger(__name__)
 

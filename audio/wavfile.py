@@ -1,4 +1,4 @@
-"""Reading and atomically writing mono 16-bit WAV files (atomically: see :mod:`device.files`)."""
+"""Reading and atomically writing mono 16-bit WAV files (atomically: see :mod:`core.files`)."""
 from __future__ import annotations
 
 import io
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from audio.sound import Sound
-from device.files import write_atomic
+from core.files import write_atomic
 
 
 def read_wav(path: Path) -> Sound:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from device.frames import FaceBox
+from core.frames import FaceBox
 
-# Where the five landmarks (device.frames.LANDMARKS order) sit in a FER2013 crop, as
+# Where the five landmarks (core.frames.LANDMARKS order) sit in a FER2013 crop, as
 # fractions of its side: the median of YuNet's points on 2,443 upscaled training faces,
 # made left-right symmetric so that a face and its mirror image align alike.
 FER_TEMPLATE: tuple[tuple[float, float], ...] = (

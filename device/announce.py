@@ -1,6 +1,6 @@
 """From announcements and button answers to what the wearer hears and feels.
 
-The loop hands :class:`Announcer` plain :class:`~device.frames.Announcement`
+The loop hands :class:`Announcer` plain :class:`~core.frames.Announcement`
 records; this module owns the voice, the player (earphone or ``--audio-out``
 file) and the optional vibration motor. A missing sound card, GPIO chip or
 motor is logged once and the rest keeps working: the log still says
@@ -18,8 +18,8 @@ from audio.player import Player
 from audio.remote import ChildPlayer
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
+from core.frames import Announcement
 from device.config import AudioConfig, Config
-from device.frames import Announcement
 from device.gpio import GpioUnavailable
 from device.haptics import Haptics, pattern_for
 from device.people import PersonCue, cue_keys, cue_text

@@ -1,7 +1,8 @@
 """facecue's one error prefix and the argparse parser that uses it.
 
-Its own module so that the tools run as ``facecue`` subcommands (eval, sync,
-bench) share them without importing ``device.cli``, which dispatches to them.
+Its own module so that the subcommands that parse their own options (``sync``,
+and the model maker's ``eval`` and ``bench``) share them without importing
+``device.cli``, which dispatches to them.
 """
 from __future__ import annotations
 

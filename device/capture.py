@@ -1,6 +1,6 @@
 """Frame sources: Pi camera, OpenCV camera, video file, or a folder of images.
 
-All of them yield :class:`~device.frames.Frame` with a time ``t`` in seconds.
+All of them yield :class:`~core.frames.Frame` with a time ``t`` in seconds.
 Live cameras stamp frames with the monotonic clock; files carry their own
 timestamps, so a recorded video runs as fast as the machine allows and gives
 the same announcements on every run (the frame reader can pace it instead).
@@ -17,7 +17,7 @@ from typing import BinaryIO, Protocol
 import cv2
 import numpy as np
 
-from device.frames import Frame
+from core.frames import Frame
 
 # OpenCV's own warnings ("can't open camera by index") duplicate our one-line errors.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)

@@ -16,9 +16,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from device.frames import LANDMARKS, FaceBox, Prediction
+from core.frames import LANDMARKS, FaceBox, Prediction
+from core.quiet import native_stderr_to_debug
 from device.preprocess import CROPS, PIXEL_SCALE, preprocess_face
-from device.quiet import native_stderr_to_debug
 from device.reading import Refused, loads_json, read_regular
 
 REQUIRED_KEYS = ("version", "labels", "sha256", "input", "preprocessing")

@@ -1,4 +1,4 @@
-"""The ``facecue`` command: run, doctor, say, eval, sync, bench, config.
+"""The ``facecue`` command: run, doctor, say, config, sync, and what other packages register.
 
 Every failure a person can cause (bad config, missing camera, broken model)
 ends in one line on stderr and a non-zero exit, never a traceback.
@@ -6,7 +6,6 @@ ends in one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 from device import __version__
 from device.argparser import ERROR_PREFIX, Parser
-from device.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load, render_default
+from device.config import DEFAULT_CONFIG_PATH, ConfigError, load, render_default, with_overrides
 
 
 def setup_logging(level: str) -> None:
@@ -24,22 +23,9 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(stream=sys.stdout, level=level.upper(), format=fmt, force=True)
 
 
-def _with_overrides(cfg: Config, args: argparse.Namespace) -> Config:
-    """Apply command-line overrides on top of the config file."""
-    camera, model, audio = cfg.camera, cfg.model, cfg.audio
-    if args.source:
-        camera = dataclasses.replace(camera, source=args.source)
-    if args.realtime:
-        camera = dataclasses.replace(camera, realtime=True)
-    if args.model:
-        model = dataclasses.replace(model, path=str(args.model))
-    if args.mode:
-        audio = dataclasses.replace(audio, mode=args.mode)
-    if args.language:
-        audio = dataclasses.replace(audio, language=args.language)
-    if args.muted:
-        audio = dataclasses.replace(audio, muted=True)
-    return dataclasses.replace(cfg, camera=camera, model=model, audio=audio)
+def _voice_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """``--mode`` and ``--language`` as ``[audio]`` overrides (None: not given)."""
+    return {"mode": args.mode, "language": args.language}
 
 
 def _audio_out(path: Path | None) -> Path | None:
@@ -68,7 +54,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from device.loop import Daemon, RunOptions
     from device.presses import press_buttons
 
-    cfg = _with_overrides(load(args.config), args)
+    # store_true flags: None unless given, so that they never switch the file's true off
+    cfg = with_overrides(load(args.config), {
+        "camera": {"source": args.source, "realtime": args.realtime or None},
+        "model": {"path": None if args.model is None else str(args.model)},
+        "audio": {**_voice_overrides(args), "muted": args.muted or None}})
     setup_logging(args.log_level or cfg.log.level)
     under_systemd = "NOTIFY_SOCKET" in os.environ
     options = RunOptions(retry_forever=args.retry or under_systemd)
@@ -87,10 +77,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_say(args: argparse.Namespace) -> int:
     from device.announce import say
 
-    cfg = load(args.config)
-    audio = dataclasses.replace(cfg.audio, **{k: v for k, v in
-                                              (("mode", args.mode), ("language", args.language)) if v})
-    return say(dataclasses.replace(cfg, audio=audio), args.label, _audio_out(args.audio_out))
+    cfg = with_overrides(load(args.config), {"audio": _voice_overrides(args)})
+    return say(cfg, args.label, _audio_out(args.audio_out))
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -102,12 +90,21 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-# Subcommands whose code lives in tools/ (some need extras); they parse their own options.
-DELEGATES = {
-    "eval": ("tools.eval.evaluate", "accuracy of a model on an npz data set"),
-    "sync": ("tools.cloud.sync", "fetch, verify and install a newer model"),
-    "bench": ("tools.bench.run", "speed/accuracy table beside the DeepLens study"),
-}
+COMMANDS_GROUP = "facecue.commands"
+# Commands that parse their own options: name -> (module with main(argv), summary).
+DELEGATES = {"sync": ("device.sync", "fetch, verify and install a newer model")}
+
+
+def delegates() -> dict[str, tuple[str, str]]:
+    """:data:`DELEGATES` and those other installed packages add (the model maker's eval
+    and bench, from ``tools``): each entry point of :data:`COMMANDS_GROUP` is such a
+    mapping. The device lists them without importing them, and never names their package."""
+    from importlib.metadata import entry_points
+
+    commands = dict(DELEGATES)
+    for point in entry_points(group=COMMANDS_GROUP):
+        commands.update(point.load())
+    return commands
 
 
 def _add_command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
@@ -164,7 +161,8 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     config.set_defaults(func=cmd_config)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(delegated: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
+    """The device's own commands, and the ``delegated`` ones (see :func:`delegates`)."""
     p = Parser(prog="facecue", description="Speaks the facial expression in front of you.")
     p.add_argument("--version", action="version", version=f"facecue {__version__}",
                    help="print the version and exit")
@@ -176,18 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=cmd_doctor)
     _add_say(sub)
     _add_config(sub)
-    for name, (_, text) in DELEGATES.items():
+    for name, (_, text) in delegated.items():
         sub.add_parser(name, help=text + f" (facecue {name} --help)", add_help=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in DELEGATES:
+    delegated = delegates()
+    if argv and argv[0] in delegated:
         import importlib
 
-        return importlib.import_module(DELEGATES[argv[0]][0]).main(argv[1:]) or 0
-    args = build_parser().parse_args(argv)
+        return importlib.import_module(delegated[argv[0]][0]).main(argv[1:]) or 0
+    args = build_parser(delegated).parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -9,23 +9,17 @@ file that ``install.sh`` writes is rendered from them
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from audio.phrases import EXPRESSIONS, PHRASES
+from audio.phrases import PHRASES
+from core.labels import EXPRESSIONS
 from device.reading import Refused, read_regular
 
-log = logging.getLogger("facecue")
-
 DEFAULT_CONFIG_PATH = Path("/etc/facecue/config.toml")
-# Where `facecue sync` kept its settings before they became config.toml's [sync]:
-# still read on a device that has it and no [sync] source (install.sh moves it).
-LEGACY_SYNC_PATH = Path("/etc/facecue/sync.toml")
 MAX_CONFIG_BYTES = 1 << 20  # the default file is 4 KB
 
 
@@ -225,22 +219,11 @@ def _check_value(label: str, f: dataclasses.Field, hint: Any, value: Any) -> Any
     return value
 
 
-# Keys that were once valid: install.sh wrote every key into the config, so a
-# device upgraded past their removal still has them. Ignored with a warning, not
-# refused: refusing would stop an upgraded device from starting.
-RETIRED = {("detect", "margin"): "the crop margin now comes from the model's JSON",
-           ("sync", "model_dir"): "sync installs into [model] store, the folder the daemon reads"}
-
-
-def _section(name: str, cls: type, data: Any, label: str | None = None) -> Any:
-    """``data`` checked key by key into ``cls``; errors name each key as ``label`` +
-    key (default ``[name] ``; the old sync.toml, whose keys are top-level, passes "")."""
-    label = f"[{name}] " if label is None else label
+def _section(name: str, cls: type, data: Any) -> Any:
+    """``data`` checked key by key into ``cls``; errors name each key as ``[name] key``."""
+    label = f"[{name}] "
     if not isinstance(data, dict):
         raise ConfigError(f"[{name}] must be a table")
-    for key in [k for k in data if (name, k) in RETIRED]:
-        log.warning("config: %s%s is no longer used (%s); delete it", label, key, RETIRED[(name, key)])
-        data = {k: v for k, v in data.items() if k != key}
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
@@ -249,11 +232,15 @@ def _section(name: str, cls: type, data: Any, label: str | None = None) -> Any:
     return cls(**{k: _check_value(label, fields[k], hints[k], v) for k, v in data.items()})
 
 
-def with_overrides(values: Any, section: str, overrides: dict[str, Any]) -> Any:
-    """``values`` (one section's dataclass) with ``overrides`` (None: not given)
-    checked by the same validator as the file: a flag is held to the key's rules."""
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return _section(section, type(values), {**dataclasses.asdict(values), **given})
+def with_overrides(cfg: Config, overrides: dict[str, dict[str, Any]]) -> Config:
+    """``cfg`` with command-line ``overrides`` (section: key: value; None: not given),
+    checked by the same validator as the file: a flag is held to its key's rules, and
+    every command (run, say, sync) applies its flags this one way."""
+    sections = {}
+    for name, values in overrides.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        sections[name] = _section(name, type(getattr(cfg, name)), {**dataclasses.asdict(getattr(cfg, name)), **given})
+    return dataclasses.replace(cfg, **sections)
 
 
 def from_dict(data: dict[str, Any]) -> Config:
@@ -265,11 +252,10 @@ def from_dict(data: dict[str, Any]) -> Config:
     return Config(**{name: _section(name, sections[name], value) for name, value in data.items()})
 
 
-def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
-    """The TOML table in ``path``, or one ConfigError line naming the file (as ``what``).
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML table in ``path``, or one ConfigError line naming the file.
 
-    Shared by the daemon's config and ``sync.toml``, so both refuse the same bad
-    files the same way: not a regular file (``/dev/zero``, a pipe), too large,
+    Refused in one line: not a regular file (``/dev/zero``, a pipe), too large,
     unreadable, not UTF-8, not TOML, or nested past what the parser can follow.
     FileNotFoundError passes through: a missing default file means defaults,
     which only the caller knows.
@@ -279,17 +265,17 @@ def read_toml(path: Path, what: str = "config file") -> dict[str, Any]:
     except FileNotFoundError:
         raise
     except Refused as exc:
-        raise ConfigError(f"{what} {exc}") from None
+        raise ConfigError(f"config file {exc}") from None
     except OSError as exc:
-        raise ConfigError(f"{what} {path} unreadable: {exc.strerror}") from None
+        raise ConfigError(f"config file {path} unreadable: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start}): not a TOML file") from None
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): not a TOML file") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"{what} {path} is not valid TOML: nested too deeply") from None
+        raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from None
 
 
 def load(path: Path | None) -> Config:
@@ -306,62 +292,6 @@ def load(path: Path | None) -> Config:
         return from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-
-
-def load_legacy_sync(path: Path, data: dict[str, Any] | None = None) -> SyncConfig:
-    """A ``sync.toml`` of before [sync] (its keys at the top level), checked by the
-    same validator as config.toml's [sync]; errors name the file and the bare key.
-    ``data``: the file already read. FileNotFoundError passes through."""
-    if data is None:
-        data = read_toml(path, "settings file")
-    try:
-        return _section("sync", SyncConfig, data, label="")
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-
-
-_SYNC_HEADER = re.compile(r"\s*\[\s*sync\s*\]\s*(#.*)?")
-_TABLE_HEADER = re.compile(r"\s*\[")
-
-
-def with_legacy_sync(config_path: Path, legacy_path: Path) -> str | None:
-    """What install.sh writes to move ``legacy_path`` (sync.toml) into
-    ``config_path``: the config's text with the old file's keys as its [sync] table
-    (replacing a [sync] table without a source, as install.sh renders by default),
-    comments and the other sections kept. None when [sync] already has a source
-    (the old file is then ignored). ConfigError when either file is wrong, or when
-    the result would not mean exactly the old settings."""
-    if Path(config_path).exists():
-        data = read_toml(config_path)  # a broken config: the same one line as --check
-        text = Path(config_path).read_text(encoding="utf-8")
-    else:
-        data, text = {}, render_default()
-    try:
-        old = from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{config_path}: {exc}") from None
-    if old.sync.source:
-        return None
-    given = read_toml(legacy_path, "settings file")
-    legacy = load_legacy_sync(legacy_path, given)
-    table = ["[sync]", f"# moved here from {legacy_path} by install.sh"]
-    table += [f"{f.name} = {_toml_value(getattr(legacy, f.name))}" for f in dataclasses.fields(SyncConfig)
-              if f.name in given]
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if _SYNC_HEADER.fullmatch(line)), None)
-    if start is None:
-        merged = "\n".join(lines).rstrip("\n") + "\n\n" + "\n".join(table) + "\n"
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if _TABLE_HEADER.match(lines[i])), len(lines))
-        merged = "\n".join(lines[:start] + table + ([""] + lines[end:] if end < len(lines) else [])) + "\n"
-    try:
-        moved = from_dict(tomllib.loads(merged))
-    except (ConfigError, tomllib.TOMLDecodeError):
-        moved = None
-    if moved != dataclasses.replace(old, sync=legacy):
-        raise ConfigError(f"cannot move {legacy_path} into {config_path} by itself (its [sync] is spread out): "
-                          "move the keys under [sync] by hand")
-    return merged
 
 
 def _toml_value(value: Any) -> str:

@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
+from core.frames import Announcement, Prediction
 from device.config import DecideConfig
-from device.frames import Announcement, Prediction
 
 
 class Decider:

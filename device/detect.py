@@ -1,7 +1,7 @@
 """Face detectors: YuNet (learned, with landmarks; the default) and the Haar cascade.
 
 Both answer the same question in the same shape -- every face in an image,
-as :class:`~device.frames.FaceBox` records in that image's pixels -- so the
+as :class:`~core.frames.FaceBox` records in that image's pixels -- so the
 tracker, the benchmark and ``facecue eval --detect`` treat them alike. Each
 runs on a copy of the image shrunk by ``scale`` (where nearly all of the cost
 goes) and maps the boxes back to the sharp original, which the crop uses.
@@ -14,8 +14,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from core.frames import FaceBox
 from device.classify import sha256_file
-from device.frames import FaceBox
 from device.preprocess import to_grey
 from models import MODELS_DIR
 

@@ -24,8 +24,8 @@ import queue
 import threading
 import time
 
+from core.frames import Frame
 from device.capture import CaptureError, FrameSource
-from device.frames import Frame
 
 log = logging.getLogger("facecue")
 

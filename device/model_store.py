@@ -46,7 +46,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from audio.phrases import EXPRESSIONS
+from core.files import fsync_dir, write_atomic
+from core.labels import EXPRESSIONS
 from device.classify import (
     MAX_METADATA_BYTES,
     PROBABILITY_SUM_TOLERANCE,
@@ -55,7 +56,6 @@ from device.classify import (
     read_model_info,
     sha256_file,
 )
-from device.files import fsync_dir, write_atomic
 from device.reading import loads_json, read_regular
 
 MODEL_FILE = "model.tflite"

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from audio.compose import PAUSE
+from core.frames import Announcement, FaceBox
 from device.config import PeopleConfig
 from device.detect import largest
-from device.frames import Announcement, FaceBox
 
 # How far the nose tip stands in front of the eyes, in eye-distances: about 3 cm
 # against 6.3 cm between the pupils of an adult (anthropometric averages, not fitted).

@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from core.frames import Announcement, FaceBox, Frame, Prediction
 from device.classify import Classifier, ModelError
 from device.decide import Decider
-from device.frames import Announcement, FaceBox, Frame, Prediction
 from device.people import FacingWatch
 from device.tracker import FaceTracker
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.frames import FaceBox
 from device.align import FER_TEMPLATE, aligned_face, haar_like_box
-from device.frames import FaceBox
 
 FACE_SIZE = 48
 DEFAULT_MARGIN = 0.1

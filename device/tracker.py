@@ -16,9 +16,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.frames import FaceBox
 from device.config import DetectConfig
 from device.detect import FaceDetector, largest, make_detector
-from device.frames import FaceBox
 
 ROI_MAX = 224  # px: the largest square the tracked face is searched in
 ROI_FACES = 1.5  # the square's side in face-box sides (the box's longer side)

@@ -396,7 +396,7 @@ def crashing_model(src: Path, folder: Path, version: str) -> Path:
 KILL_SWITCH = r'''
 import os, signal, sys
 STEPS = {"rename", "replace", "symlink", "unlink", "rmdir", "mkdir", "fsync"}
-FILES = ("model_store.py", "sync.py", "device/files.py", "shutil.py", "tempfile.py")
+FILES = ("model_store.py", "sync.py", "core/files.py", "shutil.py", "tempfile.py")
 _name, _, _n = os.environ["KILL_AT"].rpartition(":")
 kill_at, seen = int(_n), 0
 def _profile(frame, event, arg):
@@ -472,7 +472,7 @@ class Fleet:
         return ["--config", str(self.config), *extra]
 
     def sync(self, *extra: str) -> Result:
-        from tools.cloud.sync import main
+        from device.sync import main
 
         return run_main(main, self.sync_argv(*extra))
 
@@ -483,7 +483,7 @@ class Fleet:
         """Upload ``doc``, re-signed with the fleet key: a publisher with the key but a bug."""
         import base64
 
-        from tools.cloud.manifest import load_private_key, signed_bytes
+        from device.manifest import load_private_key, signed_bytes
 
         if sign:
             doc["signature"] = base64.b64encode(load_private_key(self.private_key).sign(
@@ -496,7 +496,7 @@ class Fleet:
 
 @pytest.fixture
 def fleet(bucket: Bucket, tmp_path: Path) -> Fleet:
-    from tools.cloud.manifest import generate_keypair
+    from device.manifest import generate_keypair
 
     root = tmp_path / "fleet"
     (root / "device").mkdir(parents=True)

@@ -7,10 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
+from core.frames import FaceBox
 from device.align import FER_TEMPLATE, aligned_face, similarity
 from device.classify import Classifier, ModelError
 from device.detect import YuNetDetector
-from device.frames import FaceBox
 from device.preprocess import preprocess_face
 from tests.photos import place
 
@@ -124,9 +124,9 @@ def test_models_made_for_the_haar_crop_get_a_haar_like_box_from_yunet(astronaut,
 
 
 def test_a_degenerate_face_is_no_face_for_that_frame_not_a_crash(model_path, coffee):
+    from core.frames import Frame
     from device.config import DecideConfig
     from device.decide import Decider
-    from device.frames import Frame
     from device.pipeline import Pipeline
     from device.tracker import FaceTracker
 

@@ -9,8 +9,8 @@ from audio.compose import compose
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
 from audio.wavfile import read_wav
+from core.frames import Announcement
 from device.announce import Announcer
-from device.frames import Announcement
 
 
 def announce_lines(tmp_path, caplog, muted: bool) -> list[str]:

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from audio.phrases import EXPRESSIONS
 from audio.voice import LABELS as SOUNDS
+from core.frames import Announcement, Prediction
+from core.labels import EXPRESSIONS
 from device.config import Config, ConfigError
-from device.frames import Announcement, Prediction
 from tools.eval.announce import (
     SWEEP_GRID,
     AnnounceScore,

@@ -8,8 +8,9 @@ import pytest
 
 from audio.dsp import TARGET_ACTIVE_DB, active_level_db
 from audio.earcons import PATTERNS, SOFT_DB, earcon, face_earcon
-from audio.phrases import EVENTS, EXPRESSIONS
+from audio.phrases import EVENTS
 from audio.sound import Sound
+from core.labels import EXPRESSIONS
 
 FRAME = 320  # 20 ms
 

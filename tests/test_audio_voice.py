@@ -12,10 +12,11 @@ from audio.compose import SENTENCE_GAP, WORD_GAP, compose, status_keys, version_
 from audio.dsp import TARGET_ACTIVE_DB, active_level_db
 from audio.earcons import earcon, face_earcon
 from audio.espeak import SpeechUnavailable, parse_stream_wav, speak
-from audio.phrases import EVENTS, EXPRESSIONS
+from audio.phrases import EVENTS
 from audio.sound import join, silence
 from audio.voice import VoicePack, available_languages
 from audio.wavfile import read_wav
+from core.labels import EXPRESSIONS
 
 STATUS = status_keys("1.2", camera_ok=True)
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from device.frames import FaceBox
+from core.frames import FaceBox
 from tools.bench.detect import main, matches
 from tools.data.scenes import CALTECH_DIR
 

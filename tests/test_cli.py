@@ -8,16 +8,19 @@ from pathlib import Path
 import pytest
 
 from device import config
-from device.cli import build_parser
+from device.cli import COMMANDS_GROUP, DELEGATES, build_parser
+from tools.commands import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def facecue(*args: str, home: Path | None = None) -> subprocess.CompletedProcess:
-    """``facecue ARGS``; with ``home``, ALSA reads that HOME's ``.asoundrc``."""
+def facecue(*args: str, home: Path | None = None, path: Path | None = None) -> subprocess.CompletedProcess:
+    """``facecue ARGS``; with ``home``, ALSA reads that HOME's ``.asoundrc``; ``path`` goes on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALSA_", "XDG_CONFIG"))}
     if home is not None:
         env["HOME"] = str(home)
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(path), env.get("PYTHONPATH"))))
     return subprocess.run([sys.executable, "-m", "device.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env=env)
 
@@ -34,11 +37,26 @@ def alsa_home(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory) -> Path:
+    """A folder whose distribution declares pyproject.toml's own ``facecue.commands`` entry
+    points, as an install of the checkout does (the test's venv may predate them)."""
+    folder = tmp_path_factory.mktemp("site")
+    points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][COMMANDS_GROUP]
+    info = folder / "facecue_commands-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: facecue-commands\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(f"[{COMMANDS_GROUP}]\n" + "".join(f"{k} = {v}\n" for k, v in points.items()))
+    return folder
+
+
 @pytest.mark.parametrize("command, option", [("eval", "--data"), ("sync", "--rollback"), ("bench", "--soak")])
-def test_delegated_subcommands_get_their_own_options(command, option):
-    result = facecue(command, "--help")
+def test_delegated_subcommands_get_their_own_options(command, option, registered):
+    result = facecue(command, "--help", path=registered)
     assert result.returncode == 0, result.stderr
     assert option in result.stdout
+
+    assert f"{command} " in facecue("--help", path=registered).stdout
 
 
 def test_print_default_is_the_validated_default():
@@ -86,7 +104,7 @@ def test_run_keeps_stderr_empty(alsa_home):
 
 
 def test_every_command_and_option_says_what_it_does():
-    parser = build_parser()
+    parser = build_parser({**DELEGATES, **COMMANDS})
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     undocumented = [f"facecue {a.dest}" for a in parser._actions if not a.help]
     undocumented += [f"facecue {c.dest}" for c in sub._choices_actions if not c.help]
@@ -174,7 +192,7 @@ def deep_model(folder: Path) -> str:
 
 def sync_config(folder: Path, extra: str = "") -> str:
     """A config with a sync source, its state and store in ``folder``."""
-    return write_bytes(folder / "sync.toml", f'[model]\nstore = "{folder}/store"\n[sync]\nsource = "s3://bucket/prefix"\n'
+    return write_bytes(folder / "config.toml", f'[model]\nstore = "{folder}/store"\n[sync]\nsource = "s3://bucket/prefix"\n'
                                              f'state_dir = "{folder}/state"\n{extra}'.encode())
 
 
@@ -188,10 +206,11 @@ def sync_config(folder: Path, extra: str = "") -> str:
      "config file {d}/latin1.toml is not UTF-8 text (byte 24): not a TOML file"),
     (lambda d: ["config", "--check", write_bytes(d / "deep.toml", b"a = " + b"[" * 5000)], 2,
      "config file {d}/deep.toml is not valid TOML: nested too deeply"),
-    (lambda d: ["sync", "--settings", write_bytes(d / "sync.toml", b"max_attempts = -5\n")], 1,
-     "{d}/sync.toml: max_attempts must be a positive number, got -5"),
-    (lambda d: ["sync", "--settings", write_bytes(d / "sync.toml", bytes(range(256)))], 1,
-     "settings file {d}/sync.toml is not UTF-8 text (byte 128): not a TOML file"),
+    # flags go through the config's own validator, in every command
+    (lambda d: ["say", "happy", "--language", "fr", "--config", write_bytes(d / "c.toml", b"")], 2,
+     "[audio] language must be one of en, id, got 'fr'"),
+    (lambda d: ["run", "--language", "fr", "--config", write_bytes(d / "c.toml", b"")], 2,
+     "[audio] language must be one of en, id, got 'fr'"),
     # what only the run or the sync used to find, or never finished reading (issue 36)
     (lambda d: ["config", "--check", "/dev/zero"], 2, "config file /dev/zero is not a regular file"),
     (lambda d: ["config", "--check", link(d / "zero.toml", "/dev/zero")], 2,

@@ -108,7 +108,7 @@ def test_publish_refuses_a_model_that_crashes_the_interpreter(fleet, crasher):
 def _sign_crasher_in(fleet, crasher) -> None:
     """Publish 6.6.6 the way a key holder whose pipeline skipped the check would:
     its objects uploaded and listed in the signed manifest."""
-    from tools.cloud.manifest import Manifest, load_private_key, model_keys, open_manifest, sign_manifest
+    from device.manifest import Manifest, load_private_key, model_keys, open_manifest, sign_manifest
 
     private = load_private_key(fleet.private_key)
     current = open_manifest(fleet.bucket.get("manifest.json"), private.public_key(), fleet.bucket.url)
@@ -130,7 +130,7 @@ def test_sync_refuses_it_once_and_does_not_download_it_again(fleet, releases, cr
     assert fleet.publish(releases["1.0.0"]).code == 0 and fleet.sync().code == 0
     _sign_crasher_in(fleet, crasher)
     env = {**client_env(), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    run = subprocess.run([sys.executable, "-m", "tools.cloud.sync", *fleet.sync_argv()], env=env,
+    run = subprocess.run([sys.executable, "-m", "device.sync", *fleet.sync_argv()], env=env,
                          capture_output=True, text=True, timeout=300)
     assert (run.returncode, run.stdout) == (1, ""), run.stderr
     assert run.stderr.splitlines() == [f"facecue: error: refusing model 6.6.6: {CRASHED}"]

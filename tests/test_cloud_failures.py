@@ -227,7 +227,7 @@ def _limit_file_size() -> None:
 def test_disk_full_during_download(serving, fixture_model):
     assert fixture_model.stat().st_size > 200_000
     env = {**client_env(), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
-    run = subprocess.run([sys.executable, "-m", "tools.cloud.sync", *serving.sync_argv()], env=env,
+    run = subprocess.run([sys.executable, "-m", "device.sync", *serving.sync_argv()], env=env,
                          preexec_fn=_limit_file_size, capture_output=True, text=True, timeout=120)
     result = type("Run", (), {"code": run.returncode, "err": run.stderr, "out": run.stdout})
     assert_refused(result, serving, "disk full writing", "of s3://")
@@ -241,7 +241,7 @@ def test_not_enough_space_is_refused_before_downloading(serving, monkeypatch):
     assert_refused(serving.sync(), serving, "not enough space in", "1.0 MB free")
 
 
-SYNC = KILL_SWITCH + "from tools.cloud.sync import main\nsys.exit(main(sys.argv[1:]))\n"
+SYNC = KILL_SWITCH + "from device.sync import main\nsys.exit(main(sys.argv[1:]))\n"
 
 
 @pytest.mark.parametrize("kill_at,survivor", [
@@ -322,7 +322,7 @@ def test_a_trickling_server_cannot_hold_the_sync_past_its_deadline(serving, mark
     env = {**client_env(), "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.monotonic()
     try:
-        run = subprocess.run([sys.executable, "-m", "tools.cloud.sync",
+        run = subprocess.run([sys.executable, "-m", "device.sync",
                               *serving.sync_argv("--endpoint-url", proxy.url)],
                              env=env, capture_output=True, text=True, timeout=90)
     finally:
@@ -376,7 +376,7 @@ def _profile(frame, event, arg):
         shutil.copyfile(other.with_suffix(".json"), stage / "model.json")
         sys.setprofile(None)
 sys.setprofile(_profile)
-from tools.cloud.sync import main
+from device.sync import main
 sys.exit(main(sys.argv[1:]))
 '''
 

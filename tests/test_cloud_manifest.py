@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-from tools.cloud.manifest import (  # noqa: E402
+from device.manifest import (  # noqa: E402
     FORMAT,
     Manifest,
     ManifestError,
@@ -57,7 +57,7 @@ def keys(tmp_path_factory):
 
 def resign(doc: dict, private_key) -> bytes:
     """Sign an arbitrary body the way a (buggy) publisher would."""
-    from tools.cloud.manifest import signed_bytes
+    from device.manifest import signed_bytes
 
     doc["signature"] = base64.b64encode(private_key.sign(signed_bytes(doc["body"]))).decode()
     return json.dumps(doc).encode()

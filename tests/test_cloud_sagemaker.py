@@ -14,7 +14,7 @@ pytest.importorskip("boto3")
 from s3_server import fixture_faces_npz, fixture_run, run_main  # noqa: E402
 
 from device import model_store as ms  # noqa: E402
-from tools.cloud.manifest import S3Location  # noqa: E402
+from device.manifest import S3Location  # noqa: E402
 from tools.cloud.sagemaker import (  # noqa: E402
     MODEL_DIR,
     JobError,

@@ -109,7 +109,7 @@ def test_publish_resumes_after_dying_before_the_manifest(fleet, releases):
 
 
 def test_publish_refuses_a_manifest_it_cannot_verify(fleet, releases, tmp_path):
-    from tools.cloud.manifest import generate_keypair
+    from device.manifest import generate_keypair
     from tools.cloud.publish import main
 
     fleet.publish(releases["1.0.0"])
@@ -178,7 +178,7 @@ def test_failures_back_off_until_forced(fleet, releases):
 
 
 def test_backoff_grows_exponentially_with_jitter_and_survives_clock_jumps():
-    from tools.cloud.sync import SyncState, backoff_delay, backoff_remaining
+    from device.sync import SyncState, backoff_delay, backoff_remaining
 
     assert [backoff_delay(n, 1800, 86400, rng=lambda: 1.0) for n in (1, 2, 3, 6, 7, 20)] == \
         [1800, 3600, 7200, 57600, 86400, 86400]
@@ -199,8 +199,8 @@ def test_settings_errors_are_one_line(fleet, tmp_path):
     assert fleet.sync().err == (f"facecue: error: {fleet.config}: [sync] read_timeout must be a finite float, "
                                 "got 'soon'\n")
     fleet.config.write_text("")
-    missing = fleet.sync("--settings", str(tmp_path / "nope.toml"))
-    assert missing.err == f"facecue: error: settings file {tmp_path / 'nope.toml'} not found\n"
+    missing = fleet.sync("--config", str(tmp_path / "nope.toml"))
+    assert missing.err == f"facecue: error: config file {tmp_path / 'nope.toml'} not found\n"
 
 
 def test_state_file_damage_costs_only_a_refetch(fleet, releases):
@@ -230,7 +230,7 @@ def test_rollback_without_a_previous_model_says_so(fleet, releases):
 
 
 def test_progress_bar_only_on_a_terminal(capsys):
-    from tools.cloud.sync import Progress
+    from device.sync import Progress
 
     Progress(False, "model 1.1.0", 2_000_000).update(1_000_000)
     assert capsys.readouterr().err == ""

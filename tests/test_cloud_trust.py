@@ -16,7 +16,7 @@ pytest.importorskip("cryptography")
 from s3_server import Bucket, Fleet, Proxy, run_main  # noqa: E402
 
 from device import model_store as ms  # noqa: E402
-from tools.cloud.manifest import parse_time  # noqa: E402
+from device.manifest import parse_time  # noqa: E402
 
 
 def refused(result, *fragments: str) -> str:
@@ -139,7 +139,7 @@ def test_a_store_answering_304_for_ever_freezes_a_device_only_until_the_expiry(f
     ({"expires": "later"}, "expires is not a number"),
 ])
 def test_damaged_trust_state_is_named(data, problem):
-    from tools.cloud.sync import SyncState
+    from device.sync import SyncState
 
     with pytest.raises(ValueError, match=f"^{problem}$"):
         SyncState.from_json(data)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from test_systemd_unit import ANALYZE, exposure, needs_analyze, unit_settings
 
+from device import sync
 from device.config import DEFAULT_CONFIG_PATH, ModelConfig, SyncConfig
-from tools.cloud import sync
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "systemd" / "facecue-sync.service"
@@ -81,10 +81,9 @@ def test_install_script_knows_the_units(unit: Path) -> None:
     assert unit.name in (ROOT / "install.sh").read_text()
 
 
-def test_a_device_without_a_source_runs_the_timer_for_nothing(tmp_path: Path, monkeypatch, capsys) -> None:
-    """What replaced ConditionPathExists=/etc/facecue/sync.toml: one line, exit 0, and
+def test_a_device_without_a_source_runs_the_timer_for_nothing(tmp_path: Path, capsys) -> None:
+    """The timer runs on every device: without a source, one line, exit 0, and
     nothing touched (no lock, no state, no network)."""
-    monkeypatch.setattr(sync, "LEGACY_SYNC_PATH", tmp_path / "sync.toml")  # none
     config = tmp_path / "config.toml"
     config.write_text(f'[model]\nstore = "{tmp_path / "models"}"\n[sync]\nstate_dir = "{tmp_path / "state"}"\n')
     assert sync.main(["--config", str(config)]) == 0

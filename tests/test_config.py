@@ -75,14 +75,6 @@ def test_what_run_would_refuse_config_check_refuses(tmp_path, text, message):
         config.load(path)
 
 
-def test_a_retired_key_in_an_upgraded_device_config_is_ignored_with_a_warning(tmp_path, caplog):
-    path = tmp_path / "config.toml"
-    path.write_text("[detect]\nmargin = 0.1\nmin_face = 60\n")  # as install.sh wrote it before 1.9
-    cfg = config.load(path)
-    assert cfg.detect.min_face == 60
-    assert "[detect] margin is no longer used (the crop margin now comes from the model's JSON)" in caplog.text
-
-
 def test_the_readme_lists_the_config_as_print_default_gives_it():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     start = readme.index("# facecue configuration.")
@@ -98,7 +90,7 @@ def test_the_readme_lists_the_config_as_print_default_gives_it():
 ])
 def test_config_check_and_sync_refuse_a_bad_sync_value_with_the_same_line(tmp_path, text, message, capsys):
     pytest.importorskip("botocore")
-    from tools.cloud import sync
+    from device import sync
 
     path = tmp_path / "config.toml"
     path.write_text(text)
@@ -107,58 +99,6 @@ def test_config_check_and_sync_refuse_a_bad_sync_value_with_the_same_line(tmp_pa
     assert str(err.value).startswith(f"{path}: {message}")
     assert sync.main(["--config", str(path)]) == 1
     assert capsys.readouterr().err == f"facecue: error: {err.value}\n"
-
-
-def write_legacy(tmp_path, text: str):
-    legacy = tmp_path / "sync.toml"
-    legacy.write_text(text)
-    return legacy
-
-
-def test_the_old_sync_toml_goes_through_the_same_validator(tmp_path, caplog):
-    legacy = write_legacy(tmp_path, 'source = "s3://b/fleet"\nmodel_dir = "/var/lib/facecue/models"\n'
-                                    "max_attempts = 5\n")
-    assert config.load_legacy_sync(legacy) == config.SyncConfig(source="s3://b/fleet", max_attempts=5)
-    assert "model_dir is no longer used (sync installs into [model] store" in caplog.text
-    legacy.write_text("read_timeout = -1\n")
-    with pytest.raises(config.ConfigError, match=re.escape(f"{legacy}: read_timeout must be a positive number, "
-                                                           "got -1.0")):
-        config.load_legacy_sync(legacy)
-
-
-def test_an_old_device_falls_back_to_sync_toml_with_one_warning(tmp_path, monkeypatch, capsys):
-    pytest.importorskip("botocore")
-    from tools.cloud import sync
-
-    legacy = write_legacy(tmp_path, f'source = "s3://b/fleet"\nstate_dir = "{tmp_path / "state"}"\n')
-    monkeypatch.setattr(sync, "LEGACY_SYNC_PATH", legacy)
-    path = tmp_path / "config.toml"
-    path.write_text("[camera]\nfps = 10\n")  # as install.sh left it before [sync]
-    args = sync.build_parser().parse_args(["--config", str(path), "--region", "eu-west-1"])
-    settings, store, origin = sync.resolve_settings(args)
-    assert settings == config.SyncConfig(source="s3://b/fleet", state_dir=str(tmp_path / "state"), region="eu-west-1")
-    assert (store, origin) == (Path(config.ModelConfig().store), str(legacy))
-    assert capsys.readouterr().err == (f"facecue sync: warning: read the settings from {legacy}, which is deprecated: "
-                                       f"move its keys under [sync] in {path} (install.sh does so) and delete it\n")
-    path.write_text('[sync]\nsource = "s3://b/beta"\n')  # once [sync] has a source, the old file is not read
-    assert sync.resolve_settings(args)[0].source == "s3://b/beta" and capsys.readouterr().err == ""
-
-
-def test_install_sh_moves_sync_toml_under_sync_keeping_the_rest(tmp_path):
-    legacy = write_legacy(tmp_path, '# ours\nsource = "s3://b/fleet"\nanonymous = true\nmodel_dir = "/x"\n')
-    path = tmp_path / "config.toml"
-    path.write_text("# my camera\n[camera]\nfps = 10\n")
-    merged = config.with_legacy_sync(path, legacy)
-    assert merged == ("# my camera\n[camera]\nfps = 10\n\n[sync]\n"
-                      f"# moved here from {legacy} by install.sh\nsource = \"s3://b/fleet\"\nanonymous = true\n")
-    path.write_text(config.render_default())  # a fresh install's config: its [sync] has no source
-    merged = config.from_dict(tomllib.loads(config.with_legacy_sync(path, legacy)))
-    assert merged == config.Config(sync=config.SyncConfig(source="s3://b/fleet", anonymous=True))
-    path.write_text('[sync]\nsource = "s3://b/beta"\n')
-    assert config.with_legacy_sync(path, legacy) is None  # already moved: nothing to do
-    path.write_text('sync.region = "eu-west-1"\n[camera]\nfps = 10\n')  # [sync] where install.sh cannot edit it
-    with pytest.raises(config.ConfigError, match="move the keys under \\[sync\\] by hand"):
-        config.with_legacy_sync(path, legacy)
 
 
 def test_every_number_has_a_range_so_no_value_overflows_at_run_time():

@@ -3,9 +3,9 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
+from core.frames import Prediction
 from device.config import DecideConfig
 from device.decide import Decider
-from device.frames import Prediction
 
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 

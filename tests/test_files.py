@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from device import files
-from device.files import write_atomic
+from core import files
+from core.files import write_atomic
 
 
 def test_the_file_is_replaced_whole_with_its_mode_and_no_temp_left(tmp_path):

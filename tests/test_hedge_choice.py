@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
+from core.frames import Prediction
 from device.config import DecideConfig
-from device.frames import Prediction
 from tools.eval.hedge import MAX_WORDS_PER_MINUTE, candidates, choose, main, table, verdict, wilson_low
 
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")

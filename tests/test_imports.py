@@ -1,5 +1,5 @@
-"""How the code hangs together: no import cycles, and the device's parts that
-run without the training extra import without TensorFlow.
+"""How the code hangs together: the packages' layers, no import cycles, and the
+device's parts that run without the training extra import without TensorFlow.
 
 Imports inside functions count too: a cycle hidden behind a late import is
 still a cycle (a module that cannot be read without the one that uses it).
@@ -7,6 +7,7 @@ still a cycle (a module that cannot be read without the one that uses it).
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,21 +15,27 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("device", "models", "audio", "tools")
+# Each package may import its own modules and those of lower layers, never a higher
+# or an equal one: what runs on the hat (device) uses the audio code, both share
+# the core, and the model maker's tools use them all. models holds the shipped
+# files and the Keras definitions, and imports none of the others.
+LAYERS = {"core": 0, "models": 0, "audio": 1, "device": 2, "tools": 3}
+# A string that names a module is an import too (importlib.import_module, entry points).
+MODULE_NAME = re.compile(r"({})(\.\w+)+".format("|".join(LAYERS)))
 
 
-def module_files() -> dict[str, Path]:
+def module_files(root: Path = ROOT) -> dict[str, Path]:
     files = {}
-    for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
-            parts = path.relative_to(ROOT).with_suffix("").parts
+    for package in LAYERS:
+        for path in (root / package).rglob("*.py"):
+            parts = path.relative_to(root).with_suffix("").parts
             files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return files
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     """Each module's imports of the project's own modules, wherever they are written."""
-    files = module_files()
+    files = module_files(root)
     graph = {}
     for name, path in files.items():
         named = set()
@@ -37,8 +44,47 @@ def import_graph() -> dict[str, set[str]]:
                 named |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
             elif isinstance(node, ast.Import):
                 named |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.fullmatch(node.value):
+                named.add(node.value)
         graph[name] = {m for m in named if m in files and m != name}
     return graph
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """``importer -> imported`` for each import of an equal or higher layer's package."""
+    found = []
+    for module, imports in sorted(graph.items()):
+        package = module.partition(".")[0]
+        for imported in sorted(imports):
+            other = imported.partition(".")[0]
+            if other != package and LAYERS[other] >= LAYERS[package]:
+                found.append(f"{module} -> {imported}")
+    return found
+
+
+def test_every_import_goes_down_the_layers():
+    assert layer_violations(import_graph()) == []
+
+
+@pytest.mark.parametrize("package, line", [
+    ("audio", "from device.config import Config"),  # up a layer
+    ("core", "import audio.sound"),
+    ("device", "from tools import commands"),
+    ("device", 'def late():\n    import importlib\n    return importlib.import_module("tools.commands")'),
+    ("models", "from core import labels"),  # an equal layer
+])
+def test_a_wrong_import_is_named(tmp_path, package, line):
+    for name in LAYERS:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / "core" / "labels.py").write_text("")
+    (tmp_path / "audio" / "sound.py").write_text("from core import labels\n")  # down: allowed
+    (tmp_path / "device" / "config.py").write_text("import audio.sound\nfrom core.labels import X\n")
+    (tmp_path / "tools" / "commands.py").write_text("from device import config\n")
+    assert layer_violations(import_graph(tmp_path)) == []
+    (tmp_path / package / "wrong.py").write_text(line + "\n")
+    found = layer_violations(import_graph(tmp_path))
+    assert {violation.split(" -> ")[0] for violation in found} == {f"{package}.wrong"}, found
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -79,7 +125,7 @@ def test_no_module_imports_itself_back():
     assert cycles(import_graph()) == []
 
 
-@pytest.mark.parametrize("module", ["tools.cloud.sync", "tools.cloud.publish", "tools.eval.evaluate", "device.cli"])
+@pytest.mark.parametrize("module", ["device.sync", "tools.cloud.publish", "tools.eval.evaluate", "device.cli"])
 def test_imports_without_tensorflow(module):
     code = (f"import sys, {module}; heavy = sorted({{'tensorflow', 'keras'}} & set(sys.modules)); "
             "print(heavy); sys.exit(bool(heavy))")

@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from core.frames import Frame
 from device import model_store
 from device.announce import build_announcer
 from device.capture import CaptureError
 from device.config import load
-from device.frames import Frame
 from device.loop import Daemon, RunOptions, State
 from device.model_slot import ModelSlot
 from device.presses import press_buttons

@@ -8,9 +8,9 @@ import pytest
 from audio.compose import PAUSE
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
+from core.frames import FaceBox
 from device.announce import Announcer
 from device.config import DetectConfig, PeopleConfig
-from device.frames import FaceBox
 from device.people import (
     FacingWatch,
     PersonCue,

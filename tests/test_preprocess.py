@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from core.frames import FaceBox, Frame
 from device.classify import Classifier
-from device.frames import FaceBox, Frame
 from device.preprocess import DEFAULT_MARGIN, preprocess_face
 from tools.data.augment import to_input
 from tools.data.dataset import FaceSet

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from device.quiet import native_stderr_to_debug
+from core.quiet import native_stderr_to_debug
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from core.frames import FaceBox
 from device.config import DetectConfig
 from device.detect import YuNetDetector
-from device.frames import FaceBox
 from device.tracker import SEARCH_MAX_SIDE, FaceTracker, tracker_from_config
 from tests.photos import place
 

@@ -23,7 +23,7 @@ from audio import CLIPS_DIR
 from audio.espeak import SpeechUnavailable, espeak_version, speak
 from audio.phrases import LABEL_SPEED, PERSON_WORDS, PHRASES, STATUS_SPEED, STATUS_WORDS
 from audio.wavfile import wav_bytes
-from device.files import write_atomic
+from core.files import write_atomic
 
 VERSION_FILE = "espeak-version.txt"
 

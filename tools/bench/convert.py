@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from core.files import write_atomic
 from device.classify import sha256_file
-from device.files import write_atomic
 from device.preprocess import PIXEL_SCALE
 from tools.data.augment import to_input
 from tools.train.export import convert_float, convert_int8, tensor_specs

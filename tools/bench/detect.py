@@ -28,9 +28,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.frames import FaceBox
 from device.argparser import ERROR_PREFIX
 from device.detect import FaceDetector, HaarDetector, YuNetDetector
-from device.frames import FaceBox
 from device.tracker import FaceTracker
 from tools.bench.blazeface import BlazeFaceDetector
 from tools.data.scenes import SceneFrame, caltech_frames, empty_frames, held

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from device.files import write_atomic
+from core.files import write_atomic
 
 # Table I of the seed study: seconds per prediction over 50 images, accuracy.
 PAPER_ROWS = (

@@ -27,8 +27,7 @@ from pathlib import Path
 
 from device import __version__
 from device.classify import ModelError, metadata_path
-from device.model_store import StoreError, check_version_name, verify_model_isolated
-from tools.cloud.manifest import (
+from device.manifest import (
     DEFAULT_EXPIRES_DAYS,
     MANIFEST_KEY,
     Manifest,
@@ -47,6 +46,7 @@ from tools.cloud.manifest import (
     sign_manifest,
     utc_now,
 )
+from device.model_store import StoreError, check_version_name, verify_model_isolated
 
 
 def _status(exc) -> int | None:

@@ -36,10 +36,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.files import write_atomic
 from device.classify import ModelError
-from device.files import write_atomic
-from device.model_store import StoreError, check_version_name
-from tools.cloud.manifest import (
+from device.manifest import (
     ManifestError,
     S3Location,
     S3Options,
@@ -48,6 +47,7 @@ from tools.cloud.manifest import (
     run_cli,
     s3_error_message,
 )
+from device.model_store import StoreError, check_version_name
 from tools.cloud.publish import publish_model
 from tools.data.dataset import DatasetError
 from tools.train.export import ExportOptions, export_run

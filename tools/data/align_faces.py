@@ -28,10 +28,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.frames import FaceBox
 from device.argparser import ERROR_PREFIX
 from device.config import DetectConfig
 from device.detect import DetectorError, YuNetDetector, largest
-from device.frames import FaceBox
 from device.preprocess import preprocess_face
 from device.tracker import tracker_from_config
 from tools.data.dataset import DatasetError, load_faces

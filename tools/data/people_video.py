@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from audio.phrases import EXPRESSIONS
+from core.labels import EXPRESSIONS
 from device.argparser import ERROR_PREFIX
 from tools.data.face_video import write_mjpg
 from tools.data.scenes import SIZE, _light_lut, _random_background

@@ -68,12 +68,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core.frames import Announcement, Prediction
 from device.argparser import ERROR_PREFIX
 from device.capture import CaptureError, VideoFileSource
 from device.classify import Classifier, ModelError
 from device.config import Config, ConfigError, DecideConfig, from_dict, load
 from device.decide import Decider
-from device.frames import Announcement, Prediction
 from device.pipeline import BadFrame, Pipeline
 from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL

@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
+from core.files import write_atomic
+from core.frames import FaceBox
 from device.argparser import ERROR_PREFIX
 from device.classify import ModelError, apply_temperature, metadata_path, read_model_info
 from device.config import DetectConfig
 from device.detect import DetectorError
-from device.files import write_atomic
-from device.frames import FaceBox
 from models import DEFAULT_MODEL
 from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
 from tools.data.ferplus import load_votes

@@ -47,11 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.frames import FaceBox
 from device.argparser import ERROR_PREFIX, Parser
 from device.classify import Classifier, ModelError
 from device.config import DecideConfig, DetectConfig
 from device.detect import METHODS, DetectorError
-from device.frames import FaceBox
 from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL
 from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photo_folder, load_photos, shared_split

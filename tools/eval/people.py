@@ -42,10 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from audio.voice import VoicePack
+from core.frames import FaceBox
 from device.argparser import ERROR_PREFIX
 from device.config import DetectConfig, PeopleConfig
 from device.detect import largest
-from device.frames import FaceBox
 from device.people import cue_keys, is_facing, person_cue
 from device.tracker import FaceTracker, tracker_from_config
 from tools.data.dataset import data_dir

@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
+from core.files import write_atomic
 from device.argparser import ERROR_PREFIX
 from device.classify import ModelError, load_interpreter_class, sha256_file
-from device.files import write_atomic
 from device.preprocess import crop_metadata
 from tools.data.augment import to_input
 from tools.data.dataset import DatasetError, FaceSet, load_faces

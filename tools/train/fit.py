@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.files import write_atomic
+from core.files import write_atomic
 from tools.data.augment import AugmentParams, augment, cutmix, to_input
 from tools.data.dataset import DatasetError, FaceSet, load_faces
 from tools.data.ferplus import load_votes

@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.files import write_atomic
 from device.argparser import ERROR_PREFIX
-from device.files import write_atomic
 from models import DEFAULT_MODEL, MODELS_DIR
 from tools.eval.metrics import describe_int8_drop
 from tools.train.runs import describe_recipe

@@ -48,8 +48,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.files import write_atomic
 from device.argparser import ERROR_PREFIX
-from device.files import write_atomic
 from tools.data.align_faces import main as align
 from tools.data.dataset import DatasetError, data_dir, load_faces
 from tools.data.ferplus import votes_path_for

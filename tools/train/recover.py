@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from core.files import write_atomic
 from device.argparser import ERROR_PREFIX
 from device.classify import ModelError, load_interpreter_class
-from device.files import write_atomic
 from models import MODELS_DIR
 from tools.data.dataset import DatasetError, load_faces, shared_split
 from tools.train.export import representative_faces, with_flip_average

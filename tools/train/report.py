@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from core.files import write_atomic
 from device.argparser import ERROR_PREFIX
-from device.files import write_atomic
 from tools.data.dataset import DatasetError
 from tools.eval.metrics import Scores, score
 from tools.train.runs import TrainConfig, describe_recipe, history_seconds, load_run, recorded_machine, run_lineage

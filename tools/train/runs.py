@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.files import write_atomic
+from core.files import write_atomic
 from tools.data.augment import to_input
 from tools.data.dataset import load_faces
 

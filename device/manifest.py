@@ -41,8 +41,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from core.files import write_atomic
 from device.classify import MAX_MODEL_BYTES
-from device.files import write_atomic
 from device.model_store import VERSION_PATTERN
 from device.reading import Refused, loads_json, read_regular
 

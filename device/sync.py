@@ -9,9 +9,7 @@ Settings come from the ``[sync]`` table of ``/etc/facecue/config.toml``
 :class:`device.config.SyncConfig`, checked by the same validator as the rest of
 the config), each overridable by a flag; models go into its ``[model] store``.
 Without a source the run does nothing (exit 0, one line): the timer is
-installed on every device and syncs where a source is set. A device that
-still has the old ``/etc/facecue/sync.toml`` (and no ``[sync] source``) is
-read from it, with a warning to move its keys. An unchanged manifest costs
+installed on every device and syncs where a source is set. An unchanged manifest costs
 one conditional GET. A new model is downloaded into
 the store's own file system, checked against the signed manifest (size,
 sha256), checked for labels and input spec, loaded and run on synthetic
@@ -50,36 +48,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.files import write_atomic
 from device import __version__
 from device.argparser import ERROR_PREFIX, Parser
 from device.classify import ModelError
 from device.config import (
     DEFAULT_CONFIG_PATH,
-    LEGACY_SYNC_PATH,
     ConfigError,
     SyncConfig,
     load,
-    load_legacy_sync,
     with_overrides,
 )
-from device.files import write_atomic
-from device.model_store import (
-    METADATA_FILE,
-    MODEL_FILE,
-    StoreError,
-    current_version,
-    install_version,
-    model_generation,
-    prune,
-    rollback,
-    servable_problem,
-    staging_dir,
-    store_lock,
-    verify_model_isolated,
-    version_source,
-)
-from device.reading import Refused, loads_json, read_regular
-from tools.cloud.manifest import (
+from device.manifest import (
     EARLIEST_CLOCK,
     MANIFEST_KEY,
     MAX_MANIFEST_BYTES,
@@ -96,6 +76,22 @@ from tools.cloud.manifest import (
     s3_error_message,
     utc_now,
 )
+from device.model_store import (
+    METADATA_FILE,
+    MODEL_FILE,
+    StoreError,
+    current_version,
+    install_version,
+    model_generation,
+    prune,
+    rollback,
+    servable_problem,
+    staging_dir,
+    store_lock,
+    verify_model_isolated,
+    version_source,
+)
+from device.reading import Refused, loads_json, read_regular
 
 STATE_FILE = "state.json"
 MAX_STATE_BYTES = 1 << 20  # twenty remembered rejections and a few channels: a few KB
@@ -596,9 +592,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="facecue sync", description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, metavar="FILE",
                    help=f"the config whose [sync] and [model] store to use (default {DEFAULT_CONFIG_PATH})")
-    p.add_argument("--settings", type=Path, metavar="FILE",
-                   help=f"an old sync.toml to use instead of [sync] (deprecated; {LEGACY_SYNC_PATH} is read "
-                        "by itself where the config has no [sync] source)")
     p.add_argument("--rollback", action="store_true", help="go back to the previous model")
     p.add_argument("--force", action="store_true",
                    help="ignore backoff, the cached ETag, earlier rollbacks and models rejected here")
@@ -617,35 +610,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_settings(args: argparse.Namespace) -> tuple[SyncConfig, Path, str]:
-    """The [sync] settings with the flags over them, the store, and where they came from."""
-    config = load(args.config)
-    settings, origin = config.sync, f"[sync] of {args.config}"
-    legacy = args.settings
-    if legacy is None and not settings.source and LEGACY_SYNC_PATH.exists():
-        legacy = LEGACY_SYNC_PATH
-    if legacy is not None:
-        try:
-            settings = load_legacy_sync(legacy)
-        except FileNotFoundError:
-            raise SyncError(f"settings file {legacy} not found") from None
-        origin = str(legacy)
-        print(f"facecue sync: warning: read the settings from {legacy}, which is deprecated: move its keys "
-              f"under [sync] in {args.config} (install.sh does so) and delete it", file=sys.stderr)
-    overrides = {"source": args.source, "endpoint_url": args.endpoint_url, "region": args.region,
+def resolve_settings(args: argparse.Namespace) -> tuple[SyncConfig, Path]:
+    """The config's [sync] settings and [model] store, with the flags over them."""
+    config = with_overrides(load(args.config), {
+        "sync": {"source": args.source, "endpoint_url": args.endpoint_url, "region": args.region,
                  "anonymous": args.anonymous, "public_key": args.public_key, "state_dir": args.state_dir,
-                 "connect_timeout": args.timeout, "read_timeout": args.timeout}
-    return with_overrides(settings, "sync", overrides), Path(args.model_dir or config.model.store), origin
+                 "connect_timeout": args.timeout, "read_timeout": args.timeout},
+        "model": {"store": args.model_dir}})
+    return config.sync, Path(config.model.store)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings, store, origin = resolve_settings(args)
+        settings, store = resolve_settings(args)
         if args.rollback:
             return run_rollback(settings, store)
         if not settings.source:
-            print(f"facecue sync: not set up: no source in {origin} (see tools/cloud/README.md); nothing to do")
+            print(f"facecue sync: not set up: no source in [sync] of {args.config} (see tools/cloud/README.md); "
+                  "nothing to do")
             return 0
         return run_sync(settings, store, SyncOptions(args.force, args.allow_downgrade, sys.stderr.isatty()))
     except (SyncError, ConfigError, StoreError, ManifestError, ModelError, OSError) as exc:
