@@ -1,16 +1,22 @@
-"""facecue's one error prefix and the argparse parser that uses it.
+"""facecue's one runner: its error prefix, its argparse parser and its exit-code rule.
 
-Its own module so that the subcommands that parse their own options (``sync``,
-and the model maker's ``eval`` and ``bench``) share them without importing
-``device.cli``, which dispatches to them.
+Every facecue command (``facecue``, ``facecue-model`` and the modules they
+dispatch to) ends a failure the same way: one ``facecue: error: ...`` line on
+stderr and exit status 2 when the person asked wrongly (usage or config), 1
+when the run itself failed. Its own module so that the subcommands that parse
+their own options share it without importing the commands that dispatch to them.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 ERROR_PREFIX = "facecue: error:"  # of every facecue failure
+USAGE, RUNTIME = 2, 1  # the exit statuses: asked wrongly, or failed while running
+
+Errors = tuple[type[BaseException], ...]
 
 
 class Parser(argparse.ArgumentParser):
@@ -19,4 +25,37 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        self.exit(2, f"{ERROR_PREFIX} {message}\n")
+        self.exit(USAGE, f"{ERROR_PREFIX} {message}\n")
+
+
+def one_line(exc: BaseException) -> str:
+    """The error as one line: ours carry their own line, OSError gets file and reason."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def fail(message: str, status: int) -> int:
+    """Say ``message`` as the one error line and give the exit status to return."""
+    print(f"{ERROR_PREFIX} {message}", file=sys.stderr)
+    return status
+
+
+def run(action: Callable[[], int | None], usage: Errors, runtime: Callable[[], Errors]) -> int:
+    """``action()`` under the exit-code rule: a ``usage`` error exits 2 and a ``runtime``
+    one 1, each in one line; any other exception is a bug and keeps its traceback.
+
+    ``runtime`` is called only once something failed, so that a command can name
+    failures of modules it imports lazily (the camera's, which loads OpenCV)
+    without importing them for ``--help``.
+    """
+    try:
+        return action() or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if isinstance(exc, usage):
+            return fail(one_line(exc), USAGE)
+        if isinstance(exc, runtime()):
+            return fail(one_line(exc), RUNTIME)
+        raise

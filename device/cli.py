@@ -1,7 +1,8 @@
 """The ``facecue`` command: run, doctor, say, config, sync, and what other packages register.
 
-Every failure a person can cause (bad config, missing camera, broken model)
-ends in one line on stderr and a non-zero exit, never a traceback.
+Every failure a person can cause ends in one line on stderr, never a traceback,
+under the one exit-code rule of :mod:`device.argparser`: 2 for a bad command
+line or config, 1 for a missing camera, a broken model or another run-time failure.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from device import __version__
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import Parser, run
 from device.config import DEFAULT_CONFIG_PATH, ConfigError, load, render_default, with_overrides
 
 
@@ -179,6 +180,16 @@ def build_parser(delegated: dict[str, tuple[str, str]]) -> argparse.ArgumentPars
     return p
 
 
+def _failures() -> tuple[type[Exception], ...]:
+    """What a run can fail on that a person can fix: said in one line, exit status 1."""
+    from audio.player import AudioUnavailable
+    from device.capture import CaptureError
+    from device.classify import ModelError
+    from device.detect import DetectorError
+
+    return AudioUnavailable, CaptureError, ModelError, DetectorError, OSError, ValueError
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     delegated = delegates()
@@ -187,23 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return importlib.import_module(delegated[argv[0]][0]).main(argv[1:]) or 0
     args = build_parser(delegated).parse_args(argv)
-    try:
-        return args.func(args)
-    except ConfigError as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # the known, user-caused errors all subclass these
-        from audio.player import AudioUnavailable
-        from device.capture import CaptureError
-        from device.classify import ModelError
-        from device.detect import DetectorError
-
-        if isinstance(exc, (AudioUnavailable, CaptureError, ModelError, DetectorError, OSError, ValueError)):
-            print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-            return 1
-        raise
+    return run(lambda: args.func(args), (ConfigError,), _failures)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import calendar
 import hashlib
 import json
 import re
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import write_atomic
+from device.argparser import RUNTIME, fail
 from device.classify import MAX_MODEL_BYTES
 from device.model_store import VERSION_PATTERN
 from device.reading import Refused, loads_json, read_regular
@@ -445,9 +445,9 @@ def utc_now() -> str:
     return format_time(time.time())
 
 
-def run_cli(prog: str, action: Callable[[], int], what: str,
-            known: tuple[type[Exception], ...]) -> int:
-    """Run a cloud command, turning every expected failure into one ``PROG: error:`` line.
+def run_cli(action: Callable[[], int], what: str, known: tuple[type[Exception], ...]) -> int:
+    """Run a cloud command under facecue's one runner: every expected failure (S3's,
+    ``known``, OSError) is a run-time one, said in one line with exit status 1.
 
     S3 errors are checked before OSError because some botocore timeouts are both.
     """
@@ -461,5 +461,4 @@ def run_cli(prog: str, action: Callable[[], int], what: str,
         message = str(exc).splitlines()[0]
     except OSError as exc:
         message = f"{exc.filename or ''}: {exc.strerror or exc}"
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return 1
+    return fail(message, RUNTIME)

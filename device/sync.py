@@ -50,7 +50,7 @@ from pathlib import Path
 
 from core.files import write_atomic
 from device import __version__
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, one_line, run
 from device.classify import ModelError
 from device.config import (
     DEFAULT_CONFIG_PATH,
@@ -536,13 +536,6 @@ def install(client, location: S3Location, entry: ModelEntry, manifest: Manifest,
     state.rolled_back = [v for v in state.rolled_back if v != entry.version]
 
 
-def one_line(exc: Exception) -> str:
-    """The error for the journal: ours carry their own line, OSError gets file and reason."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
 def run_sync(settings: SyncConfig, store: Path, options: SyncOptions) -> int:
     state_file = Path(settings.state_dir) / STATE_FILE
     state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -622,18 +615,20 @@ def resolve_settings(args: argparse.Namespace) -> tuple[SyncConfig, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings, store = resolve_settings(args)
-        if args.rollback:
-            return run_rollback(settings, store)
-        if not settings.source:
-            print(f"facecue sync: not set up: no source in [sync] of {args.config} (see tools/cloud/README.md); "
-                  "nothing to do")
-            return 0
-        return run_sync(settings, store, SyncOptions(args.force, args.allow_downgrade, sys.stderr.isatty()))
-    except (SyncError, ConfigError, StoreError, ManifestError, ModelError, OSError) as exc:
-        print(f"{ERROR_PREFIX} {one_line(exc)}", file=sys.stderr)
-    return 1
+    return run(lambda: _sync(args), (ConfigError,),
+               lambda: (SyncError, StoreError, ManifestError, ModelError, OSError))
+
+
+def _sync(args: argparse.Namespace) -> int:
+    """``facecue sync`` once its options are parsed: a rollback, nothing (not set up) or a sync."""
+    settings, store = resolve_settings(args)
+    if args.rollback:
+        return run_rollback(settings, store)
+    if not settings.source:
+        print(f"facecue sync: not set up: no source in [sync] of {args.config} (see tools/cloud/README.md); "
+              "nothing to do")
+        return 0
+    return run_sync(settings, store, SyncOptions(args.force, args.allow_downgrade, sys.stderr.isatty()))
 
 
 if __name__ == "__main__":

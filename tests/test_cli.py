@@ -9,7 +9,7 @@ import pytest
 
 from device import config
 from device.cli import COMMANDS_GROUP, DELEGATES, build_parser
-from tools.commands import COMMANDS
+from tools.commands import COMMANDS, SUBCOMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -228,7 +228,7 @@ def sync_config(folder: Path, extra: str = "") -> str:
      "{d}/c.toml: [sync] connect_timeout must be <= 300, got 1000000000000.0"),
     (lambda d: ["config", "--check", write_bytes(d / "c.toml", b"[sync]\ndownload_deadline = 1e300\n")], 2,
      "{d}/c.toml: [sync] download_deadline must be <= 86400, got 1e+300"),
-    (lambda d: ["sync", "--config", sync_config(d), "--timeout", "1e300"], 1,
+    (lambda d: ["sync", "--config", sync_config(d), "--timeout", "1e300"], 2,
      "[sync] connect_timeout must be <= 300, got 1e+300"),
     (lambda d: ["run", "--model", deep_model(d), "--source", str(d), "--audio-out", str(d / "a.wav")], 1,
      "model metadata {d}/deep.json is not valid JSON (nested 200000 levels deep, more than 32)"),
@@ -278,3 +278,53 @@ def test_audio_out_onto_a_pipe_or_a_device_leaves_it_as_it_was(tmp_path):
         assert facecue("say", "happy", "--audio-out", target).returncode == 1
     assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and os.readlink(device) == "/dev/null"
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def model_maker(*args: str, path: Path | None = None) -> subprocess.CompletedProcess:
+    """``facecue-model ARGS`` (also installed as ``facecue-train``) through its console entry's module."""
+    env = dict(os.environ)
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(path), env.get("PYTHONPATH"))))
+    return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def test_both_commands_are_the_console_scripts_and_list_their_subcommands():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"facecue": "device.cli:main", "facecue-model": "tools.cli:main",
+                       "facecue-train": "tools.cli:main"}
+    listing = model_maker("--help")
+    assert listing.returncode == 0, listing.stderr
+    assert "run RECIPE" in listing.stdout
+    assert all(f"    {name} " in listing.stdout or f"    {name}\n" in listing.stdout for name in SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_every_model_maker_subcommand_has_its_help(name):
+    result = model_maker(name, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: facecue-model {name}"), result.stdout
+
+
+@pytest.mark.parametrize("args", [("bogus",), (), ("scenes", "--bogus"), ("train", "--epochs", "x"), ("publish", "m.tflite")])
+def test_model_maker_usage_errors_exit_2_in_one_line(args):
+    result = model_maker(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("usage: facecue-model")
+    assert [line for line in result.stderr.splitlines() if "error" in line] == result.stderr.splitlines()[-1:]
+    assert result.stderr.splitlines()[-1].startswith("facecue: error: ")
+
+
+def test_model_maker_run_time_failure_exits_1_in_one_line(tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"not a model")
+    result = model_maker("publish", str(model), "--to", "s3://bucket/prefix", "--key", str(tmp_path / "none.pem"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("facecue: error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_sync_config_error_exits_2_and_a_sync_failure_1(tmp_path):
+    bad = facecue("sync", "--config", write_bytes(tmp_path / "bad.toml", b"[sync]\nbogus = 1\n"))
+    assert bad.returncode == 2 and bad.stderr.startswith("facecue: error: ") and bad.stderr.count("\n") == 1
+    failed = facecue("sync", "--config", sync_config(tmp_path), "--public-key", str(tmp_path / "none.pub"))
+    assert failed.returncode == 1 and failed.stderr.startswith("facecue: error: "), failed.stderr

@@ -102,7 +102,7 @@ def test_a_hung_smoke_check_is_ended_at_its_timeout(fixture_model, threads, time
 
 def test_publish_refuses_a_model_that_crashes_the_interpreter(fleet, crasher):
     result = fleet.publish(crasher)
-    assert (result.code, result.out, result.err) == (1, "", f"facecue-model: error: {CRASHED}\n")
+    assert (result.code, result.out, result.err) == (1, "", f"facecue: error: {CRASHED}\n")
 
 
 def _sign_crasher_in(fleet, crasher) -> None:

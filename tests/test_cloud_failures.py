@@ -438,7 +438,7 @@ def test_publishing_a_model_with_metadata_nested_too_deep_is_one_line(fleet, fix
     deep.with_suffix(".json").write_text("[" * 200_000 + "]" * 200_000)
     result = fleet.publish(deep)
     assert result.code == 1 and result.err.splitlines() == [
-        f"facecue-model: error: model metadata {deep.with_suffix('.json')} is not valid JSON "
+        f"facecue: error: model metadata {deep.with_suffix('.json')} is not valid JSON "
         "(nested 200000 levels deep, more than 32)"], result
 
 

@@ -110,7 +110,7 @@ def test_a_share_without_its_render_is_one_line_and_uploads_nothing(bucket):
                              "--output", f"{bucket.url}/out", "--code", f"{bucket.url}/code",
                              "--reframed-share", "0.6", "--region", "eu-west-1", "--endpoint-url", bucket.moto.url])
     assert result.code == 1 and result.err.count("\n") == 1
-    assert result.err.startswith("sagemaker: error: --reframed and --reframed-share go together")
+    assert result.err.startswith("facecue: error: --reframed and --reframed-share go together")
     assert bucket.client.list_objects_v2(Bucket=bucket.name).get("KeyCount", 0) == 0
 
 
@@ -195,7 +195,7 @@ def test_a_missing_warm_start_is_one_line(bucket, tmp_path):
                              "--init-weights", str(tmp_path / "gone.weights.h5"), "--region", "eu-west-1",
                              "--endpoint-url", bucket.moto.url])
     assert result.code == 1 and result.err.count("\n") == 1
-    assert result.err.startswith("sagemaker: error: --init-weights ") and "No such file" in result.err
+    assert result.err.startswith("facecue: error: --init-weights ") and "No such file" in result.err
 
 
 def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
@@ -246,5 +246,5 @@ def test_publishing_a_job_without_output_says_so(fleet, tmp_path):
                              "--train", "t.npz", "--valid", "v.npz", "--region", "eu-west-1",
                              "--endpoint-url", fleet.bucket.moto.url])
     assert result.code == 1 and result.err.count("\n") == 1
-    assert result.err.startswith("sagemaker: error: output of training job facecue-job-2: s3://")
+    assert result.err.startswith("facecue: error: output of training job facecue-job-2: s3://")
     assert result.err.rstrip().endswith("/facecue-job-2/output/model.tar.gz does not exist")

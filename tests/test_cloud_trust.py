@@ -152,13 +152,13 @@ def test_publish_and_refresh_refuse_a_bad_expiry_before_touching_the_store(fleet
     from tools.cloud.publish import main
 
     result = fleet.publish(releases["1.0.0"], "--expires-in", "400")
-    assert (result.code, result.err) == (1, "facecue-model: error: --expires-in must be more than 0 and at "
+    assert (result.code, result.err) == (1, "facecue: error: --expires-in must be more than 0 and at "
                                             "most 365 days, got 400\n")
     with pytest.raises(ClientError, match="NoSuchKey"):
         fleet.bucket.get("manifest.json")
     nothing = run_main(main, ["refresh", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
                               "--endpoint-url", fleet.bucket.moto.url])
-    assert (nothing.code, nothing.err) == (1, f"facecue-model: error: nothing to refresh: no manifest at "
+    assert (nothing.code, nothing.err) == (1, f"facecue: error: nothing to refresh: no manifest at "
                                               f"{fleet.bucket.url}/manifest.json (publish a model first)\n")
 
 

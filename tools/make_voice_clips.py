@@ -12,7 +12,6 @@ committed clips differ from what would be generated.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from audio.espeak import SpeechUnavailable, espeak_version, speak
 from audio.phrases import LABEL_SPEED, PERSON_WORDS, PHRASES, STATUS_SPEED, STATUS_WORDS
 from audio.wavfile import wav_bytes
 from core.files import write_atomic
+from device.argparser import ERROR_PREFIX, Parser
 
 VERSION_FILE = "espeak-version.txt"
 
@@ -52,7 +52,7 @@ def sync_folder(folder: Path, files: dict[str, bytes], check: bool) -> list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="facecue-model voice-clips", description=__doc__.splitlines()[0])
     parser.add_argument("--languages", nargs="+", default=sorted(PHRASES), help="languages to make")
     parser.add_argument("--out", type=Path, default=CLIPS_DIR, help=f"clips folder (default {CLIPS_DIR})")
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 on any difference")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         version = espeak_version()
         rendered = {lang: render_language(lang) for lang in args.languages}
     except SpeechUnavailable as exc:
-        print(f"make_voice_clips: error: {exc}", file=sys.stderr)
+        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
         return 1
     recorded = args.out / VERSION_FILE
     if version_changed := recorded.is_file() and recorded.read_text().strip() != version:

@@ -1,4 +1,4 @@
-"""``python -m tools.bench``: the same as ``facecue bench``."""
+"""``python -m tools.bench``: the same as ``facecue-model bench``."""
 import sys
 
 from tools.bench.run import main

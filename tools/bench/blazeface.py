@@ -20,11 +20,10 @@ per anchor 16 regressor values in input pixels (centre dx, dy, w, h, then six
 keypoints x, y: the person's right eye, left eye, nose tip, mouth centre, right
 and left ear tragion) and one score logit; sigmoid, then weighted NMS (IoU 0.3).
 
-    python -m tools.bench.blazeface MODEL.tflite IMAGE...   # faces found and mean ms per image
+    facecue-model blazeface MODEL.tflite IMAGE...   # faces found and mean ms per image
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ import cv2
 import numpy as np
 
 from core.frames import FaceBox
+from device.argparser import Parser
 from device.classify import load_interpreter_class
 
 NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold for both ranges
@@ -159,7 +159,7 @@ class BlazeFaceDetector:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the faces in each image and the mean time per detection, for quick comparisons."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = Parser(prog="facecue-model blazeface", description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path, help="BlazeFace .tflite (see this module's docstring)")
     ap.add_argument("images", nargs="+", type=Path)
     ap.add_argument("--threshold", type=float, default=0.5)

@@ -1,7 +1,7 @@
 """Face detectors side by side on real scenes: recall, false faces, milliseconds.
 
-    python -m tools.bench.detect                        # Haar and YuNet (and its settings)
-    python -m tools.bench.detect --blazeface FILE.tflite  # plus BlazeFace full range (tools/bench/blazeface.py)
+    facecue-model bench-detect                        # Haar and YuNet (and its settings)
+    facecue-model bench-detect --blazeface FILE.tflite  # plus BlazeFace full range (tools/bench/blazeface.py)
 
 Frames: the Caltech photos of ../shared (real people on cluttered scenes),
 each shrunk so its face is 50-250 px wide and placed in a 640x480 frame on a
@@ -17,7 +17,6 @@ pays it. Raspberry Pi figures are estimates, scaled as :data:`PI_SCALE` says.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -29,7 +28,7 @@ import cv2
 import numpy as np
 
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from device.detect import FaceDetector, HaarDetector, YuNetDetector
 from device.tracker import FaceTracker
 from tools.bench.blazeface import BlazeFaceDetector
@@ -213,7 +212,7 @@ def render(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.bench.detect", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model bench-detect", description=__doc__.splitlines()[0])
     p.add_argument("--faces", type=int, default=168, help="face frames (two per Caltech photo by default)")
     p.add_argument("--empty", type=int, default=200, help="no-face frames")
     p.add_argument("--blazeface", type=Path, help="a BlazeFace .tflite to compare too (see tools/bench/blazeface.py)")

@@ -43,7 +43,7 @@ FLOAT_TWIN = MODELS_DIR / "facecue_vgg_elu_float32.tflite"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(prog="facecue bench", description=__doc__.splitlines()[0].replace("``", ""),
+    p = Parser(prog="facecue-model bench", description=__doc__.splitlines()[0].replace("``", ""),
                formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:7]))
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the modified VGG-16 int8 .tflite")
     p.add_argument("--float-model", type=Path, default=FLOAT_TWIN,

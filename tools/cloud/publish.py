@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from device import __version__
+from device.argparser import Parser
 from device.classify import ModelError, metadata_path
 from device.manifest import (
     DEFAULT_EXPIRES_DAYS,
@@ -194,7 +195,7 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="facecue-model", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     keygen = sub.add_parser("keygen", help="make an Ed25519 signing key pair")
     keygen.add_argument("--private", type=Path, required=True, help="private key file to write (0600)")
@@ -215,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli("facecue-model", lambda: args.func(args), args.to,
+    return run_cli(lambda: args.func(args), args.to,
                    (ManifestError, ModelError, StoreError))
 
 

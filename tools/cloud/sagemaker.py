@@ -1,10 +1,10 @@
 """Train on Amazon SageMaker with the same ``facecue-train``, then publish the result.
 
-    python -m tools.cloud.sagemaker launch --job-name NAME --role-arn ARN \\
+    facecue-model sagemaker launch --job-name NAME --role-arn ARN \\
         --train s3://B/data/train.npz --valid s3://B/data/valid.npz \\
         --output s3://B/sagemaker/output --code s3://B/sagemaker/code [--arch vgg_elu-small --epochs 40 ...]
         [--init-weights runs/recovered/recovered.weights.h5]
-    python -m tools.cloud.sagemaker publish NAME --to s3://B/PREFIX --key signing.pem \\
+    facecue-model sagemaker publish NAME --to s3://B/PREFIX --key signing.pem \\
         --train train.npz --valid valid.npz
 
 ``launch`` runs the training script in script mode on the AWS TensorFlow
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.files import write_atomic
+from device.argparser import Parser
 from device.classify import ModelError
 from device.manifest import (
     ManifestError,
@@ -298,7 +299,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
                    instance_type=args.instance_type, tf_version=args.tf_version, py_version=args.py_version)
     arn, spec = launch(sagemaker, s3, spec, S3Location.parse(args.code), args.init_weights)
     print(f"started {arn} ({spec.instance_type}, {spec.config.arch}, {spec.config.epochs} epochs); "
-          f"then: python -m tools.cloud.sagemaker publish {spec.job_name} --to s3://BUCKET/PREFIX --key ...")
+          f"then: facecue-model sagemaker publish {spec.job_name} --to s3://BUCKET/PREFIX --key ...")
     return 0
 
 
@@ -311,7 +312,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.cloud.sagemaker", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model sagemaker", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     defaults = TrainConfig()
 
@@ -353,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli("sagemaker", lambda: args.func(args), "the SageMaker/S3 request",
+    return run_cli(lambda: args.func(args), "the SageMaker/S3 request",
                    (JobError, ManifestError, ModelError, StoreError, DatasetError, ValueError))
 
 

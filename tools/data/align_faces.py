@@ -1,7 +1,7 @@
 """Re-frame a face-crop npz with the device's aligned crop, for training on what the device sees.
 
-    python -m tools.data.align_faces --data ../shared/data/fer2013/train.npz --out runs/aligned/train.npz
-    python -m tools.data.align_faces --in-scenes --data .../train.npz --out runs/scened/train.npz
+    facecue-model align-faces --data ../shared/data/fer2013/train.npz --out runs/aligned/train.npz
+    facecue-model align-faces --in-scenes --data .../train.npz --out runs/scened/train.npz
 
 FER2013's crops are framed by their source (web photos, a detector of 2013),
 so eyes and mouth sit a little differently in each; the device frames every
@@ -21,7 +21,6 @@ the crop's edges. Where the detector misses it, the crop is re-framed as above.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import cv2
 import numpy as np
 
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from device.config import DetectConfig
 from device.detect import DetectorError, YuNetDetector, largest
 from device.preprocess import preprocess_face
@@ -91,7 +90,7 @@ def scene_crops(images: np.ndarray, seed: int, face_px: tuple[int, int] = (50, 2
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.data.align_faces", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model align-faces", description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True, help="npz of face crops (images, labels, classes)")
     p.add_argument("--out", type=Path, required=True, help="npz to write (not inside the repository's data)")
     p.add_argument("--in-scenes", action="store_true",

@@ -11,12 +11,11 @@ hears on real faces: never choose a setting on it (``../shared/README.md``).
 
 CLI::
 
-    python -m tools.data.people_video --seed 7 --people 8 --out /tmp/people/people.avi
-    python -m tools.eval.announce --video /tmp/people/people.avi
+    facecue-model people-video --seed 7 --people 8 --out /tmp/people/people.avi
+    facecue-model announce --video /tmp/people/people.avi
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -26,7 +25,7 @@ import cv2
 import numpy as np
 
 from core.labels import EXPRESSIONS
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from tools.data.face_video import write_mjpg
 from tools.data.scenes import SIZE, _light_lut, _random_background
 from tools.data.twface import TWFACE_DIR, Photo, paste_head, read_photo, read_table
@@ -93,7 +92,7 @@ def people_video(path: Path, folder: Path = TWFACE_DIR, *, seed: int = 0, people
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.data.people_video", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model people-video", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="the .avi to write (its schedule goes beside it, .json)")
     p.add_argument("--twface", type=Path, default=TWFACE_DIR, help=f"the photos (default {TWFACE_DIR})")
     p.add_argument("--seed", type=int, default=0)

@@ -19,10 +19,10 @@ deterministic for a given seed.
 
 CLI::
 
-    python -m tools.data.scenes fer --data ../shared/data/fer2013/valid.npz --n 600 --out /tmp/valid_scenes.npz
-    python -m tools.data.scenes video --data ../shared/data/fer2013/valid.npz --n 40 --out /tmp/valid_scenes.avi
-    python -m tools.data.scenes caltech --n 168 --empty 100 --out /tmp/caltech_scenes.npz
-    python -m tools.data.scenes sheet --out /tmp/scenes.png
+    facecue-model scenes fer --data ../shared/data/fer2013/valid.npz --n 600 --out /tmp/valid_scenes.npz
+    facecue-model scenes video --data ../shared/data/fer2013/valid.npz --n 40 --out /tmp/valid_scenes.avi
+    facecue-model scenes caltech --n 168 --empty 100 --out /tmp/caltech_scenes.npz
+    facecue-model scenes sheet --out /tmp/scenes.png
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from tools.data.dataset import data_dir, load_faces
 from tools.data.face_video import write_mjpg
 
@@ -446,7 +446,7 @@ def _load_fer(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.n
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tools.data.scenes", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model scenes", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     fer = sub.add_parser("fer", help="FER faces in real scenes -> npz (images uint8 (N,480,640,3), labels, boxes)")
     vid = sub.add_parser("video", help="FER faces in real scenes -> MJPG .avi plus its schedule .json")

@@ -1,6 +1,6 @@
 """What the device would say on a labelled video, scored against what was on screen.
 
-The video is one made by ``python -m tools.data.scenes video`` (validation faces on
+The video is one made by ``facecue-model scenes video`` (validation faces on
 real backgrounds, each held a few seconds, no-face gaps between people), and
 its schedule ``X.json`` says which face, with which true expression, was on
 screen when. The frames go through the device's own
@@ -46,8 +46,8 @@ row is what the device would have said with that setting.
 
 CLI::
 
-    python -m tools.data.scenes video --data ../shared/data/fer2013/valid.npz --n 60 --out /tmp/ann/valid_scenes.avi
-    python -m tools.eval.announce --video /tmp/ann/valid_scenes.avi [--schedule X.json] [--model M]
+    facecue-model scenes video --data ../shared/data/fer2013/valid.npz --n 60 --out /tmp/ann/valid_scenes.avi
+    facecue-model announce --video /tmp/ann/valid_scenes.avi [--schedule X.json] [--model M]
         [--config C.toml] [--set decide.min_confidence=0.6 ...] [--sweep [--vary KEY=V1,V2 ...]] [--list]
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ import cv2
 import numpy as np
 
 from core.frames import Announcement, Prediction
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from device.capture import CaptureError, VideoFileSource
 from device.classify import Classifier, ModelError
 from device.config import Config, ConfigError, DecideConfig, from_dict, load
@@ -342,7 +342,7 @@ def load_schedule(path: Path) -> Schedule:
     try:
         doc = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise EvalError(f"schedule {path} not found (write it with `python -m tools.data.scenes video`)") from None
+        raise EvalError(f"schedule {path} not found (write it with `facecue-model scenes video`)") from None
     except OSError as exc:
         raise EvalError(f"schedule {path} unreadable: {exc.strerror}") from None
     except ValueError as exc:
@@ -403,8 +403,8 @@ def apply_sets(cfg: Config, sets: Sequence[str]) -> Config:
 # --- CLI -----------------------------------------------------------------------------------------------------------
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tools.eval.announce", description=__doc__.splitlines()[0])
-    p.add_argument("--video", type=Path, required=True, help="labelled video (python -m tools.data.scenes video)")
+    p = Parser(prog="facecue-model announce", description=__doc__.splitlines()[0])
+    p.add_argument("--video", type=Path, required=True, help="labelled video (facecue-model scenes video)")
     p.add_argument("--schedule", type=Path, help="its schedule JSON (default: the video's name with .json)")
     p.add_argument("--model", type=Path, help="model .tflite (default: [model] path of the config, else the "
                    "shipped model)")

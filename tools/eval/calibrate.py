@@ -1,6 +1,6 @@
 """Fit a model's softmax temperature on validation, so [decide] min_confidence means what it says.
 
-    python -m tools.eval.calibrate --model models/facecue_vgg_elu_int8.tflite --scenes SCENES.npz [--write]
+    facecue-model calibrate --model models/facecue_vgg_elu_int8.tflite --scenes SCENES.npz [--write]
         [--votes ../shared/data/ferplus/valid.npz]
 
 A network trained with cross-entropy is often over-confident on faces unlike
@@ -35,7 +35,7 @@ import numpy as np
 
 from core.files import write_atomic
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from device.classify import ModelError, apply_temperature, metadata_path, read_model_info
 from device.config import DetectConfig
 from device.detect import DetectorError
@@ -185,11 +185,11 @@ def confidence_rows(path: PathAnswers, temperature: float) -> list[dict[str, flo
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tools.eval.calibrate", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model calibrate", description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, nargs="+", default=[DEFAULT_MODEL],
                    help="one or more .tflite files with their .json, each fitted on its own")
     p.add_argument("--scenes", type=Path,
-                   help="validation faces in real scenes (python -m tools.data.scenes fer): the path the temperature "
+                   help="validation faces in real scenes (facecue-model scenes fer): the path the temperature "
                         "is fitted on")
     p.add_argument("--crops", type=Path, default=shared_split("valid"),
                    help="validation face crops, reported beside (default ../shared/.../valid.npz when present)")

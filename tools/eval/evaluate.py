@@ -19,7 +19,7 @@ with no face found counts as wrong; ``found F of N`` and the accuracy on the
 faces found are printed as well.
 
 A scene set that records where each face was pasted (``boxes``, as
-``python -m tools.data.scenes fer`` writes) also gets a table by face width:
+``facecue-model scenes fer`` writes) also gets a table by face width:
 the faces found, the accuracy on them, and the accuracy on the same faces cut
 from their paste box as a training face is cut. The paste box is the framing
 the face had as a crop, so the two columns apart show what the device's
@@ -179,7 +179,7 @@ def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = Parser(prog="facecue eval", description=__doc__.splitlines()[0].replace("``", ""))
+    p = Parser(prog="facecue-model eval", description=__doc__.splitlines()[0].replace("``", ""))
     valid = shared_split("valid")
     p.add_argument("--data", type=Path, default=valid, required=valid is None,
                    help="npz with images, labels, classes: face crops, or photos with --detect; or a folder of "

@@ -1,6 +1,6 @@
 """How the device's crop frames a real head, against how FER2013 frames its faces.
 
-    python -m tools.eval.framing [--crops ../shared/data/fer2013/valid.npz] [--n 1200]
+    facecue-model framing [--crops ../shared/data/fer2013/valid.npz] [--n 1200]
                                  [--photos ../shared/data/caltech_faces]
 
 The model only learned FER2013's framing. The device maps a live face's
@@ -15,14 +15,13 @@ labels: this is about where a face sits, not what it shows.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from device.detect import DetectorError, YuNetDetector, largest
 from device.preprocess import FACE_SIZE, preprocess_face
 from tools.data.align_faces import SCORE, crop_landmarks
@@ -71,7 +70,7 @@ def table(rows: dict[str, np.ndarray]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.eval.framing", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model framing", description=__doc__.splitlines()[0])
     p.add_argument("--crops", type=Path, default=shared_split("valid"), help="FER2013-format npz of face crops")
     p.add_argument("--n", type=int, default=1200, help="random crops to measure")
     p.add_argument("--photos", type=Path, default=CALTECH, help="folder of photos of people (*.jpg, *.png)")

@@ -24,13 +24,12 @@ for measuring only). The rule was written down before anything was measured:
 
 CLI (detection and classification run once; each bound replays the decide stage)::
 
-    python -m tools.data.scenes video --data ../shared/data/fer2013/valid.npz --n 150 --seed 101 \\
+    facecue-model scenes video --data ../shared/data/fer2013/valid.npz --n 150 --seed 101 \\
         --out /tmp/hedge/choose.avi
-    python -m tools.eval.hedge --video /tmp/hedge/choose.avi [--model M] [--config C.toml] [--set ...]
+    facecue-model hedge --video /tmp/hedge/choose.avi [--model M] [--config C.toml] [--set ...]
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import sys
@@ -38,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from device.capture import CaptureError
 from device.classify import ModelError
 from device.config import ConfigError, DecideConfig, load
@@ -155,9 +154,9 @@ def verdict(choice: HedgeChoice) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.eval.hedge", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model hedge", description=__doc__.splitlines()[0])
     p.add_argument("--video", type=Path, required=True, help="a scene video of FER2013 validation or training "
-                   "faces (python -m tools.data.scenes video); never twface")
+                   "faces (facecue-model scenes video); never twface")
     p.add_argument("--schedule", type=Path, help="its schedule JSON (default: the video's name with .json)")
     p.add_argument("--model", type=Path, help="model .tflite (default: [model] path, else the shipped model)")
     p.add_argument("--config", type=Path, help="daemon TOML config (default: all defaults)")

@@ -27,11 +27,10 @@ run on each frame:
 
 CLI::
 
-    python -m tools.eval.people --seed 5 [--scenes 200] [--fit-face-width]
+    facecue-model people --seed 5 [--scenes 200] [--fit-face-width]
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -43,7 +42,7 @@ import numpy as np
 
 from audio.voice import VoicePack
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from device.config import DetectConfig, PeopleConfig
 from device.detect import largest
 from device.people import cue_keys, is_facing, person_cue
@@ -138,7 +137,7 @@ def facing_by_eye(tracker: FaceTracker, cfg: PeopleConfig, fer: Path, rng: np.ra
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.eval.people", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model people", description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--scenes", type=int, default=200, help="count scenes, a quarter each with 0-3 people")
     p.add_argument("--twface", type=Path, default=TWFACE_DIR)

@@ -1,4 +1,4 @@
-"""``python -m tools.train``: the same as ``facecue-train``."""
+"""``python -m tools.train``: the same as ``facecue-model train``."""
 import sys
 
 from tools.train.cli import main

@@ -1,9 +1,8 @@
-"""facecue-train: train a run, or run a whole recipe.
+"""facecue-model train: train a run (``facecue-model run RECIPE`` runs a whole recipe).
 
-    facecue-train run models/facecue_vgg_elu.recipe.toml     # the shipped model, every stage
-    python -m tools.train --run runs/final --arch vgg_elu-small --epochs 40
-    python -m tools.train --run runs/final --resume          # after a stop
-    python -m tools.train --measure vgg_elu-tiny vgg_elu-small vgg_elu-base
+    facecue-model train --run runs/final --arch vgg_elu-small --epochs 40
+    facecue-model train --run runs/final --resume          # after a stop
+    facecue-model train --measure vgg_elu-tiny vgg_elu-small vgg_elu-base
 """
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from tools.data.dataset import DatasetError, load_faces, shared_split
 from tools.train.fit import measure, reframed_faces, run_training
 from tools.train.recipe import main as run_recipe
@@ -34,7 +33,7 @@ def config_defaults(argv: list[str] | None) -> TrainConfig:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = config_defaults(argv)
-    p = argparse.ArgumentParser(prog="facecue-train", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model train", description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, help="JSON config (e.g. another run's config.json) giving the defaults")
     p.add_argument("--run", type=Path, default=Path("runs/final"), help="run folder (checkpoints, report)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run from its last epoch")

@@ -1,6 +1,6 @@
 """Export a trained run as the shipped int8 TFLite model (and a float32 twin) with metadata.
 
-    python -m tools.train.export --run runs/final --out models/ [--name facecue_vgg_elu] [--version X]
+    facecue-model export --run runs/final --out models/ [--name facecue_vgg_elu] [--version X]
         [--flip-average] [--average OTHER.weights.h5 ...] [--logit-adjust TAU]
 
 Writes ``NAME_int8.tflite`` + ``NAME_int8.json`` (the model the device loads)
@@ -24,7 +24,6 @@ the stock converter output ships.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import io
@@ -42,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from device.classify import ModelError, load_interpreter_class, sha256_file
 from device.preprocess import crop_metadata
 from tools.data.augment import to_input
@@ -303,7 +302,7 @@ def export_run(run: Path, out: Path, options: ExportOptions = ExportOptions(), l
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.train.export", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model export", description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True, help="run folder written by tools.train")
     p.add_argument("--out", type=Path, default=Path("models"), help="folder to install the models into")
     p.add_argument("--name", default=DEFAULT_NAME, help="file name stem: NAME_int8.tflite, NAME_float32.tflite")

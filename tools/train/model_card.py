@@ -1,6 +1,6 @@
 """Regenerate the figures section of the model card (models/README.md) from the model JSON.
 
-    python -m tools.train.model_card            # after tools.train.export has written models/*.json
+    facecue-model card            # after tools.train.export has written models/*.json
 
 The card's prose is written by hand; its numbers (size, MACs, parameters,
 accuracy, per-class recall, training time) are copied here from the shipped
@@ -9,14 +9,13 @@ Only the text between the two marker lines is replaced.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from models import DEFAULT_MODEL, MODELS_DIR
 from tools.eval.metrics import describe_int8_drop
 from tools.train.runs import describe_recipe
@@ -173,7 +172,7 @@ def update_card(card: Path, model: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.train.model_card", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model card", description=__doc__.splitlines()[0])
     p.add_argument("--card", type=Path, default=MODELS_DIR / "README.md")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the int8 .tflite whose JSON to copy from")
     args = p.parse_args(argv)

@@ -1,6 +1,6 @@
-"""facecue-train run RECIPE.toml: make a shipped model from the checkout, every stage declared.
+"""facecue-model run RECIPE.toml: make a shipped model from the checkout, every stage declared.
 
-    facecue-train run models/facecue_vgg_elu.recipe.toml [--data DIR] [--until STAGE]
+    facecue-model run models/facecue_vgg_elu.recipe.toml [--data DIR] [--until STAGE]
 
 A recipe lists stages in order; each writes into ``<folder>/<stage name>/``
 and finishes by writing ``stage.json`` there (its declaration and outputs).
@@ -37,7 +37,6 @@ FER+ votes, of the same file names, in ``FACECUE_VOTES``, else ``../shared/data/
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
@@ -49,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from tools.data.align_faces import main as align
 from tools.data.dataset import DatasetError, data_dir, load_faces
 from tools.data.ferplus import votes_path_for
@@ -283,7 +282,7 @@ class Runner:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="facecue-train run", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model run", description=__doc__.splitlines()[0])
     p.add_argument("recipe", type=Path, help="the recipe, e.g. models/facecue_vgg_elu.recipe.toml")
     p.add_argument("--data", type=Path, help="folder of the recipe's data files (default: $FACECUE_DATA, "
                                              "else ../shared/data/fer2013)")

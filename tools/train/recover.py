@@ -1,7 +1,7 @@
 """Rebuild trainable Keras weights from a shipped float32 model, to warm-start training from it.
 
-    python -m tools.train.recover --model models/facecue_vgg_elu_float32.tflite --out runs/recovered
-    python -m tools.train --run runs/cycle5 --arch vgg_elu-base --init-weights runs/recovered/recovered.weights.h5 ...
+    facecue-model recover --model models/facecue_vgg_elu_float32.tflite --out runs/recovered
+    facecue-model train --run runs/cycle5 --arch vgg_elu-base --init-weights runs/recovered/recovered.weights.h5 ...
 
 Why: run folders (checkpoints, kept epochs) live outside git, so a fresh
 clone, a wiped machine or a cloud job has only the shipped files. The float32
@@ -19,7 +19,6 @@ the model's JSON, which ``tools.train`` carries into the next export.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from device.classify import ModelError, load_interpreter_class
 from models import MODELS_DIR
 from tools.data.dataset import DatasetError, load_faces, shared_split
@@ -165,7 +164,7 @@ def recover(tflite_file: Path, out: Path, train_file: Path, n_faces: int = 4000,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.train.recover", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model recover", description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, default=MODELS_DIR / "facecue_vgg_elu_float32.tflite",
                    help="a float32 .tflite written by tools.train.export, its JSON beside it")
     p.add_argument("--out", type=Path, required=True, help="folder for recovered.weights.h5 and lineage.json")

@@ -1,6 +1,6 @@
 """Training report of a run folder: curves, confusion matrix, JSON and Markdown.
 
-    python -m tools.train.report --run runs/final      # regenerate from the folder
+    facecue-model report --run runs/final      # regenerate from the folder
 
 ``tools.train`` calls :func:`write_training_report` with its live trainer at
 the end of a run; the command line rebuilds the same inputs from the run
@@ -11,7 +11,6 @@ Figures follow the seed study: loss and accuracy, train against valid
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import json
@@ -23,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX
+from device.argparser import ERROR_PREFIX, Parser
 from tools.data.dataset import DatasetError
 from tools.eval.metrics import Scores, score
 from tools.train.runs import TrainConfig, describe_recipe, history_seconds, load_run, recorded_machine, run_lineage
@@ -178,7 +177,7 @@ def write_training_report(trainer: TrainedRun, run_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.train.report", description=__doc__.splitlines()[0])
+    p = Parser(prog="facecue-model report", description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, required=True, help="run folder written by tools.train")
     p.add_argument("--weights", choices=("best", "last"), default="best",
                    help="best.weights.h5, or the newest checkpoint of a run still training")
