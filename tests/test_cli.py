@@ -306,7 +306,8 @@ def test_every_model_maker_subcommand_has_its_help(name):
     assert result.stdout.startswith(f"usage: facecue-model {name}"), result.stdout
 
 
-@pytest.mark.parametrize("args", [("bogus",), (), ("scenes", "--bogus"), ("train", "--epochs", "x"), ("publish", "m.tflite")])
+@pytest.mark.parametrize("args", [("bogus",), (), ("scenes", "--bogus"), ("train", "--epochs", "x"),
+                                  ("publish", "m.tflite")])
 def test_model_maker_usage_errors_exit_2_in_one_line(args):
     result = model_maker(*args)
     assert result.returncode == 2, result.stderr

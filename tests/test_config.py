@@ -97,7 +97,7 @@ def test_config_check_and_sync_refuse_a_bad_sync_value_with_the_same_line(tmp_pa
     with pytest.raises(config.ConfigError) as err:
         config.load(path)  # what `facecue config --check` runs
     assert str(err.value).startswith(f"{path}: {message}")
-    assert sync.main(["--config", str(path)]) == 1
+    assert sync.main(["--config", str(path)]) == 2  # a config error: usage, as `facecue config --check` would say
     assert capsys.readouterr().err == f"facecue: error: {err.value}\n"
 
 
