@@ -96,7 +96,7 @@ def test_missing_espeak_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without espeak-ng
     assert shutil.which("espeak-ng") is None
     assert make_voice_clips.main(["--out", str(tmp_path / "clips")]) == 1
-    assert capsys.readouterr().err.strip() == "make_voice_clips: error: espeak-ng is not installed"
+    assert capsys.readouterr().err.strip() == "facecue: error: espeak-ng is not installed"
     assert not (tmp_path / "clips").exists()
 
 

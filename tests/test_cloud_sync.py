@@ -193,7 +193,7 @@ def test_backoff_grows_exponentially_with_jitter_and_survives_clock_jumps():
 def test_settings_errors_are_one_line(fleet, tmp_path):
     fleet.set_sync(bucket="x")
     result = fleet.sync()
-    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.code == 2 and result.err.count("\n") == 1
     assert result.err.startswith(f"facecue: error: {fleet.config}: unknown key [sync] bucket; known: source, ")
     fleet.config.write_text('[sync]\nsource = "s3://b/x"\nread_timeout = "soon"\n')
     assert fleet.sync().err == (f"facecue: error: {fleet.config}: [sync] read_timeout must be a finite float, "
