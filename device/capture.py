@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from core.frames import Frame
+from core.quiet import native_stderr_to_debug
 
 # OpenCV's own warnings ("can't open camera by index") duplicate our one-line errors.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -169,7 +170,10 @@ class VideoFileSource:
         self.fps = 0.0
         self.stated_frames = 0  # 0 or less: unknown
         if not path.is_fifo():
-            self._open()
+            # FFmpeg's own complaint about a file that is no video ("moov atom not found")
+            # would come before our line; not for a pipe, whose open waits for a writer.
+            with native_stderr_to_debug("ffmpeg"):
+                self._open()
 
     def _open(self) -> None:
         cap = cv2.VideoCapture(str(self.path))
@@ -231,8 +235,15 @@ class ImageFolderSource:
         self.fps = fps
 
     def frames(self) -> Iterator[Frame]:
-        for index, path in enumerate(self.paths):
+        """One frame per image; an empty file (0 bytes, as a copy cut short leaves it) is
+        said once and skipped, so it takes no frame's place or time."""
+        index = 0
+        for path in self.paths:
+            if _is_empty(path):
+                log.warning("image %s is empty (0 bytes): skipped, not a frame", path)
+                continue
             yield Frame(self._read(path), index / self.fps, index)
+            index += 1
 
     @staticmethod
     def _read(path: Path) -> np.ndarray:
@@ -252,6 +263,14 @@ class ImageFolderSource:
 
     def close(self) -> None:
         pass
+
+
+def _is_empty(path: Path) -> bool:
+    """A regular file of 0 bytes (one gone or unreadable is :meth:`ImageFolderSource._read`'s to say)."""
+    try:
+        return path.is_file() and path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 class CameraSource:
@@ -348,4 +367,6 @@ def open_source(spec: str, width: int = 640, height: int = 480, fps: float = 15.
         return ImageFolderSource(path, fps)
     if path.is_file() or path.is_fifo():  # a named pipe carries a video stream, never images
         return VideoFileSource(path)
+    if not path.exists():
+        raise CaptureError(f"source {spec!r}: no such file or folder")
     raise CaptureError(f"source {spec!r} is not a camera, a video file or an image folder")

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.words import count
 from device.config import Config
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -83,7 +84,7 @@ def check_audio(cfg: Config) -> Check:
     except AudioUnavailable as exc:
         return Check("audio", FAIL, f"{wanted}: {exc}")
     names = ", ".join(f"{i}: {n}" for i, n in devices[:4])
-    return Check("audio", OK, f"{wanted} is {index}: {name}; {len(devices)} output(s): {names}")
+    return Check("audio", OK, f"{wanted} is {index}: {name}; {count(len(devices), 'output')}: {names}")
 
 
 def check_voice(cfg: Config) -> Check:

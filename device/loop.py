@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
+from core.words import count
 from device.announce import Announcer
 from device.capture import CaptureError, FrameSource, open_source
 from device.classify import Classifier, ModelError
@@ -254,8 +255,8 @@ class Daemon:
             return State.LOADING
         self._model_backoff.reset()
         self._serve_model(classifier)
-        log.info("model loaded version %s from %s (%s, %s threads)", classifier.info.version,
-                 classifier.info.path, classifier.input_dtype, self.cfg.model.threads)
+        log.info("model loaded version %s from %s (%s, %s)", classifier.info.version,
+                 classifier.info.path, classifier.input_dtype, count(self.cfg.model.threads, "thread"))
         self.notifier.ready()
         return State.OPENING
 
@@ -342,7 +343,7 @@ class Daemon:
                     continue
                 if item is END:
                     self._log_stats(stats, reader)
-                    log.info("end of %s after %d frames", source.name, self.frames_seen)
+                    log.info("end of %s after %s", source.name, count(self.frames_seen, "frame"))
                     return State.STOPPED
                 if isinstance(item, CaptureError):
                     return self._camera_fault(item)

@@ -312,13 +312,19 @@ def generate_keypair(private_path: Path, public_path: Path, overwrite: bool = Fa
     return key_id(key.public_key())
 
 
+# What to do about a missing key: the device is given the publisher's public key by
+# hand, so "not found" alone leaves a helper guessing which file and from where.
+KEY_HINTS = {"public": "copy the publisher's public key there, or name it in [sync] public_key",
+             "private": "facecue-model keygen makes the pair"}
+
+
 def _read_key(path: Path, kind: str) -> bytes:
     try:
         return read_regular(Path(path), MAX_KEY_BYTES)
     except Refused as exc:
         raise ManifestError(f"{kind} key {exc}") from None
     except FileNotFoundError:
-        raise ManifestError(f"{kind} key {path} not found") from None
+        raise ManifestError(f"{kind} key {path} is missing ({KEY_HINTS[kind]})") from None
     except OSError as exc:
         raise ManifestError(f"{kind} key {path} unreadable: {exc.strerror}") from None
 

@@ -40,8 +40,19 @@ def test_unreadable_image_becomes_an_empty_frame(tmp_path):
     assert frames[0].image.size == 0
 
 
+def test_an_empty_image_is_said_and_takes_no_frame(tmp_path, caplog):
+    """A 0-byte file (a copy cut short) is not a frame: the next image keeps frame 0's time."""
+    (tmp_path / "a.png").write_bytes(b"")
+    cv2.imwrite(str(tmp_path / "b.png"), np.full((64, 64, 3), 50, np.uint8))
+    with caplog.at_level("WARNING", logger="facecue"):
+        frames = list(open_source(str(tmp_path), fps=4).frames())
+    assert [(f.index, f.t, int(f.image[0, 0, 0])) for f in frames] == [(0, 0.0, 50)]
+    assert caplog.messages == [f"image {tmp_path / 'a.png'} is empty (0 bytes): skipped, not a frame"]
+
+
 @pytest.mark.parametrize("spec, message", [
-    ("/nonexistent/video.mp4", "is not a camera, a video file or an image folder"),
+    ("/nonexistent/video.mp4", "source '/nonexistent/video.mp4': no such file or folder"),
+    ("/dev/null", "is not a camera, a video file or an image folder"),
     ("/dev/video99", "cannot be opened"),
 ])
 def test_bad_sources_are_one_line(spec, message):

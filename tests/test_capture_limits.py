@@ -144,7 +144,7 @@ def test_only_regular_files_of_a_folder_are_read(tmp_path):
     (folder / "b.png").mkdir()
     run = run_facecue(tmp_path, folder)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert f"end of {folder} after 1 frames" in run.stdout
+    assert f"end of {folder} after 1 frame\n" in run.stdout  # one frame, not "1 frames"
 
 
 def test_a_video_of_the_largest_frames_keeps_one_frame_waiting(tmp_path):

@@ -232,6 +232,10 @@ def sync_config(folder: Path, extra: str = "") -> str:
      "[sync] connect_timeout must be <= 300, got 1e+300"),
     (lambda d: ["run", "--model", deep_model(d), "--source", str(d), "--audio-out", str(d / "a.wav")], 1,
      "model metadata {d}/deep.json is not valid JSON (nested 200000 levels deep, more than 32)"),
+    (lambda d: ["run", "--source", str(d / "nope.mp4"), "--audio-out", str(d / "a.wav")], 1,
+     "source '{d}/nope.mp4': no such file or folder"),
+    (lambda d: ["run", "--source", write_bytes(d / "notes.mp4", b"not a video\n"), "--audio-out", str(d / "a.wav")],
+     1, "video file {d}/notes.mp4 cannot be opened"),
     (lambda d: ["run", "--source", str(d), "--audio-out", fifo(d / "out.wav")], 1,
      "--audio-out {d}/out.wav is not a regular file; name a .wav file to write"),
     (lambda d: ["say", "happy", "--audio-out", link(d / "full.wav", "/dev/full")], 1,
@@ -242,6 +246,15 @@ def test_hostile_input_is_one_line_before_anything_runs(tmp_path, make_args, cod
     assert result.returncode == code, result.stdout + result.stderr
     assert result.stderr == f"facecue: error: {line.format(d=tmp_path)}\n"
     assert "Traceback" not in result.stdout
+
+
+def test_an_empty_image_is_said_and_not_counted_as_a_frame(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    result = facecue("run", "--source", str(tmp_path), "--audio-out", str(tmp_path / "out.wav"))
+    assert result.returncode == 0, result.stderr
+    assert f"WARNING image {tmp_path / 'a.jpg'} is empty (0 bytes): skipped, not a frame" in result.stdout
+    assert f"end of {tmp_path} after 0 frames" in result.stdout
+    assert "bad frame" not in result.stdout
 
 
 def test_model_metadata_of_the_wrong_shape_is_one_line(tmp_path, model_path):
@@ -328,4 +341,6 @@ def test_a_sync_config_error_exits_2_and_a_sync_failure_1(tmp_path):
     bad = facecue("sync", "--config", write_bytes(tmp_path / "bad.toml", b"[sync]\nbogus = 1\n"))
     assert bad.returncode == 2 and bad.stderr.startswith("facecue: error: ") and bad.stderr.count("\n") == 1
     failed = facecue("sync", "--config", sync_config(tmp_path), "--public-key", str(tmp_path / "none.pub"))
-    assert failed.returncode == 1 and failed.stderr.startswith("facecue: error: "), failed.stderr
+    assert failed.returncode == 1, failed.stderr
+    assert failed.stderr == (f"facecue: error: public key {tmp_path / 'none.pub'} is missing (copy the publisher's "
+                             "public key there, or name it in [sync] public_key)\n")

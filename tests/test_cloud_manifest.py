@@ -124,7 +124,7 @@ def test_keys_of_the_wrong_kind_are_named(tmp_path):
     (tmp_path / "x.pem").write_text("not a key")
     with pytest.raises(ManifestError, match="not a PEM key"):
         load_private_key(tmp_path / "x.pem")
-    with pytest.raises(ManifestError, match="not found"):
+    with pytest.raises(ManifestError, match="is missing"):
         load_public_key(tmp_path / "missing.pub")
 
 

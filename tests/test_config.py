@@ -75,8 +75,8 @@ def test_what_run_would_refuse_config_check_refuses(tmp_path, text, message):
         config.load(path)
 
 
-def test_the_readme_lists_the_config_as_print_default_gives_it():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+def test_the_docs_list_the_config_as_print_default_gives_it():
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
     start = readme.index("# facecue configuration.")
     assert readme[start:readme.index("```", start)] == config.render_default()
 

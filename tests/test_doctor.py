@@ -53,7 +53,7 @@ def test_on_this_machine_as_it_is(home):
     """Defaults: whatever camera this machine has (none on a build server) decides the exit status."""
     code, rows = doctor(home, "")
     assert_model_detector_and_voice_ok(rows)
-    assert rows["audio"] == ("ok", "default output is 0: default; 1 output(s): 0: default")
+    assert rows["audio"] == ("ok", "default output is 0: default; 1 output: 0: default")
     assert rows["gpio"] == ("warn", "no GPIO (BadPinFactory); pins configured: none")  # no pins: not needed
     camera_status, camera_detail = rows["camera"]
     if camera_status == "FAIL":

@@ -377,3 +377,23 @@ def test_votes_score_against_the_fer_plus_majority(fixture_npz, model_path, tmp_
     line = last_line(["--data", str(fixture_npz), "--votes", str(votes_file), "--model", str(model_path)], capsys)
     assert line == last_line(["--data", str(relabelled), "--model", str(model_path)], capsys)
     assert line.endswith(f"n {kept.sum()}")
+
+
+def test_eval_without_data_uses_facecue_data_or_says_what_it_needs(tmp_path):
+    """`facecue eval` (`facecue-model eval`) with no --data reads $FACECUE_DATA/valid.npz as the README says; with none
+    there it names the variable, the folder and the files it needs, in one line after the usage."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FACECUE_DATA": str(tmp_path)}
+    run = [sys.executable, "-m", "tools.cli", "eval"]  # what `facecue eval` runs
+    missing = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines()[-1] == (
+        f"facecue: error: no valid.npz in $FACECUE_DATA ({tmp_path}): give --data, or set FACECUE_DATA to a folder "
+        "with FER2013's faces as train.npz and valid.npz (see docs/development.md, \"The data\")")
+
+    images, labels = fixture_faces(14)
+    np.savez(tmp_path / "valid.npz", images=images, labels=labels, classes=np.array(CLASSES))
+    found = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert found.returncode == 0, found.stderr
+    assert f" on {tmp_path / 'valid.npz'}" in found.stdout.splitlines()[0]

@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "scenes": ("tools.data.scenes", "data: realistic scenes with ground truth, real faces in real clutter"),
     "align-faces": ("tools.data.align_faces", "data: re-frame a face-crop npz with the device's aligned crop"),
     "people-video": ("tools.data.people_video", "data: a video of encounters with real people, for measuring only"),
+    "demo-clip": ("tools.data.demo_clip", "data: the demo clip in demo/, from public-domain and CC0 photos"),
     "voice-clips": ("tools.make_voice_clips", "data: generate the committed voice clips with espeak-ng"),
     "run": ("tools.train.recipe", "train: run RECIPE, every stage of it, into a shipped model"),
     "train": ("tools.train.cli", "train: one training run, its settings given as options"),

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core.files import write_atomic
+from core.quiet import native_stderr_to_debug
 from device.classify import sha256_file
 from device.preprocess import PIXEL_SCALE
 from tools.data.augment import to_input
@@ -38,7 +39,10 @@ class ConvertError(RuntimeError):
 def require_tensorflow() -> Any:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the converter's C++ chatter is not for users
     try:
-        import tensorflow as tf
+        # TensorFlow 2.16+ logs through absl before it reads TF_CPP_MIN_LOG_LEVEL: its
+        # oneDNN and CPU-feature lines reach fd 2 at import whatever the variable says.
+        with native_stderr_to_debug("tensorflow"):
+            import tensorflow as tf
     except ImportError:
         raise ConvertError("TensorFlow is not installed (pip install tensorflow-cpu), "
                            "so the bench cannot build this file") from None
@@ -48,7 +52,7 @@ def require_tensorflow() -> Any:
 def to_tflite(model: Any, calibration: np.ndarray | None) -> bytes:
     """Keras model -> TFLite bytes with the exporter's own converters: float32, or full int8
     (int8 in and out) calibrated on ``calibration`` (preprocessed uint8 faces)."""
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), native_stderr_to_debug("tensorflow"):
         warnings.simplefilter("ignore")  # TF warns that int8 I/O has no input statistics; expected
         return convert_float(model) if calibration is None else convert_int8(model, to_input(calibration))
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from core.files import write_atomic
+from core.words import count
+from tools.bench.soak import MIN_SLOPE_SECONDS
 
 # Table I of the seed study: seconds per prediction over 50 images, accuracy.
 PAPER_ROWS = (
@@ -106,7 +108,8 @@ def pipeline_lines(p: dict[str, Any]) -> list[str]:
 def soak_lines(s: dict[str, Any], title: str) -> list[str]:
     if "skipped" in s:
         return [f"{title}: skipped: {s['skipped']}"]
-    slope = "n/a (fewer than 2 samples)" if s["slope_mb_per_h"] is None else f"{s['slope_mb_per_h']:+.2f} MB/hour"
+    slope = (f"none (a slope needs a run of {MIN_SLOPE_SECONDS / 60:g} min or more)" if s["slope_mb_per_h"] is None
+             else f"{s['slope_mb_per_h']:+.2f} MB/hour")
     fps = "n/a" if s["fps"] is None else f"{s['fps']:.1f}"
     lines = [f"{title}: `facecue run` as a child process on a looping video paced at "
              f"{s['source_fps']:.0f} frames/s, {s['seconds'] / 60:.2f} min after READY.", "",
@@ -126,7 +129,7 @@ def target_lines(result: dict[str, Any]) -> list[str]:
     shipped = next((r for r in result["table"] if r["key"] == "modified-int8"), {})
     ms, threads = shipped.get("ms"), result["settings"]["model_threads"]
     rows.append((f"modified VGG-16 int8 <= {TARGET_MS_PER_FACE:g} ms per face on one thread",
-                 "n/a" if ms is None else f"{ms:.3f} ms on {threads} thread(s)",
+                 "n/a" if ms is None else f"{ms:.3f} ms on {count(threads, 'thread')}",
                  None if ms is None or threads != 1 else ms <= TARGET_MS_PER_FACE))
     speedup = result["ratios"].get("VGG-16 float32 / modified int8")
     rows.append(("modified VGG-16 int8 >= 10x faster than VGG-16 float32",
@@ -147,8 +150,11 @@ def target_lines(result: dict[str, Any]) -> list[str]:
                  None if peak is None else peak <= TARGET_RSS_MB))
     soak = result.get("soak") or {}
     slope = soak.get("slope_mb_per_h")
-    if slope is None:
+    if not soak:
         rows.append(("flat RSS over a 30-minute soak", "not run (`facecue bench --soak 30`)", None))
+    elif slope is None:
+        rows.append(("flat RSS over a 30-minute soak", f"no slope from {soak['seconds'] / 60:.1f} min "
+                     f"(it needs {MIN_SLOPE_SECONDS / 60:g} min or more)", None))
     else:
         minutes = soak["seconds"] / 60
         verdict = abs(slope) <= FLAT_MB_PER_H if minutes >= TARGET_SOAK_MIN else None
@@ -168,7 +174,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         out += ["### Table I, reproduced", "",
                 f"Seconds per prediction: one face per invoke through the device's LiteRT path, "
                 f"{s['repeats']} passes over {s['faces_source']} after {s['warmup']} warm-up invokes, median "
-                f"pass; {s['model_threads']} interpreter thread(s).", "",
+                f"pass; {count(s['model_threads'], 'interpreter thread')}.", "",
                 *table_lines(result), "", *ratio_lines(result), ""]
     if result.get("pipeline") is not None:
         out += ["### Whole pipeline", "", *pipeline_lines(result["pipeline"]), ""]

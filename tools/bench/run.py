@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.words import count
 from device.argparser import ERROR_PREFIX, Parser
 from device.capture import CaptureError
 from device.classify import ModelError
@@ -42,9 +43,20 @@ PARTS = ("vgg16", "peer", "pipeline", "daemon")
 FLOAT_TWIN = MODELS_DIR / "facecue_vgg_elu_float32.tflite"
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The examples as written, and each option's default after its help: a run can take
+    minutes, so what it will do unasked should be readable before it starts."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, [], False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog="facecue-model bench", description=__doc__.splitlines()[0].replace("``", ""),
-               formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:7]))
+               formatter_class=HelpFormatter, epilog="\n".join(__doc__.splitlines()[2:7]))
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="the modified VGG-16 int8 .tflite")
     p.add_argument("--float-model", type=Path, default=FLOAT_TWIN,
                    help="its float32 twin (built from --modified-weights, or untrained, when absent)")
@@ -96,7 +108,7 @@ def pipeline_part(args: argparse.Namespace, video: Path, described: str) -> dict
     for method in METHODS:  # the shipped detector first, then Haar, in the same run
         cfg = Config(detect=DetectConfig(method=method))
         for threads in dict.fromkeys((1, args.threads)):
-            print(f"pipeline with {method} on {threads} thread(s) ...", flush=True)
+            print(f"pipeline with {method} on {count(threads, 'thread')} ...", flush=True)
             runs.append(dataclasses.asdict(run_pipeline(video, args.model, threads, cfg)))
     return {"video": described, "size": [info.width, info.height],
             "runs": runs}

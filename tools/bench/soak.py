@@ -37,13 +37,20 @@ class SoakResult:
     source_fps: float = 0.0
 
 
+# The shortest span of samples a slope is fitted to. Over the first minutes RSS still
+# grows as the allocator and LiteRT's arenas settle: a 20 s run's "slope" extrapolates
+# that warm-up to hours and reads as a leak (or hides one) when it is neither.
+MIN_SLOPE_SECONDS = 300.0
+
+
 def rss_slope(samples: list[tuple[float, float]]) -> float | None:
-    """Least-squares slope of RSS in MB per hour; None with fewer than two samples."""
+    """Least-squares slope of RSS in MB per hour; None unless the samples span
+    :data:`MIN_SLOPE_SECONDS`."""
     if len(samples) < 2:
         return None
     t = np.array([s[0] for s in samples]) / 3600.0
     mb = np.array([s[1] for s in samples])
-    if np.ptp(t) == 0:
+    if np.ptp(t) * 3600.0 < MIN_SLOPE_SECONDS:
         return None
     return float(np.polyfit(t, mb, 1)[0])
 

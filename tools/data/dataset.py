@@ -191,6 +191,15 @@ def data_dir() -> Path:
     return Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else SHARED_DATA
 
 
+def missing_split(split: str) -> str:
+    """Why no ``{split}.npz`` was found and where one comes from, in one line: a newcomer's
+    clone has no ``../shared``, and "--data is required" names neither."""
+    where = (f"$FACECUE_DATA ({os.environ[DATA_ENV]})" if os.environ.get(DATA_ENV)
+             else f"$FACECUE_DATA (not set) nor {SHARED_DATA}")
+    return (f"no {split}.npz in {where}: give --data, or set FACECUE_DATA to a folder with FER2013's faces as "
+            "train.npz and valid.npz (see docs/development.md, \"The data\")")
+
+
 def shared_split(split: str) -> Path | None:
     """Path of ``{split}.npz`` in :func:`data_dir` when it is there."""
     path = data_dir() / f"{split}.npz"

@@ -54,7 +54,16 @@ from device.config import DecideConfig, DetectConfig
 from device.detect import METHODS, DetectorError
 from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL
-from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photo_folder, load_photos, shared_split
+from tools.data.dataset import (
+    DatasetError,
+    FaceSet,
+    PhotoSet,
+    load_faces,
+    load_photo_folder,
+    load_photos,
+    missing_split,
+    shared_split,
+)
 from tools.data.ferplus import load_votes
 from tools.eval.metrics import Scores, confidence_table, paired_comparison, score
 
@@ -181,7 +190,7 @@ def evaluate_model(model: str | Path, data: FaceSet, threads: int = 1) -> Scores
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog="facecue-model eval", description=__doc__.splitlines()[0].replace("``", ""))
     valid = shared_split("valid")
-    p.add_argument("--data", type=Path, default=valid, required=valid is None,
+    p.add_argument("--data", type=Path, default=valid,
                    help="npz with images, labels, classes: face crops, or photos with --detect; or a folder of "
                         "photos with a labels.csv (file,label), with --detect (default "
                         "valid.npz in $FACECUE_DATA, else ../shared/data/fer2013, when there)")
@@ -198,7 +207,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="interpreter threads")
     p.add_argument("--against", type=Path, metavar="OLD",
                    help="a second .tflite to compare with --model, face by face (McNemar)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.data is None:
+        p.error(missing_split("valid"))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
