@@ -90,15 +90,15 @@ class ModelConfig:
 class DecideConfig:
     smoothing: float = _opt(0.4, "time constant (s) of the probability smoothing", min=0.0, max=10)
     stable_for: float = _opt(0.8, "seconds an expression must hold before it is said", min=0.0, max=30)
-    min_confidence: float = _opt(0.7, "smoothed (calibrated) probability needed to say an expression",
+    min_confidence: float = _opt(0.65, "smoothed (calibrated) probability needed to say an expression",
                                  min=0.0, max=1.0)
     cooldown: float = _opt(3.0, "minimum seconds between two announcements", min=0.0, max=600)
     face_lost_after: float = _opt(1.0, "seconds without a face before it counts as gone", min=0.1, max=60)
     face_earcons: bool = _opt(False, "soft tone when a face appears or leaves")
     quiet_labels: list[str] = _opt(list, "expressions never announced, e.g. [\"neutral\"]", choices=EXPRESSIONS)
-    hedge: bool = _opt(True, "say an expression below min_confidence as \"maybe ...\", quieter")
+    hedge: bool = _opt(False, "say an expression below min_confidence as \"maybe ...\", quieter")
     hedge_min_confidence: float = _opt(0.55, "smoothed probability needed for a hedge (none at or above "
-                                       "min_confidence); chosen per model by python -m tools.eval.hedge",
+                                       "min_confidence); chosen per model by facecue-model hedge",
                                        min=0.0, max=1.0)
 
 

@@ -167,7 +167,7 @@ def test_model_card_counts_several_averaged_weights():
     from tools.train.model_card import describe_averaging
 
     averaged = {"weights": ["e32.h5", "e33.h5", "e34.h5"], "bn_faces": 500}
-    assert describe_averaging(averaged) == ("its best weights and 3 weights files, `e32.h5` to `e34.h5`; "
+    assert describe_averaging(averaged) == ("its best weights and 3 more weights files; "
                                             "batch norms re-estimated on 500 faces")
     assert describe_averaging(dict(averaged, bn_faces=0)).endswith("batch norms averaged as they were")
     assert describe_averaging(None) == ""
