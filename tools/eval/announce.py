@@ -292,8 +292,9 @@ class SweepRow:
 def sweep(per_frame: FramePredictions, schedule: Schedule, labels: tuple[str, ...], base: DecideConfig,
           grid: dict[str, Sequence[float]] | None = None, grace: float = 0.5) -> list[SweepRow]:
     """Score every combination of ``grid`` (``[decide]`` key -> values; the rest as in ``base``)
-    on the cached frames."""
-    grid = dict(SWEEP_GRID if grid is None else grid)
+    on the cached frames. Each key's configured value joins its values, so the table always
+    holds the configured setting."""
+    grid = {k: tuple(sorted({*v, getattr(base, k)})) for k, v in (SWEEP_GRID if grid is None else grid).items()}
     rows = []
     for values in itertools.product(*grid.values()):
         decide = dataclasses.replace(base, **{k: float(v) for k, v in zip(grid, values, strict=True)})
