@@ -305,3 +305,29 @@ def test_no_face_video_says_no_expression(tmp_path, model_path):
     announcements = run_video(video, model_path, cfg)
     assert [a for a in announcements if a.label not in EVENTS] == []
     assert score_announcements(announcements, [], LABELS) == AnnounceScore(0, 0, 0, 0, 0)
+
+
+def test_votes_relabel_each_face_of_the_schedule_by_its_raters(tmp_path):
+    import json
+
+    from tools.eval.announce import EvalError, load_schedule, relabel_by_votes
+
+    names = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF")
+    votes = np.zeros((4, 10), np.float32)
+    votes[0, names.index("happiness")] = 10  # row 0: happy by the raters
+    votes[1, names.index("unknown")] = 10  # row 1: unreadable, keeps its FER2013 label
+    votes[3, names.index("sadness")] = 7
+    votes[3, names.index("neutral")] = 3
+    np.savez(tmp_path / "votes.npz", votes=votes, vote_names=np.array(names))
+    classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    entries = [{"start_s": 1.0, "end_s": 4.0, "class": "angry", "index": 0},
+               {"start_s": 5.0, "end_s": 8.0, "class": "fear", "index": 1},
+               {"start_s": 9.0, "end_s": 12.0, "class": "neutral", "index": 3}]
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"classes": classes, "schedule": entries}))
+    relabelled = relabel_by_votes(path, load_schedule(path), tmp_path / "votes.npz")
+    assert [name for _, _, name in relabelled] == ["happy", "fear", "sad"]
+    entries[2]["index"] = 9
+    path.write_text(json.dumps({"classes": classes, "schedule": entries}))
+    with pytest.raises(EvalError, match="not rows of"):
+        relabel_by_votes(path, load_schedule(path), tmp_path / "votes.npz")

@@ -77,6 +77,7 @@ from device.decide import Decider
 from device.pipeline import BadFrame, Pipeline
 from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL
+from tools.data.ferplus import load_votes
 
 Schedule = list[tuple[float, float, str]]
 FramePredictions = list[tuple[float, Prediction | None]]
@@ -401,6 +402,29 @@ def apply_sets(cfg: Config, sets: Sequence[str]) -> Config:
         raise ConfigError(f"--set: {exc}") from None
 
 
+def relabel_by_votes(schedule_file: Path, schedule: Schedule, votes_file: Path) -> Schedule:
+    """The schedule with each face's expression replaced by its FER+ raters' majority, so that a
+    model trained on the votes is scored against what ten people saw. The schedule's entries
+    name their face by ``index`` into the validation split the votes belong to; a face the
+    raters could not read (no majority among the seven) keeps its FER2013 label."""
+    doc = json.loads(Path(schedule_file).read_text())
+    classes, entries = doc.get("classes"), doc["schedule"]
+    indices = [entry.get("index") for entry in entries]
+    if not isinstance(classes, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        raise EvalError(f"schedule {schedule_file}: --votes needs 'classes' and each face's 'index'")
+    try:
+        with np.load(votes_file, allow_pickle=False) as data:
+            n = len(data["votes"])
+        votes = load_votes(votes_file, tuple(classes), n)
+    except (OSError, KeyError, ValueError) as exc:
+        raise EvalError(f"--votes {votes_file}: {exc}") from None
+    if any(not 0 <= i < n for i in indices):
+        raise EvalError(f"schedule {schedule_file}: its faces are not rows of {votes_file}")
+    majority = votes.majority
+    return [(start, end, classes[majority[i]] if majority[i] >= 0 else name)
+            for (start, end, name), i in zip(schedule, indices, strict=True)]
+
+
 # --- CLI -----------------------------------------------------------------------------------------------------------
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -412,6 +436,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--config", type=Path, help="daemon TOML config (default: all defaults)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key, e.g. decide.min_confidence=0.6 (repeatable)")
+    p.add_argument("--votes", type=Path, metavar="FERPLUS.npz",
+                   help="score against the FER+ majority of each face (a validation-face video's schedule "
+                        "names its faces by index), e.g. ../shared/data/ferplus/valid.npz")
     p.add_argument("--grace", type=float, default=0.5, help="seconds after a face leaves in which an "
                    "announcement still counts for it (default 0.5)")
     p.add_argument("--sweep", action="store_true", help="also score a grid of [decide] settings (default "
@@ -431,7 +458,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         grid = parse_vary(args.vary)
         if not args.video.is_file():
             raise EvalError(f"video {args.video} not found")
-        schedule = load_schedule(args.schedule or args.video.with_suffix(".json"))
+        schedule_file = args.schedule or args.video.with_suffix(".json")
+        schedule = load_schedule(schedule_file)
+        if args.votes is not None:
+            schedule = relabel_by_votes(schedule_file, schedule, args.votes)
         model = args.model or (Path(cfg.model.path) if cfg.model.path else DEFAULT_MODEL)
         try:
             announcements, per_frame, labels = _run(args.video, model, cfg)
