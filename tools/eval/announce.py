@@ -425,6 +425,16 @@ def relabel_by_votes(schedule_file: Path, schedule: Schedule, votes_file: Path) 
             for (start, end, name), i in zip(schedule, indices, strict=True)]
 
 
+def read_truth(schedule_file: Path, votes_file: Path | None) -> Schedule:
+    """A video's schedule, its faces labelled by ``votes_file``'s raters where one is given."""
+    schedule = load_schedule(schedule_file)
+    return schedule if votes_file is None else relabel_by_votes(schedule_file, schedule, votes_file)
+
+
+VOTES_HELP = ("score against the FER+ majority of each face (a validation-face video's schedule names its "
+              "faces by index), e.g. ../shared/data/ferplus/valid.npz")
+
+
 # --- CLI -----------------------------------------------------------------------------------------------------------
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -436,9 +446,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--config", type=Path, help="daemon TOML config (default: all defaults)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key, e.g. decide.min_confidence=0.6 (repeatable)")
-    p.add_argument("--votes", type=Path, metavar="FERPLUS.npz",
-                   help="score against the FER+ majority of each face (a validation-face video's schedule "
-                        "names its faces by index), e.g. ../shared/data/ferplus/valid.npz")
+    p.add_argument("--votes", type=Path, metavar="FERPLUS.npz", help=VOTES_HELP)
     p.add_argument("--grace", type=float, default=0.5, help="seconds after a face leaves in which an "
                    "announcement still counts for it (default 0.5)")
     p.add_argument("--sweep", action="store_true", help="also score a grid of [decide] settings (default "
@@ -458,10 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         grid = parse_vary(args.vary)
         if not args.video.is_file():
             raise EvalError(f"video {args.video} not found")
-        schedule_file = args.schedule or args.video.with_suffix(".json")
-        schedule = load_schedule(schedule_file)
-        if args.votes is not None:
-            schedule = relabel_by_votes(schedule_file, schedule, args.votes)
+        schedule = read_truth(args.schedule or args.video.with_suffix(".json"), args.votes)
         model = args.model or (Path(cfg.model.path) if cfg.model.path else DEFAULT_MODEL)
         try:
             announcements, per_frame, labels = _run(args.video, model, cfg)

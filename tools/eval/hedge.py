@@ -43,13 +43,14 @@ from device.classify import ModelError
 from device.config import ConfigError, DecideConfig, load
 from models import DEFAULT_MODEL
 from tools.eval.announce import (
+    VOTES_HELP,
     AnnounceScore,
     EvalError,
     FramePredictions,
     Schedule,
     _run,
     apply_sets,
-    load_schedule,
+    read_truth,
     replay,
     score_announcements,
 )
@@ -158,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--video", type=Path, required=True, help="a scene video of FER2013 validation or training "
                    "faces (facecue-model scenes video); never twface")
     p.add_argument("--schedule", type=Path, help="its schedule JSON (default: the video's name with .json)")
+    p.add_argument("--votes", type=Path, metavar="FERPLUS.npz", help=VOTES_HELP)
     p.add_argument("--model", type=Path, help="model .tflite (default: [model] path, else the shipped model)")
     p.add_argument("--config", type=Path, help="daemon TOML config (default: all defaults)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -167,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = apply_sets(load(args.config), args.sets)
         if not args.video.is_file():
             raise EvalError(f"video {args.video} not found")
-        schedule = load_schedule(args.schedule or args.video.with_suffix(".json"))
+        schedule = read_truth(args.schedule or args.video.with_suffix(".json"), args.votes)
         model = args.model or (Path(cfg.model.path) if cfg.model.path else DEFAULT_MODEL)
         try:
             _, per_frame, labels = _run(args.video, model, cfg)
