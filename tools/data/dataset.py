@@ -52,11 +52,17 @@ class PhotoSet:
         return len(self.labels)
 
 
-def _read_npz(path: Path, allow_pickle: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_npz_file(path: Path, what: str) -> None:
+    """Refuse, in one line, a path that is not a file or not an npz (zip) archive, before
+    NumPy gives its own message; ``what`` names the kind of file (data, votes)."""
     if not path.is_file():
-        raise DatasetError(f"{path}: no such data file")
+        raise DatasetError(f"{path}: no such {what} file")
     if not zipfile.is_zipfile(path):
         raise DatasetError(f"{path}: not a readable npz file (not a zip archive)")
+
+
+def _read_npz(path: Path, allow_pickle: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    check_npz_file(path, "data")
     try:
         with np.load(path, allow_pickle=allow_pickle) as data:
             missing = {"images", "labels", "classes"} - set(data.files)

@@ -16,13 +16,12 @@ and for scoring, so a training target and a scored label never disagree:
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from tools.data.dataset import DatasetError
+from tools.data.dataset import DatasetError, FaceSet, check_npz_file
 
 SHARED_VOTES = Path(__file__).resolve().parents[3] / "shared" / "data" / "ferplus"
 # FER+'s column name for each of our classes, where the two spellings differ.
@@ -63,14 +62,11 @@ def votes_path_for(faces: str | Path) -> Path:
     return folder / Path(faces).name
 
 
-def load_votes(path: str | Path, classes: tuple[str, ...], n: int) -> Votes:
-    """Read a FER+ votes npz (``votes`` (N, 10), ``vote_names``) for an npz of ``n`` rows
-    over ``classes``; refused in one line unless it fits."""
+def load_votes(path: str | Path, classes: tuple[str, ...], n: int | None = None) -> Votes:
+    """Read a FER+ votes npz (``votes`` (N, 10), ``vote_names``) over ``classes``, for an npz
+    of ``n`` rows where given (any number otherwise); refused in one line unless it fits."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: no such votes file")
-    if not zipfile.is_zipfile(path):
-        raise DatasetError(f"{path}: not a readable npz file (not a zip archive)")
+    check_npz_file(path, "votes")
     try:
         with np.load(path, allow_pickle=False) as data:
             votes, names = data["votes"], [str(v) for v in data["vote_names"]]
@@ -78,8 +74,9 @@ def load_votes(path: str | Path, classes: tuple[str, ...], n: int) -> Votes:
         raise DatasetError(f"{path}: not a FER+ votes file (no {exc} array)") from None
     except ValueError as exc:
         raise DatasetError(f"{path}: not a readable npz file ({exc})") from None
-    if votes.ndim != 2 or votes.shape != (n, len(names)):
-        raise DatasetError(f"{path}: votes of shape {votes.shape} for {n} faces and {len(names)} vote names")
+    if votes.ndim != 2 or votes.shape[1] != len(names) or (n is not None and len(votes) != n):
+        raise DatasetError(f"{path}: votes of shape {votes.shape} for {'any number of' if n is None else n} faces "
+                           f"and {len(names)} vote names")
     wanted = [VOTE_NAME.get(c, c) for c in classes]
     missing = [w for w in wanted if w not in names]
     if missing:
@@ -90,3 +87,10 @@ def load_votes(path: str | Path, classes: tuple[str, ...], n: int) -> Votes:
     usable = matched & (ours.max(1) >= votes.max(1)) & (ours.sum(1) > 0)
     shares = np.where(usable[:, None], ours / np.maximum(ours.sum(1, keepdims=True), 1e-6), 0.0)
     return Votes(shares.astype(np.float32), usable, matched)
+
+
+def majority_faces(faces: FaceSet, votes_file: str | Path) -> FaceSet:
+    """``faces`` (the rows of the split the votes belong to) labelled by their raters'
+    majority, without the faces that have none: what every FER+ figure is scored on."""
+    votes = load_votes(votes_file, faces.classes, len(faces))
+    return FaceSet(faces.images[votes.usable], votes.majority[votes.usable], faces.classes)

@@ -41,7 +41,7 @@ from device.config import DetectConfig
 from device.detect import DetectorError
 from models import DEFAULT_MODEL
 from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
-from tools.data.ferplus import load_votes
+from tools.data.ferplus import load_votes, majority_faces
 from tools.eval.evaluate import find_faces, model_answers
 from tools.eval.metrics import kept_and_right, score
 
@@ -126,18 +126,16 @@ def relabel_by_votes(votes_file: Path, scenes: Path | None, photos: PhotoSet | N
     """Scenes and crops labelled by the FER+ majority of the validation faces they show,
     without the faces that have none. A scene set says which face it shows in ``source``."""
     if faces is not None:
-        votes = load_votes(votes_file, faces.classes, len(faces))
-        faces = FaceSet(faces.images[votes.usable], votes.majority[votes.usable], faces.classes)
+        faces = majority_faces(faces, votes_file)
     if photos is not None:
         with np.load(scenes, allow_pickle=False) as data:
             if "source" not in data.files:
                 raise DatasetError(f"{scenes}: records no source faces (make it with tools.data.scenes fer)")
             source = data["source"]
-        with np.load(votes_file, allow_pickle=False) as data:
-            n = len(data["votes"]) if "votes" in data.files else 0
+        votes = load_votes(votes_file, photos.classes)
+        n = len(votes.usable)
         if len(source) != len(photos) or (len(source) and (source.min() < 0 or source.max() >= n)):
             raise DatasetError(f"{scenes}: its source faces are not rows of {votes_file}")
-        votes = load_votes(votes_file, photos.classes, n)
         keep = votes.usable[source]
         photos = PhotoSet([image for image, k in zip(photos.images, keep, strict=True) if k],
                           votes.majority[source[keep]], photos.classes,

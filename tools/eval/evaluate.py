@@ -64,7 +64,7 @@ from tools.data.dataset import (
     missing_split,
     shared_split,
 )
-from tools.data.ferplus import load_votes
+from tools.data.ferplus import majority_faces
 from tools.eval.metrics import Scores, confidence_table, paired_comparison, score
 
 CONFIDENCE_STEPS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9)  # rows of the table; the configured default is added
@@ -176,8 +176,7 @@ def load_data(args: argparse.Namespace) -> tuple[FaceSet | PhotoSet, list[str]]:
     if args.votes is not None:
         if args.detect:
             raise DatasetError("--votes relabels face crops; photos found with --detect carry their own labels")
-        votes = load_votes(args.votes, data.classes, len(data))
-        data = FaceSet(data.images[votes.usable], votes.majority[votes.usable], data.classes)
+        data = majority_faces(data, args.votes)
     return data, [""] * len(data)
 
 

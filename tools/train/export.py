@@ -46,7 +46,7 @@ from device.classify import ModelError, load_interpreter_class, sha256_file
 from device.preprocess import crop_metadata
 from tools.data.augment import to_input
 from tools.data.dataset import DatasetError, FaceSet, load_faces
-from tools.data.ferplus import load_votes
+from tools.data.ferplus import majority_faces
 from tools.eval.evaluate import evaluate_model
 from tools.eval.metrics import Scores, describe_int8_drop, score
 from tools.train.averaging import average_weights, reestimate_batch_norm
@@ -209,9 +209,7 @@ def accuracy_block(keras: Scores, float32: Scores, int8: Scores, valid_file: Pat
 
 def ferplus_block(int8_file: Path, valid_set: FaceSet, votes_file: Path, threads: int) -> dict[str, Any]:
     """The int8 model against the FER+ majority of the validation faces that have one."""
-    votes = load_votes(votes_file, valid_set.classes, len(valid_set))
-    relabelled = FaceSet(valid_set.images[votes.usable], votes.majority[votes.usable], valid_set.classes)
-    scores = evaluate_model(int8_file, relabelled, threads)
+    scores = evaluate_model(int8_file, majority_faces(valid_set, votes_file), threads)
     return {
         "ferplus_majority_int8": scores.accuracy,
         "ferplus_per_class_recall_int8": dict(zip(scores.classes, map(float, scores.recall), strict=True)),
