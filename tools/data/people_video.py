@@ -27,8 +27,8 @@ import numpy as np
 from core.labels import EXPRESSIONS
 from device.argparser import ERROR_PREFIX, Parser
 from tools.data.face_video import write_mjpg
-from tools.data.scenes import SIZE, _light_lut, _random_background
-from tools.data.twface import TWFACE_DIR, Photo, paste_head, read_photo, read_table
+from tools.data.scenes import SIZE, _light_lut, _random_background, read_photo
+from tools.data.twface import TWFACE_DIR, Photo, paste_head, read_table
 
 Entry = dict[str, object]
 

@@ -205,10 +205,12 @@ def caltech_boxes(path: Path = CALTECH_BOXES) -> tuple[dict[str, Box], dict[str,
 
 
 @lru_cache(maxsize=128)
-def _caltech_photo(path: Path) -> np.ndarray:
+def read_photo(path: Path) -> np.ndarray:
+    """A colour photo (Caltech's, twface's), read once and kept read-only: the scene makers
+    paste the same few photos into thousands of frames."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise FileNotFoundError(f"{path}: missing or unreadable Caltech photo")
+        raise FileNotFoundError(f"{path}: missing or unreadable photo")
     img.setflags(write=False)
     return img
 
@@ -250,7 +252,7 @@ def caltech_frames(n: int, seed: int = 0, face_px: tuple[int, int] = (50, 250), 
     out = []
     for i, width in zip(order[:n], _widths(n, face_px, rng), strict=True):
         name = names[int(i)]
-        out.append(place_photo(_caltech_photo(photo_dir / name), faces[name], secondary.get(name, ()), int(width),
+        out.append(place_photo(read_photo(photo_dir / name), faces[name], secondary.get(name, ()), int(width),
                                rng, size))
     return out
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from tools.data.scenes import SHARED, _blend, _resize
@@ -37,15 +35,6 @@ def read_table(folder: Path = TWFACE_DIR) -> list[Photo]:
         raise FileNotFoundError(f"{table} not found (twface lives in ../shared/data/twface)")
     with table.open(newline="") as f:
         return [Photo(row["file"], row["label"], int(row["performer"])) for row in csv.DictReader(f)]
-
-
-@lru_cache(maxsize=64)
-def read_photo(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"{path}: missing or unreadable photo")
-    img.setflags(write=False)
-    return img
 
 
 def head_alpha(h: int, w: int) -> np.ndarray:

@@ -48,8 +48,8 @@ from device.detect import largest
 from device.people import cue_keys, is_facing, person_cue
 from device.tracker import FaceTracker, tracker_from_config
 from tools.data.dataset import data_dir
-from tools.data.scenes import CALTECH_DIR, SIZE, _light, _random_background, caltech_boxes, fer_frame
-from tools.data.twface import TWFACE_DIR, Photo, paste_head, read_photo, read_table
+from tools.data.scenes import CALTECH_DIR, SIZE, _light, _random_background, caltech_boxes, fer_frame, read_photo
+from tools.data.twface import TWFACE_DIR, Photo, paste_head, read_table
 
 IPD = 0.063  # metres between an adult's pupils, on average
 # Metres. At 640 px and 62.2 degrees a face is under [detect] min_face (48 px) beyond about
