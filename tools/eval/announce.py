@@ -77,6 +77,7 @@ from device.decide import Decider
 from device.pipeline import BadFrame, Pipeline
 from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL
+from tools.data.dataset import DatasetError
 from tools.data.ferplus import load_votes
 
 Schedule = list[tuple[float, float, str]]
@@ -413,11 +414,10 @@ def relabel_by_votes(schedule_file: Path, schedule: Schedule, votes_file: Path) 
     if not isinstance(classes, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
         raise EvalError(f"schedule {schedule_file}: --votes needs 'classes' and each face's 'index'")
     try:
-        with np.load(votes_file, allow_pickle=False) as data:
-            n = len(data["votes"])
-        votes = load_votes(votes_file, tuple(classes), n)
-    except (OSError, KeyError, ValueError) as exc:
-        raise EvalError(f"--votes {votes_file}: {exc}") from None
+        votes = load_votes(votes_file, tuple(classes))
+    except DatasetError as exc:
+        raise EvalError(f"--votes {exc}") from None
+    n = len(votes.usable)
     if any(not 0 <= i < n for i in indices):
         raise EvalError(f"schedule {schedule_file}: its faces are not rows of {votes_file}")
     majority = votes.majority
@@ -429,6 +429,32 @@ def read_truth(schedule_file: Path, votes_file: Path | None) -> Schedule:
     """A video's schedule, its faces labelled by ``votes_file``'s raters where one is given."""
     schedule = load_schedule(schedule_file)
     return schedule if votes_file is None else relabel_by_votes(schedule_file, schedule, votes_file)
+
+
+@dataclass(frozen=True)
+class VideoRun:
+    """A labelled video played through the daemon's pipeline: its truth and what was said."""
+
+    schedule: Schedule
+    model: Path
+    announcements: list[Announcement]
+    per_frame: FramePredictions
+    labels: tuple[str, ...]
+
+
+def play_labelled_video(video: Path, schedule_file: Path | None, votes_file: Path | None, model: Path | None,
+              cfg: Config) -> VideoRun:
+    """The video's truth (its schedule, relabelled by ``votes_file`` where given) and the run of
+    ``model`` (default: the config's, else the shipped one) over it; one ``EvalError`` line
+    for a missing video or schedule, or a model or video that cannot be used."""
+    if not video.is_file():
+        raise EvalError(f"video {video} not found")
+    schedule = read_truth(schedule_file or video.with_suffix(".json"), votes_file)
+    model = model or (Path(cfg.model.path) if cfg.model.path else DEFAULT_MODEL)
+    try:
+        return VideoRun(schedule, model, *_run(video, model, cfg))
+    except (CaptureError, ModelError) as exc:
+        raise EvalError(str(exc)) from None
 
 
 VOTES_HELP = ("score against the FER+ majority of each face (a validation-face video's schedule names its "
@@ -464,14 +490,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise EvalError(f"--grace must be >= 0, got {args.grace}")
         cfg = apply_sets(load(args.config), args.sets)
         grid = parse_vary(args.vary)
-        if not args.video.is_file():
-            raise EvalError(f"video {args.video} not found")
-        schedule = read_truth(args.schedule or args.video.with_suffix(".json"), args.votes)
-        model = args.model or (Path(cfg.model.path) if cfg.model.path else DEFAULT_MODEL)
-        try:
-            announcements, per_frame, labels = _run(args.video, model, cfg)
-        except (CaptureError, ModelError) as exc:
-            raise EvalError(str(exc)) from None
+        run = play_labelled_video(args.video, args.schedule, args.votes, args.model, cfg)
+        schedule, model, announcements, per_frame, labels = (run.schedule, run.model, run.announcements,
+                                                             run.per_frame, run.labels)
         unknown = sorted({name for _, _, name in schedule} - set(labels))
         if unknown:
             raise EvalError(f"schedule classes {', '.join(unknown)} are not labels of the model "

@@ -38,19 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.argparser import ERROR_PREFIX, Parser
-from device.capture import CaptureError
-from device.classify import ModelError
 from device.config import ConfigError, DecideConfig, load
-from models import DEFAULT_MODEL
 from tools.eval.announce import (
     VOTES_HELP,
     AnnounceScore,
     EvalError,
     FramePredictions,
     Schedule,
-    _run,
     apply_sets,
-    read_truth,
+    play_labelled_video,
     replay,
     score_announcements,
 )
@@ -167,14 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cfg = apply_sets(load(args.config), args.sets)
-        if not args.video.is_file():
-            raise EvalError(f"video {args.video} not found")
-        schedule = read_truth(args.schedule or args.video.with_suffix(".json"), args.votes)
-        model = args.model or (Path(cfg.model.path) if cfg.model.path else DEFAULT_MODEL)
-        try:
-            _, per_frame, labels = _run(args.video, model, cfg)
-        except (CaptureError, ModelError) as exc:
-            raise EvalError(str(exc)) from None
+        run = play_labelled_video(args.video, args.schedule, args.votes, args.model, cfg)
+        schedule, model, per_frame, labels = run.schedule, run.model, run.per_frame, run.labels
         if not schedule:
             raise EvalError(f"schedule of {args.video} shows no face: nothing to choose on")
     except (ConfigError, EvalError) as exc:
