@@ -13,7 +13,6 @@ from pathlib import Path
 from device.argparser import ERROR_PREFIX, Parser
 from tools.data.dataset import DatasetError, load_faces, shared_split
 from tools.train.fit import measure, reframed_faces, run_training
-from tools.train.recipe import main as run_recipe
 from tools.train.report import write_training_report
 from tools.train.runs import TrainConfig, TrainError, prepare_run
 
@@ -79,9 +78,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["run"]:
-        return run_recipe(argv[1:])
     try:
         args = parse_args(argv)
         cfg = TrainConfig.from_args(args)
