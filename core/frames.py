@@ -7,6 +7,7 @@ at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
@@ -56,12 +57,10 @@ class Prediction:
 
 
 @dataclass(frozen=True)
-class Announcement:
-    """Something worth telling the user, at frame time ``t``.
+class Expression:
+    """An expression worth telling the wearer, at frame time ``t``.
 
-    ``label`` is an expression name, or an event with a sound of its own
-    (``audio.voice.LABELS``: a face appeared or left, muted, ...).
-    ``hedged``: an expression the device is not sure of, said as "maybe ...".
+    ``hedged``: one the device is not sure of, said as "maybe ...".
     """
 
     label: str
@@ -69,3 +68,22 @@ class Announcement:
     t: float
     hedged: bool = False
 
+
+class FaceChange(Enum):
+    """What happened to the face in view; each value names its soft earcon."""
+
+    ARRIVED = "face"
+    LEFT = "noface"
+    FACING = "facing"  # the followed face turned towards the wearer
+
+
+@dataclass(frozen=True)
+class FaceCue:
+    """A change worth a soft earcon (when the config turns it on), at frame time ``t``."""
+
+    change: FaceChange
+    t: float
+
+
+Announcement = Expression | FaceCue
+"""What the per-frame stages hand the announcer: a word, or an earcon about the face."""

@@ -1,14 +1,17 @@
 """From announcements and button answers to what the wearer hears and feels.
 
-The loop hands :class:`Announcer` plain :class:`~core.frames.Announcement`
-records; this module owns the voice, the player (earphone or ``--audio-out``
-file) and the optional vibration motor. A missing sound card, GPIO chip or
+The loop hands :class:`Announcer` typed values: a
+:class:`~core.frames.Expression` or :class:`~core.frames.FaceCue` from the
+per-frame stages, a :class:`Notice` about the device itself. This module
+owns the voice, the player (earphone or ``--audio-out`` file) and the
+optional vibration motor. A missing sound card, GPIO chip or
 motor is logged once and the rest keeps working: the log still says
 everything the wearer would hear.
 """
 from __future__ import annotations
 
 import logging
+from enum import Enum
 from pathlib import Path
 
 from audio.compose import status_keys
@@ -18,7 +21,7 @@ from audio.player import Player
 from audio.remote import ChildPlayer
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
-from core.frames import Announcement
+from core.frames import Announcement, Expression, FaceCue
 from device.config import AudioConfig, Config
 from device.gpio import GpioUnavailable
 from device.haptics import Haptics, pattern_for
@@ -26,7 +29,14 @@ from device.people import PersonCue, cue_keys, cue_text
 
 log = logging.getLogger("facecue")
 
-FACE_EVENTS = ("face", "noface", "facing")  # soft earcons: a face arrives, leaves, turns to the wearer
+
+
+class Notice(Enum):
+    """News about the device itself; each value names its clip (``audio.phrases.EVENTS``)."""
+
+    ERROR = "error"  # a model or detector failed; something else serves
+    CAMERA_ERROR = "camera_error"
+    MODEL_UPDATED = "model_updated"
 
 
 def voice_for(audio: AudioConfig) -> VoicePack:
@@ -66,7 +76,7 @@ class Announcer:
         self.voice = voice
         self.player = player
         self.haptics = haptics
-        self._said_events: set[str] = set()
+        self._said: set[Notice] = set()
 
     @property
     def _muted_mark(self) -> str:
@@ -75,10 +85,10 @@ class Announcer:
         return " (muted)" if self.player.muted else ""
 
     def announce(self, a: Announcement) -> None:
-        """An expression (or a face arriving/leaving) from the decider."""
-        if a.label in FACE_EVENTS:
-            log.info("earcon %s t %.2fs%s", a.label, a.t, self._muted_mark)
-            self.player.play(face_earcon(a.label), a.t)
+        """An expression, or a change of the face in view, from the per-frame stages."""
+        if isinstance(a, FaceCue):
+            log.info("earcon %s t %.2fs%s", a.change.value, a.t, self._muted_mark)
+            self.player.play(face_earcon(a.change.value), a.t)
             return
         if a.hedged:  # no vibration: the motor's rhythm could not tell it from a sure word
             log.info("hedge %s confidence %.2f t %.2fs%s", a.label, a.confidence, a.t, self._muted_mark)
@@ -89,21 +99,26 @@ class Announcer:
         if self.haptics is not None and _has_pattern(a.label):
             self.haptics.play(a.label)
 
-    def event(self, name: str, t: float) -> None:
-        """A fault or state change (camera_error, model_updated, ...), said once until it recurs after recovery."""
-        if name in self._said_events and name != "model_updated":
+    def event(self, notice: Notice, t: float) -> None:
+        """A fault or state change, said once until it recurs after :meth:`recovered`
+        (each model update is news)."""
+        if notice in self._said and notice is not Notice.MODEL_UPDATED:
             return
-        self._said_events.add(name)
-        log.info("event %s t %.2fs%s", name, t, self._muted_mark)
-        self.player.play(self.voice.sound(name), t)
+        self._said.add(notice)
+        log.info("event %s t %.2fs%s", notice.value, t, self._muted_mark)
+        self.player.play(self.voice.sound(notice.value), t)
 
-    def recovered(self, name: str) -> None:
+    def recovered(self, notice: Notice) -> None:
         """The fault is gone: say it again if it comes back."""
-        self._said_events.discard(name)
+        self._said.discard(notice)
 
     # -- answers to the buttons ----------------------------------------------
-    def repeat(self, current: Announcement) -> None:
-        """The last expression again, hedged if it was (or "no face"); silent while muted."""
+    def repeat(self, current: Expression | None, t: float) -> None:
+        """The last expression again, hedged if it was, or "no face" (None); silent while muted."""
+        if current is None:
+            log.info("button repeat: noface%s", self._muted_mark)
+            self.player.play(self.voice.sound("noface"), t, force=False)
+            return
         log.info("button repeat: %s%s%s", "maybe " if current.hedged else "", current.label, self._muted_mark)
         sound = self.voice.hedge(current.label) if current.hedged else self.voice.sound(current.label)
         self.player.play(sound, current.t, force=False)

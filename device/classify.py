@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -191,9 +191,14 @@ class Classifier:
     """A loaded model: preprocessed 48x48 faces in, :class:`Prediction` out."""
 
     def __init__(self, model_path: str | Path, num_threads: int = 1, verify_checksum: bool = True,
-                 calibrated: bool = True) -> None:
+                 calibrated: bool = True, vet: Callable[[str], None] | None = None) -> None:
         """``calibrated=False`` gives the network's own probabilities (for fitting a new
-        temperature); everything else uses the model's calibration."""
+        temperature); everything else uses the model's calibration.
+
+        ``vet`` is called with the sha256 of the bytes about to be mapped, once they
+        match the metadata and before the interpreter sees them, and may raise
+        ModelError: the model slot holds that one hash against the signed manifest
+        and runs the smoke faces in a child there, so a load reads the file once."""
         self.info = read_model_info(model_path, verify_checksum=False)
         self.temperature = self.info.temperature if calibrated else 1.0
         Interpreter = load_interpreter_class()
@@ -204,8 +209,11 @@ class Classifier:
         # The interpreter maps the very file that was hashed, through the open descriptor:
         # a file swapped in at that path between the check and the load cannot slip in.
         with model:
-            if verify_checksum:
-                check_sha256(self.info.path, sha256_of(model), self.info.meta["sha256"])
+            if verify_checksum or vet is not None:
+                sha256 = sha256_of(model)
+                check_sha256(self.info.path, sha256, self.info.meta["sha256"])
+                if vet is not None:
+                    vet(sha256)
             try:
                 with native_stderr_to_debug("litert"):  # its XNNPACK banner, printed at the first allocate
                     self.interpreter = Interpreter(model_path=f"/proc/self/fd/{model.fileno()}",

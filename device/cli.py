@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(retry_forever=args.retry or under_systemd)
     daemon = Daemon(cfg, build_announcer(cfg, audio_out=_audio_out(args.audio_out)), options)
     daemon.install_signal_handlers()
-    with press_buttons(cfg.buttons, daemon.presses):
+    with press_buttons(cfg.buttons, daemon.inbox):
         return daemon.run()
 
 

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from core.frames import Announcement, Prediction
+from core.frames import Announcement, Expression, FaceChange, FaceCue, Prediction
 from device.config import DecideConfig
 
 
@@ -49,12 +49,12 @@ class Decider:
             if self.face_present and self.last_face_t is not None and t - self.last_face_t >= self.cfg.face_lost_after:
                 self._forget_face()
                 if self.cfg.face_earcons:
-                    out.append(Announcement("noface", 1.0, t))
+                    out.append(FaceCue(FaceChange.LEFT, t))
             return out
         if not self.face_present:
             self.face_present = True
             if self.cfg.face_earcons:
-                out.append(Announcement("face", 1.0, t))
+                out.append(FaceCue(FaceChange.ARRIVED, t))
         self.last_face_t = t
         self._smooth(prediction, dt)
         best = int(np.argmax(self.smoothed))
@@ -69,7 +69,7 @@ class Decider:
                 and label not in self.cfg.quiet_labels
                 and t - self.spoken_t >= self.cfg.cooldown):
             self.spoken, self.spoken_hedged, self.spoken_t = label, hedged, t
-            out.append(Announcement(label, confidence, t, hedged))
+            out.append(Expression(label, confidence, t, hedged))
         return out
 
     def _smooth(self, prediction: Prediction, dt: float) -> None:
@@ -89,8 +89,9 @@ class Decider:
         self.spoken = None
         self.spoken_hedged = False
 
-    def current(self) -> Announcement:
-        """What the repeat button says: the last expression (hedged if it was), or "noface"."""
+    def current(self) -> Expression | None:
+        """What the repeat button says: the last expression (hedged if it was), or None
+        (no face, or nothing said about it yet)."""
         if self.face_present and self.spoken is not None:
-            return Announcement(self.spoken, 1.0, self.last_t or 0.0, self.spoken_hedged)
-        return Announcement("noface", 1.0, self.last_t or 0.0)
+            return Expression(self.spoken, 1.0, self.last_t or 0.0, self.spoken_hedged)
+        return None

@@ -21,8 +21,11 @@ state's handler in :class:`Daemon` returns the next one::
 
 Without ``retry_forever`` (``facecue run`` on a file) a camera or model
 fault ends the run instead, as one error line. The loop is the only thread
-that touches the decider and the pipeline: button presses reach it through a
-:class:`~device.presses.PressQueue`, answered between frames and during waits.
+that touches the decider and the pipeline: button presses, a model loaded
+in the background, reload and stop all reach it as typed events in one
+:class:`~device.inbox.Inbox`, taken between frames and during waits. The
+serving model belongs to the :class:`~device.model_slot.ModelSlot`; the loop
+reads it for each frame and never keeps a copy.
 """
 from __future__ import annotations
 
@@ -30,24 +33,23 @@ import dataclasses
 import logging
 import random
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
 from core.words import count
-from device.announce import Announcer
+from device.announce import Announcer, Notice
 from device.capture import CaptureError, FrameSource, open_source
-from device.classify import Classifier, ModelError
+from device.classify import ModelError
 from device.config import CameraConfig, Config
 from device.decide import Decider
 from device.detect import DetectorError
 from device.frame_reader import END, MAX_STUCK_READERS, FrameReader, stuck_readers
+from device.inbox import Event, Inbox, ModelReady, Press, Request
 from device.model_slot import ModelSlot
 from device.people import FacingWatch, person_cue
 from device.pipeline import BadFrame, ModelFailed, Pipeline, StageStats
-from device.presses import Press, PressQueue
 from device.sdnotify import Notifier
 from device.tracker import FaceTracker, tracker_from_config
 
@@ -57,8 +59,8 @@ CameraOpener = Callable[[CameraConfig], FrameSource]
 Clock = Callable[[], float]  # monotonic seconds
 
 # How long one wait for a frame, or one slice of a backoff wait, may last: how often
-# the loop looks at the stop flag, the watchdog and the model store when nothing
-# happens. A press ends a backoff slice at once.
+# the loop looks at the watchdog and the model store when nothing happens. An
+# event in the inbox ends a backoff slice at once.
 WAIT_SLICE = 0.1
 
 
@@ -125,13 +127,13 @@ class Daemon:
         self.open_camera = open_camera
         self.models = models or ModelSlot(cfg.model)
         self.clock = clock
-        self.presses = PressQueue()
-        self.stop_event = threading.Event()
+        self.inbox = Inbox()
+        self.stopping = False  # a STOP came: leave at the next state change
         self.state = State.LOADING
         self.tracker = self._make_tracker()
         self.decider = Decider(cfg.decide)
-        self.facing = FacingWatch(cfg.people) if cfg.people.facing_earcon else None
-        self.pipeline: Pipeline | None = None  # built by each load: never None after LOADING
+        facing = FacingWatch(cfg.people) if cfg.people.facing_earcon else None
+        self.pipeline = Pipeline(self.tracker, self.decider, facing)
         self._last_image = None  # the latest good frame, for the person cue; None while no camera serves
         self.bad_frames = 0
         self.frames_seen = 0
@@ -153,19 +155,18 @@ class Daemon:
             if self.cfg.detect.method == "haar":
                 raise
             log.error("detector error: %s; finding faces with the Haar cascade instead", exc)
-            self.announcer.event("error", 0.0)
+            self.announcer.event(Notice.ERROR, 0.0)
             return tracker_from_config(dataclasses.replace(self.cfg.detect, method="haar"))
 
     # -- signals and the state machine -----------------------------------------
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         signal.signal(signal.SIGINT, lambda *_: self.stop())
-        signal.signal(signal.SIGHUP, lambda *_: self.models.request_reload())
+        signal.signal(signal.SIGHUP, lambda *_: self.inbox.post(Request.RELOAD))
 
     def stop(self) -> None:
         """From any thread or a signal handler: leave the loop within a wait slice."""
-        self.stop_event.set()
-        self.presses.wake()
+        self.inbox.post(Request.STOP)
 
     def run(self) -> int:
         """Serve until SIGTERM (or the end of a file source). Returns an exit code."""
@@ -174,7 +175,7 @@ class Daemon:
         try:
             while self.state is not State.STOPPED:
                 after = handlers[self.state]()
-                self._enter(State.STOPPED if self.stop_event.is_set() else after)
+                self._enter(State.STOPPED if self.stopping else after)
             return 0
         finally:
             self.notifier.stopping()
@@ -191,7 +192,7 @@ class Daemon:
 
     # -- between frames and while waiting --------------------------------------
     def _housekeeping(self, source_blocked: float = 0.0) -> None:
-        """Watchdog ping, live model swap, button answers.
+        """Watchdog ping, a look at the model store, the events in the inbox.
 
         ``source_blocked`` is how long the frame source has been inside one read:
         beyond a ping interval the watchdog goes unfed, so a source that hangs
@@ -203,34 +204,45 @@ class Daemon:
             self.notifier.watchdog()
             self._next_watchdog = now + self._watchdog_every
         if self.state is not State.LOADING:  # LOADING loads the store's newest itself
-            new = self.models.poll()
-            if new is not None:
-                self.pipeline.classifier = new
-                self.announcer.event("model_updated", self._frame_time())
-        self._answer(self.presses.wait(0))
+            self.models.check(self.inbox.post)
+        self._take(self.inbox.wait(0))
 
     def _wait(self, seconds: float) -> None:
-        """Sleep ``seconds`` of the clock, but keep the watchdog fed, answer presses at
-        once, and wake at once on SIGTERM."""
+        """Sleep ``seconds`` of the clock, but keep the watchdog fed, take events at
+        once, and wake at once on a STOP."""
         end = self.clock() + seconds
-        while not self.stop_event.is_set():
+        while not self.stopping:
             self._housekeeping()
             left = end - self.clock()
-            if left <= 0:
+            if left <= 0 or self.stopping:
                 return
-            self._answer(self.presses.wait(min(WAIT_SLICE, left)))
+            self._take(self.inbox.wait(min(WAIT_SLICE, left)))
 
-    def _answer(self, presses: list[Press]) -> None:
-        for press in presses:
-            if press is Press.REPEAT:
-                self.announcer.repeat(self.decider.current())
-            elif press is Press.MUTE:
-                self.announcer.toggle_mute(self._frame_time())
-            elif press is Press.PEOPLE:
-                self._who_is_there()
+    def _take(self, events: list[Event]) -> None:
+        """Act on the inbox's events in the order they came."""
+        for event in events:
+            if isinstance(event, ModelReady):
+                if self.models.accept(event):
+                    self.announcer.recovered(Notice.ERROR)
+                    self.announcer.event(Notice.MODEL_UPDATED, self._frame_time())
+            elif event is Request.STOP:
+                self.stopping = True
+            elif event is Request.RELOAD:
+                self.models.check_now()
             else:
-                self.announcer.status(self.models.classifier and self.models.classifier.info.version,
-                                      self.state is State.SERVING, self._frame_time())
+                self._answer(event)
+
+    def _answer(self, press: Press) -> None:
+        if press is Press.REPEAT:
+            self.announcer.repeat(self.decider.current(), self._frame_time())
+        elif press is Press.MUTE:
+            self.announcer.toggle_mute(self._frame_time())
+        elif press is Press.PEOPLE:
+            self._who_is_there()
+        else:
+            serving = self.models.serving
+            self.announcer.status(serving and serving.info.version, self.state is State.SERVING,
+                                  self._frame_time())
 
     def _who_is_there(self) -> None:
         """The person cue from one full search of the latest frame: every face in view,
@@ -247,29 +259,23 @@ class Daemon:
         except ModelError as exc:
             if not self.options.retry_forever:
                 raise
-            self.announcer.event("error", self._frame_time())
+            self.announcer.event(Notice.ERROR, self._frame_time())
             delay = self._model_backoff.next()
             log.error("no usable model (%s); retrying in %.0fs", exc, delay)
             self.notifier.status(f"no usable model; retrying in {delay:.0f}s")
             self._wait(delay)
             return State.LOADING
         self._model_backoff.reset()
-        self._serve_model(classifier)
+        self.announcer.recovered(Notice.ERROR)
         log.info("model loaded version %s from %s (%s, %s)", classifier.info.version,
                  classifier.info.path, classifier.input_dtype, count(self.cfg.model.threads, "thread"))
         self.notifier.ready()
         return State.OPENING
 
-    def _serve_model(self, classifier: Classifier) -> None:
-        """Frames from now on go to ``classifier`` (the tracker and decider carry on)."""
-        self.models.classifier = classifier
-        self.pipeline = Pipeline(self.tracker, classifier, self.decider, self.facing)
-        self.announcer.recovered("error")
-
     def _model_failed(self, failure: ModelFailed) -> bool:
         """The serving model broke on a face: say so once, drop it and serve the next
         candidate at once. False: none is left (LOADING then says why and retries)."""
-        self.announcer.event("error", self._frame_time())
+        self.announcer.event(Notice.ERROR, self._frame_time())
         self.models.drop(failure.classifier)
         try:
             classifier = self.models.load()
@@ -278,7 +284,7 @@ class Daemon:
             return False
         log.error("model error: %s; serving %s from %s instead", failure, classifier.info.version,
                   classifier.info.path)
-        self._serve_model(classifier)
+        self.announcer.recovered(Notice.ERROR)
         return True
 
     # -- OPENING and CAMERA_FAULT -----------------------------------------------
@@ -305,7 +311,7 @@ class Daemon:
     def _camera_fault(self, exc: CaptureError) -> State:
         """A source that failed to open, failed mid-stream or stalled: say so once per
         outage. Without ``retry_forever`` the fault ends the run as one error line."""
-        self.announcer.event("camera_error", self._frame_time())
+        self.announcer.event(Notice.CAMERA_ERROR, self._frame_time())
         self._last_image = None
         if not self.options.retry_forever:
             raise exc
@@ -329,7 +335,7 @@ class Daemon:
         stats = StageStats()
         next_stats = self.clock() + self.cfg.log.stats_every
         try:
-            while not self.stop_event.is_set():
+            while not self.stopping:
                 self._housekeeping(reader.blocked_for())
                 item = reader.get(timeout=WAIT_SLICE)
                 if self.clock() >= next_stats:
@@ -352,7 +358,7 @@ class Daemon:
                 frame, capture_ms = item
                 self.frames_seen += 1
                 try:
-                    result = self.pipeline.step(frame, capture_ms)
+                    result = self.pipeline.step(frame, self.models.serving, capture_ms)
                 except BadFrame as exc:
                     self.bad_frames += 1
                     if self.bad_frames == 1 or self.bad_frames % 100 == 0:
@@ -374,7 +380,7 @@ class Daemon:
         """The first frame from an opened source: only now is the camera healthy, so
         the next fault starts again from a short delay and is announced again."""
         self._camera_backoff.reset()
-        self.announcer.recovered("camera_error")
+        self.announcer.recovered(Notice.CAMERA_ERROR)
         self._enter(State.SERVING)
 
     def _log_stats(self, stats: StageStats, reader: FrameReader) -> None:

@@ -7,9 +7,16 @@ was installed from, and any model but the shipped one first answers the smoke
 faces in a child process, so one with bad metadata, one that rotted on the
 card and one that crashes the interpreter are all skipped, each with one
 ``model error`` line naming the model that serves instead. A store that
-cannot be read (permissions, links in it) is said once, in the same way. A new model is loaded on a
-background thread and swapped in between two frames, so an update never
-drops a frame; a model that fails to load leaves the old one serving.
+cannot be read (permissions, links in it) is said once, in the same way.
+
+The slot is the one owner of the serving model: the loop reads
+:attr:`ModelSlot.serving` for each frame and never sets it. A new model is
+loaded on a background thread, which posts :class:`~device.inbox.ModelReady`
+to the loop's inbox; the loop hands it back to :meth:`ModelSlot.accept`
+between two frames, so an update never drops a frame, and a model that
+fails to load leaves the old one serving. Each load reads the model file
+once: the sha256 the classifier takes of the bytes it maps is held against
+the metadata and the signed manifest before the smoke faces run.
 
 A model that loads but then fails on a real face is dropped for the rest of
 the run (:meth:`ModelSlot.drop`): the store's ``previous`` serves instead,
@@ -18,6 +25,7 @@ is not loaded again, not even when the store is polled or on SIGHUP.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -27,6 +35,7 @@ from typing import Callable
 from device import model_store
 from device.classify import Classifier, ModelError
 from device.config import ModelConfig
+from device.inbox import Event, ModelReady
 from models import DEFAULT_MODEL
 
 log = logging.getLogger("facecue")
@@ -40,20 +49,26 @@ class ModelSlot:
     through, since a file that fails the smoke faces never reaches a real face.
     """
 
-    def __init__(self, cfg: ModelConfig,
-                 smoke_check: Callable[[Path], object] = model_store.verify_model_isolated) -> None:
+    # The smoke faces run in a child without hashing: the slot hashes the bytes its own
+    # interpreter maps, once per load.
+    SMOKE_CHECK = functools.partial(model_store.verify_model_isolated, checksum=False)
+
+    def __init__(self, cfg: ModelConfig, smoke_check: Callable[[Path], object] = SMOKE_CHECK) -> None:
         self.cfg = cfg
         self.smoke_check = smoke_check
         self.store = Path(cfg.store)
-        self.classifier: Classifier | None = None
         self.generation: str | None = None
+        self._serving: Classifier | None = None
         self._next_check = 0.0
-        self._reload_requested = threading.Event()
+        self._check_now = False
         self._loader: threading.Thread | None = None
-        self._loaded: Classifier | None = None
-        self._lock = threading.Lock()
         self._dropped: frozenset[Path] = frozenset()  # files that failed at run time
         self._store_problem: str | None = None  # said once, until it changes
+
+    @property
+    def serving(self) -> Classifier | None:
+        """The model frames go to; None before the first load and after a :meth:`drop`."""
+        return self._serving
 
     def _chain(self) -> list[Path]:
         """Every model file this slot would serve, best first, dropped ones included.
@@ -82,22 +97,25 @@ class ModelSlot:
         return [path for path in self._chain() if not self._is_dropped(path)]
 
     def load(self) -> Classifier:
-        """Load the best candidate now; raises ModelError naming every failure.
+        """Load the best candidate now and serve it; raises ModelError naming every failure.
 
         A failed candidate is logged here only when a later one serves: when
         none does, the caller reports the raised error, so it is said once.
         """
+        classifier = self._load_best()
+        self._serving = classifier
+        return classifier
+
+    def _load_best(self) -> Classifier:
         errors, dropped = [], []
         generation = None if self.cfg.path else model_store.model_generation(self.store)
         for path in self._chain():
             if self._is_dropped(path):
                 dropped.append(f"{path} failed at run time")
                 continue
+            vet = None if path == DEFAULT_MODEL else functools.partial(self._vet, path)
             try:
-                if path != DEFAULT_MODEL:
-                    model_store.check_recorded(path)
-                    self.smoke_check(path)
-                classifier = Classifier(path, num_threads=self.cfg.threads)
+                classifier = Classifier(path, num_threads=self.cfg.threads, vet=vet)
             except ModelError as exc:
                 errors.append(str(exc))
                 continue
@@ -107,6 +125,12 @@ class ModelSlot:
             return classifier
         raise ModelError("; ".join(dropped + errors))
 
+    def _vet(self, path: Path, sha256: str) -> None:
+        """A model but the shipped one, hashed once by its classifier: the bytes the
+        signed manifest listed, and an answer to the smoke faces in a child."""
+        model_store.check_recorded(path, sha256)
+        self.smoke_check(path)
+
     def drop(self, failed: Classifier) -> None:
         """``failed`` broke on a real face: never load its file again in this run.
 
@@ -114,48 +138,51 @@ class ModelSlot:
         at once, so the device is not mute longer than one load.
         """
         self._dropped = self._dropped | {failed.info.path.absolute()}  # one assignment: the loader thread reads it
-        if self.classifier is failed:
-            self.classifier = None
+        if self._serving is failed:
+            self._serving = None
 
-    def request_reload(self) -> None:
-        """SIGHUP: check the store at the next frame."""
-        self._reload_requested.set()
+    def check_now(self) -> None:
+        """SIGHUP: look at the store at the next :meth:`check`, not after ``check_every``."""
+        self._check_now = True
 
-    def poll(self) -> Classifier | None:
-        """Between frames: a newly loaded classifier to swap in, or None.
+    def check(self, post: Callable[[Event], None]) -> None:
+        """Between frames: when the store has changed, load its best model on a
+        background thread, which posts :class:`ModelReady` through ``post``.
 
         Cheap when nothing changed: one readlink every ``check_every`` seconds.
         """
-        with self._lock:
-            ready, self._loaded = self._loaded, None
-        if ready is not None and not self._is_dropped(ready.info.path):  # not one dropped while it loaded
-            self.classifier = ready
-            log.info("model loaded version %s from %s", ready.info.version, ready.info.path)
-            return ready
         if self.cfg.path or (self._loader and self._loader.is_alive()):
-            return None
+            return
         now = time.monotonic()
-        if not self._reload_requested.is_set() and now < self._next_check:
-            return None
+        if not self._check_now and now < self._next_check:
+            return
         self._next_check = now + self.cfg.check_every
-        forced = self._reload_requested.is_set()
-        self._reload_requested.clear()
+        forced, self._check_now = self._check_now, False
         if not forced and model_store.model_generation(self.store) == self.generation:
-            return None
-        self._loader = threading.Thread(target=self._load_in_background, name="model-loader", daemon=True)
+            return
+        self._loader = threading.Thread(target=self._load_in_background, args=(post,), name="model-loader",
+                                        daemon=True)
         self._loader.start()
-        return None
 
-    def _load_in_background(self) -> None:
+    def accept(self, ready: ModelReady) -> bool:
+        """On the loop's thread: serve the model the loader posted, unless its file was
+        dropped while it loaded. True when it now serves."""
+        if self._is_dropped(ready.classifier.info.path):
+            return False
+        self._serving = ready.classifier
+        log.info("model loaded version %s from %s", ready.classifier.info.version, ready.classifier.info.path)
+        return True
+
+    def _load_in_background(self, post: Callable[[Event], None]) -> None:
         generation = model_store.model_generation(self.store)
         try:
-            classifier = self.load()
+            classifier = self._load_best()
         except ModelError as exc:
             log.error("model error: %s; the model in service stays", exc)
             self.generation = generation  # do not retry a broken file every few seconds
             return
-        if self.classifier is not None and classifier.info.path == self.classifier.info.path \
-                and classifier.info.meta.get("sha256") == self.classifier.info.meta.get("sha256"):
+        serving = self._serving
+        if serving is not None and (classifier.info.path, classifier.info.meta["sha256"]) == \
+                (serving.info.path, serving.info.meta["sha256"]):
             return
-        with self._lock:
-            self._loaded = classifier
+        post(ModelReady(classifier))

@@ -165,19 +165,21 @@ def stored_models(model_dir: Path) -> list[Path]:
     return [version_dir(model_dir, v) / MODEL_FILE for v in dict.fromkeys(versions) if v is not None]
 
 
-def check_recorded(model_path: Path) -> None:
+def check_recorded(model_path: Path, model_sha256: str | None = None) -> None:
     """A stored model's files are the bytes of the signed manifest entry it was
-    installed from (its ``source.json``), or ModelError. A model whose files were
+    installed from (its ``source.json``), or ModelError. ``model_sha256`` is the
+    hash a :class:`~device.classify.Classifier` took of the bytes it is about to
+    map, so that a load reads the model file once (None: hash the file). A model whose files were
     swapped after sync checked them, both changed to agree with each other, is
     caught here. A model without such a record (one installed by hand) passes."""
     model_path = Path(model_path)
     source = _read_source(model_path.parent)
-    expected = {"sha256": model_path, "metadata_sha256": model_path.parent / METADATA_FILE}
-    for key, path in expected.items():
+    metadata = model_path.parent / METADATA_FILE
+    for key, path in (("sha256", model_path), ("metadata_sha256", metadata)):
         if key not in source:
             continue
         try:
-            actual = sha256_file(path)
+            actual = model_sha256 if path == model_path and model_sha256 else sha256_file(path)
         except OSError as exc:
             raise ModelError(f"model {path} unreadable: {exc.strerror}") from None
         if actual != source[key]:
@@ -277,18 +279,21 @@ def smoke_faces() -> np.ndarray:
     return np.stack(faces)
 
 
-def verify_model(model_path: Path) -> ModelInfo:
+def verify_model(model_path: Path, checksum: bool = True) -> ModelInfo:
     """Everything short of wearing it: sha256 against the metadata, labels and
     input spec this code can serve, loads in the device interpreter, and on
     the smoke faces gives the right output shape and probabilities that are
-    finite and sum to about 1. Raises ModelError with one line."""
+    finite and sum to about 1. Raises ModelError with one line.
+
+    ``checksum=False`` leaves the sha256 to the caller: the model slot hashes
+    the bytes its own interpreter maps, once per load."""
     from device.classify import Classifier
 
-    info = read_model_info(model_path, verify_checksum=True)
+    info = read_model_info(model_path, verify_checksum=False)
     problem = servable_problem(info.meta.get("labels"), info.meta.get("input"))
     if problem:
         raise ModelError(f"model {info.version} cannot be served: {problem}")
-    classifier = Classifier(model_path)
+    classifier = Classifier(model_path, verify_checksum=checksum)
     declared = info.meta["input"]
     if classifier.input_dtype.name != declared["dtype"]:
         raise ModelError(f"model {info.version} input is {classifier.input_dtype.name}, "
@@ -309,11 +314,11 @@ def verify_model(model_path: Path) -> ModelInfo:
     return info
 
 
-def _smoke_check_verdict(model_path: Path) -> str | None:
+def _smoke_check_verdict(model_path: Path, checksum: bool) -> str | None:
     """Run in the child: :func:`verify_model`'s refusal as one line, or None. Any
     exception is a refusal, so the caller always has one line and never a traceback."""
     try:
-        verify_model(model_path)
+        verify_model(model_path, checksum)
     except ModelError as exc:
         return str(exc).splitlines()[0]
     except Exception as exc:  # a broken model may make the runtime raise anything
@@ -322,7 +327,7 @@ def _smoke_check_verdict(model_path: Path) -> str | None:
     return None
 
 
-def _forked_child(model_path: str, verdict) -> None:
+def _forked_child(model_path: str, checksum: bool, verdict) -> None:
     """The forked child's stderr goes nowhere, as the fresh child's does: a dying
     runtime, or faulthandler (which PYTHONFAULTHANDLER and pytest turn on), must not
     add lines to the one the caller prints."""
@@ -330,12 +335,13 @@ def _forked_child(model_path: str, verdict) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
-    verdict.send(_smoke_check_verdict(Path(model_path)))
+    verdict.send(_smoke_check_verdict(Path(model_path), checksum))
 
 
 def smoke_check_main() -> None:
-    """``python -c`` entry of a fresh child: the verdict (or ``ok``) on stdout."""
-    print(_smoke_check_verdict(Path(sys.argv[1])) or SMOKE_CHECK_OK, flush=True)
+    """``python -c`` entry of a fresh child (argv: the model, ``checksum`` or not): the
+    verdict (or ``ok``) on stdout."""
+    print(_smoke_check_verdict(Path(sys.argv[1]), sys.argv[2] == "checksum") or SMOKE_CHECK_OK, flush=True)
 
 
 def _crashed(version: str, exitcode: int) -> ModelError:
@@ -354,11 +360,11 @@ def _timed_out(version: str, timeout: float) -> ModelError:
     return ModelError(f"model {version} did not finish its smoke check within {timeout:g}s")
 
 
-def _check_in_fork(model_path: Path, version: str, timeout: float) -> str | None:
+def _check_in_fork(model_path: Path, checksum: bool, version: str, timeout: float) -> str | None:
     """The verdict of a forked child: milliseconds to start, everything already imported."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_forked_child, args=(str(model_path), send), daemon=True)
+    child = context.Process(target=_forked_child, args=(str(model_path), checksum, send), daemon=True)
     child.start()
     send.close()  # the child holds the only writer now: its death reads as end of file
     try:
@@ -375,13 +381,14 @@ def _check_in_fork(model_path: Path, version: str, timeout: float) -> str | None
         child.join()
 
 
-def _check_in_new_interpreter(model_path: Path, version: str, timeout: float) -> str | None:
+def _check_in_new_interpreter(model_path: Path, checksum: bool, version: str, timeout: float) -> str | None:
     """The verdict of a fresh Python (imports cost about half a second on a PC, a few
     on a Pi); its stderr, where a dying runtime may write, is dropped for the one line."""
     code = "from device.model_store import smoke_check_main; smoke_check_main()"
+    argv = [sys.executable, "-c", code, str(model_path), "checksum" if checksum else "trusted"]
     try:
-        run = subprocess.run([sys.executable, "-c", code, str(model_path)], stdin=subprocess.DEVNULL,
-                             capture_output=True, text=True, timeout=timeout, check=False)
+        run = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                             check=False)
     except subprocess.TimeoutExpired:
         raise _timed_out(version, timeout) from None
     lines = run.stdout.splitlines()
@@ -390,7 +397,8 @@ def _check_in_new_interpreter(model_path: Path, version: str, timeout: float) ->
     return None if lines[-1] == SMOKE_CHECK_OK else lines[-1]
 
 
-def verify_model_isolated(model_path: Path, timeout: float = SMOKE_CHECK_TIMEOUT) -> ModelInfo:
+def verify_model_isolated(model_path: Path, timeout: float = SMOKE_CHECK_TIMEOUT,
+                          checksum: bool = True) -> ModelInfo:
     """:func:`verify_model` in a child process, so that a model which makes the
     interpreter crash (a signed flatbuffer can still segfault LiteRT) or hang is a
     refused model with one line instead of a dead caller. Raises ModelError.
@@ -399,9 +407,9 @@ def verify_model_isolated(model_path: Path, timeout: float = SMOKE_CHECK_TIMEOUT
     threads (the daemon) a fork could copy a lock another thread holds, so the child
     is then a fresh interpreter.
     """
-    info = read_model_info(model_path, verify_checksum=True)
+    info = read_model_info(model_path, verify_checksum=False)  # the child hashes it, with ``checksum``
     check = _check_in_fork if threading.active_count() == 1 else _check_in_new_interpreter
-    verdict = check(Path(model_path), info.version, timeout)
+    verdict = check(Path(model_path), checksum, info.version, timeout)
     if verdict is not None:
         raise ModelError(verdict)
     return info

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from audio.compose import PAUSE
-from core.frames import Announcement, FaceBox
+from core.frames import FaceBox, FaceChange, FaceCue
 from device.config import PeopleConfig
 from device.detect import largest
 
@@ -113,7 +113,7 @@ class FacingWatch:
         self.was_away = False
         self.facing_since: float | None = None
 
-    def update(self, box: FaceBox | None, t: float) -> list[Announcement]:
+    def update(self, box: FaceBox | None, t: float) -> list[FaceCue]:
         facing = None if box is None else is_facing(box, self.cfg)
         if facing is None:
             self.was_away, self.facing_since = False, None
@@ -125,5 +125,5 @@ class FacingWatch:
             self.facing_since = t
         if self.was_away and t - self.facing_since >= self.HOLD:
             self.was_away = False
-            return [Announcement("facing", 1.0, t)]
+            return [FaceCue(FaceChange.FACING, t)]
         return []

@@ -84,24 +84,27 @@ class StageStats:
 
 
 class Pipeline:
-    """The per-frame work of the device, minus capture and output."""
+    """The per-frame work of the device, minus capture and output.
 
-    def __init__(self, tracker: FaceTracker, classifier: Classifier, decider: Decider,
-                 facing: FacingWatch | None = None) -> None:
+    It holds no model: each :meth:`step` is handed the one to use (the daemon
+    hands it its model slot's serving model), so a swap between frames needs
+    no rebuild and never splits a frame.
+    """
+
+    def __init__(self, tracker: FaceTracker, decider: Decider, facing: FacingWatch | None = None) -> None:
         """``facing``: the optional earcon for a face turning to the wearer (``[people] facing_earcon``)."""
         self.tracker = tracker
-        self.classifier = classifier
         self.decider = decider
         self.facing = facing
 
-    def step(self, frame: Frame, capture_ms: float = 0.0) -> StepResult:
-        """One frame; raises BadFrame for garbage and ModelFailed for a model that broke on it."""
+    def step(self, frame: Frame, classifier: Classifier, capture_ms: float = 0.0) -> StepResult:
+        """One frame through ``classifier``; raises BadFrame for garbage and ModelFailed
+        for a model that broke on it."""
         check_frame(frame)
         ms = {"capture": capture_ms}
         t0 = time.perf_counter()
         box = self.tracker.find(frame.image, frame.t)
         t1 = time.perf_counter()
-        classifier = self.classifier  # one reference per frame: a hot swap never splits a frame
         face = prediction = None
         try:
             if box is not None:

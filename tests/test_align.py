@@ -136,6 +136,6 @@ def test_a_degenerate_face_is_no_face_for_that_frame_not_a_crash(model_path, cof
         def find(self, image, t):
             return FaceBox(300, 200, 60, 60, ((320.0, 220.0),) * 5, 0.9)
 
-    pipeline = Pipeline(Degenerate(YuNetDetector()), Classifier(model_path), Decider(DecideConfig()))
-    result = pipeline.step(Frame(coffee, 0.0, 0))
+    pipeline = Pipeline(Degenerate(YuNetDetector()), Decider(DecideConfig()))
+    result = pipeline.step(Frame(coffee, 0.0, 0), Classifier(model_path))
     assert result.box is None and result.prediction is None and result.announcements == []

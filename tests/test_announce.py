@@ -9,17 +9,17 @@ from audio.compose import compose
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
 from audio.wavfile import read_wav
-from core.frames import Announcement
-from device.announce import Announcer
+from core.frames import Expression, FaceChange, FaceCue
+from device.announce import Announcer, Notice
 
 
 def announce_lines(tmp_path, caplog, muted: bool) -> list[str]:
     caplog.set_level(logging.INFO, logger="facecue")
     player = TimelineWriter(tmp_path / "heard.wav", muted=muted)
     announcer = Announcer(VoicePack("speech", "en"), player)
-    announcer.announce(Announcement("face", 1.0, 0.5))
-    announcer.announce(Announcement("happy", 0.91, 1.0))
-    announcer.announce(Announcement("sad", 0.52, 1.5, hedged=True))
+    announcer.announce(FaceCue(FaceChange.ARRIVED, 0.5))
+    announcer.announce(Expression("happy", 0.91, 1.0))
+    announcer.announce(Expression("sad", 0.52, 1.5, hedged=True))
     player.close(end_t=2.0)
     return [r.getMessage() for r in caplog.records if r.getMessage().startswith(("announce", "earcon", "hedge"))]
 
@@ -39,12 +39,12 @@ def test_an_event_is_said_once_until_it_recovers_and_lands_at_its_frame_time(tmp
     caplog.set_level(logging.INFO, logger="facecue")
     player = TimelineWriter(tmp_path / "heard.wav")
     announcer = Announcer(VoicePack("speech", "en"), player)
-    announcer.event("camera_error", 1.0)
-    announcer.event("camera_error", 2.0)  # the same outage: not again
-    announcer.recovered("camera_error")
-    announcer.event("camera_error", 3.0)
-    announcer.event("model_updated", 4.0)
-    announcer.event("model_updated", 5.0)  # each update is news
+    announcer.event(Notice.CAMERA_ERROR, 1.0)
+    announcer.event(Notice.CAMERA_ERROR, 2.0)  # the same outage: not again
+    announcer.recovered(Notice.CAMERA_ERROR)
+    announcer.event(Notice.CAMERA_ERROR, 3.0)
+    announcer.event(Notice.MODEL_UPDATED, 4.0)
+    announcer.event(Notice.MODEL_UPDATED, 5.0)  # each update is news
     announcer.close(end_t=6.0)
     assert [r.getMessage() for r in caplog.records] == [
         "event camera_error t 1.00s", "event camera_error t 3.00s", "event model_updated t 4.00s",

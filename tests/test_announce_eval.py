@@ -9,9 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from audio.voice import LABELS as SOUNDS
-from core.frames import Announcement, Prediction
-from core.labels import EXPRESSIONS
+from core.frames import Expression, FaceChange, FaceCue, Prediction
 from device.config import Config, ConfigError
 from tools.eval.announce import (
     SWEEP_GRID,
@@ -31,14 +29,12 @@ from tools.eval.announce import (
     sweep_table,
 )
 
-EVENTS = tuple(s for s in SOUNDS if s not in EXPRESSIONS)  # what the device says besides expressions
-
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 TWO = [(1.0, 4.0, "happy"), (5.0, 8.0, "sad")]
 
 
-def say(label: str, t: float, confidence: float = 0.7) -> Announcement:
-    return Announcement(label, confidence, t)
+def say(label: str, t: float, confidence: float = 0.7) -> Expression:
+    return Expression(label, confidence, t)
 
 
 def counts(s: AnnounceScore) -> tuple[int, int, int, int, int]:
@@ -84,8 +80,8 @@ def test_face_on_screen_wins_over_grace_of_previous():
     assert (s.faces_right, s.said_right) == (1, 1)
 
 
-def test_events_are_not_expressions():
-    events = [Announcement(e, 1.0, 1.5 + 0.25 * i) for i, e in enumerate(EVENTS)]
+def test_earcons_and_labels_beyond_the_model_are_not_counted():
+    events = [FaceCue(change, 1.5 + 0.25 * i) for i, change in enumerate(FaceChange)]
     s = score_announcements(events + [say("contempt", 2.0)], TWO, LABELS)
     assert counts(s) == (2, 0, 0, 0, 0)
     s = score_announcements(events + [say("happy", 2.0)], TWO, LABELS)
@@ -113,8 +109,8 @@ def test_line_and_shares():
 
 
 def test_hedges_count_apart_and_the_delay_is_to_the_first_right_word():
-    said = [Announcement("sad", 0.5, 2.0, hedged=True), Announcement("happy", 0.8, 2.5),
-            Announcement("angry", 0.5, 6.2, hedged=True), Announcement("sad", 0.9, 7.5)]
+    said = [Expression("sad", 0.5, 2.0, hedged=True), Expression("happy", 0.8, 2.5),
+            Expression("angry", 0.5, 6.2, hedged=True), Expression("sad", 0.9, 7.5)]
     s = score_announcements(said, TWO, LABELS)
     assert (s.said, s.said_right, s.hedged, s.hedged_right, s.sure, s.sure_right) == (4, 2, 2, 0, 2, 2)
     assert s.faces_right == 2 and s.delays == pytest.approx((1.5, 2.5))
@@ -242,11 +238,9 @@ def test_video_announcements_are_consistent(face_video):
     assert len(per_frame) == round(end * 15)
     on_face = [p is not None for t, p in per_frame if any(a <= t < b for a, b, _ in schedule)]
     assert sum(on_face) >= len(on_face) // 2  # the detector finds the pasted face in most frames
-    for a in announcements:
-        assert a.label in labels or a.label in EVENTS
-        assert 0.0 <= a.t <= end and 0.0 <= a.confidence <= 1.0
+    expressions = [a for a in announcements if isinstance(a, Expression)]
+    assert all(a.label in labels and 0.0 <= a.t <= end and 0.0 <= a.confidence <= 1.0 for a in expressions)
     s = score_announcements(announcements, schedule, labels)
-    expressions = [a for a in announcements if a.label in labels]
     assert s.faces == 2 and s.said == len(expressions) >= 1
     assert 0 <= s.faces_right <= s.faces_announced <= s.faces
     assert 0 <= s.said_right <= s.said and s.faces_right <= s.said_right
@@ -259,7 +253,7 @@ def test_replay_matches_the_pipeline(face_video, model_path):
     assert replay(per_frame, Config().decide) == announcements
     assert run_video(video, model_path, Config()) == announcements  # deterministic: frame times, not wall time
     noisy = replay(per_frame, dataclasses.replace(Config().decide, face_earcons=True))
-    assert {a.label for a in noisy} & {"face", "noface"}
+    assert {a.change for a in noisy if isinstance(a, FaceCue)} == {FaceChange.ARRIVED, FaceChange.LEFT}
     assert score_announcements(noisy, schedule, labels) == score_announcements(announcements, schedule, labels)
 
 
@@ -303,7 +297,7 @@ def test_no_face_video_says_no_expression(tmp_path, model_path):
     assert scene_video(video, [], [], gap=3.0, fps=15.0, seed=1) == []
     cfg = apply_sets(Config(), ["decide.face_earcons=true", "decide.min_confidence=0.0", "decide.stable_for=0.0"])
     announcements = run_video(video, model_path, cfg)
-    assert [a for a in announcements if a.label not in EVENTS] == []
+    assert [a for a in announcements if isinstance(a, Expression)] == []
     assert score_announcements(announcements, [], LABELS) == AnnounceScore(0, 0, 0, 0, 0)
 
 

@@ -23,7 +23,8 @@ from device import buttons as buttons_module
 from device.buttons import Buttons, PressGesture
 from device.config import ButtonsConfig
 from device.gpio import GpioUnavailable
-from device.presses import Press, PressQueue, press_buttons
+from device.inbox import Inbox, Press, Request
+from device.presses import press_buttons
 
 LONG = 0.2
 HOLD = 0.5
@@ -267,7 +268,7 @@ def test_bad_settings_are_rejected_before_touching_gpio(factory, rec, kwargs, me
 
 
 def test_presses_are_queued_in_order_for_the_loop(factory, clock):
-    presses = PressQueue()
+    presses = Inbox()
     cfg = ButtonsConfig(repeat_pin="GPIO17", long_press=LONG, status_hold=HOLD, double_press=0.1)
     with press_buttons(cfg, presses, pin_factory=factory) as buttons:
         assert buttons.layout == "one"
@@ -284,11 +285,11 @@ def test_presses_are_queued_in_order_for_the_loop(factory, clock):
     assert presses.wait(0) == []  # nothing more: the release after the hold adds nothing
 
 
-def test_a_wake_ends_a_wait_at_once_and_is_no_press():
-    presses = PressQueue()
-    threading.Timer(0.1, presses.wake).start()
+def test_an_event_from_another_thread_ends_a_wait_at_once():
+    inbox = Inbox()
+    threading.Timer(0.1, inbox.post, (Request.STOP,)).start()
     start = time.monotonic()
-    assert presses.wait(10.0) == []
+    assert inbox.wait(10.0) == [Request.STOP]
     assert time.monotonic() - start < 2.0
 
 
@@ -296,7 +297,7 @@ def test_unusable_gpio_leaves_the_device_without_buttons_and_says_so(monkeypatch
     monkeypatch.setattr(Device, "pin_factory", None)
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-gpio-driver")
     caplog.set_level(logging.INFO, logger="facecue")
-    with press_buttons(ButtonsConfig(repeat_pin="GPIO17"), PressQueue()) as buttons:
+    with press_buttons(ButtonsConfig(repeat_pin="GPIO17"), Inbox()) as buttons:
         assert buttons.layout == "none"
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and said[0].startswith("buttons disabled: repeat button on pin 'GPIO17' unavailable")
@@ -348,7 +349,7 @@ def test_a_long_second_press_lets_the_first_repeat_then_acts(clock, down_for, th
 
 
 def test_one_button_double_press_asks_who_is_there_through_the_queue(factory, clock):
-    presses = PressQueue()
+    presses = Inbox()
     cfg = ButtonsConfig(repeat_pin="GPIO17", long_press=LONG, status_hold=HOLD, double_press=DOUBLE)
     with press_buttons(cfg, presses, pin_factory=factory):
         pin = factory.pin(17)

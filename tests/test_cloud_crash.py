@@ -80,7 +80,7 @@ from device import model_store as ms
 stop = threading.Event()
 if sys.argv[1] == "threads":
     threading.Thread(target=stop.wait).start()
-ms.verify_model = lambda path: time.sleep(60)  # a hung interpreter, for a forked child
+ms.verify_model = lambda path, checksum: time.sleep(60)  # a hung interpreter, for a forked child
 start = time.monotonic()
 try:
     ms.verify_model_isolated(sys.argv[2], timeout=float(sys.argv[3]))

@@ -212,7 +212,7 @@ def test_presses_during_a_camera_fault_are_answered_at_once_on_the_loop_thread(t
                          config='[buttons]\nrepeat_pin = "GPIO17"\nlong_press = 0.2\nstatus_hold = 0.5\n')
     pin = factory.pin(17)
     try:
-        with press_buttons(daemon.cfg.buttons, daemon.presses, pin_factory=factory) as buttons:
+        with press_buttons(daemon.cfg.buttons, daemon.inbox, pin_factory=factory) as buttons:
             assert buttons.layout == "one"
             running = Running(daemon)
             wait_for(log, "camera error")
@@ -229,7 +229,7 @@ def test_presses_during_a_camera_fault_are_answered_at_once_on_the_loop_thread(t
     answers = [r for r in log.records if r.getMessage().startswith("button ")]
     assert [r.getMessage() for r in answers] == [
         "button repeat: noface", "button mute: muted",
-        f"button status: model version {daemon.models.classifier.info.version}, camera not working"]
+        f"button status: model version {daemon.models.serving.info.version}, camera not working"]
     assert {r.threadName for r in answers} == {"daemon-loop"}  # not gpiozero's threads
     # Each answer came while the loop still waited to reopen the camera (the clock stands
     # still), well within a second of the press's end.
@@ -263,7 +263,7 @@ def test_a_synced_model_is_swapped_in_between_frames_and_said(tmp_path, monkeypa
     swapped = said.index("model loaded version 1.1.0 from " + str(store / "versions/1.1.0/model.tflite"))
     assert said[swapped + 1].startswith("event model_updated") and len(messages(log, "event model_updated")) == 1
     assert not messages(log, "end of scripted camera")  # mid-stream: the feed had not ended
-    assert daemon.pipeline.classifier is daemon.models.classifier and daemon.models.classifier.info.version == "1.1.0"
+    assert daemon.models.serving.info.version == "1.1.0"
 
 
 def test_a_model_failing_on_a_face_gives_way_to_the_previous_one_said_once(tmp_path, monkeypatch, log,
@@ -290,7 +290,7 @@ def test_a_model_failing_on_a_face_gives_way_to_the_previous_one_said_once(tmp_p
     assert len(messages(log, "event error")) == 1
     assert len(messages(log, "model loaded version 1.1.0")) == 1  # never loaded again
     assert [m.split()[1] for m in messages(log, "announce ")] == ["happy"]  # the device speaks on
-    assert daemon.models.classifier.info.version == "1.0.0"
+    assert daemon.models.serving.info.version == "1.0.0"
     assert "SERVING" in states(log) and "LOADING" not in states(log)[1:]
 
 
@@ -334,7 +334,7 @@ def test_a_double_press_says_who_is_in_the_latest_frame(tmp_path, monkeypatch, l
                          config='[buttons]\nrepeat_pin = "GPIO17"\ndouble_press = 0.4\n')
     pin = factory.pin(17)
     try:
-        with press_buttons(daemon.cfg.buttons, daemon.presses, pin_factory=factory):
+        with press_buttons(daemon.cfg.buttons, daemon.inbox, pin_factory=factory):
             running = Running(daemon)
             try:
                 wait_for(log, "state WAITING -> SERVING")

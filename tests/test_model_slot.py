@@ -1,5 +1,6 @@
 """The daemon's live model swap over the sync store (no frame waits for a load), and
 which model serves when one fails at run time."""
+import functools
 import json
 import shutil
 import time
@@ -11,6 +12,7 @@ import pytest
 from device import model_store
 from device.classify import ModelError, load_interpreter_class, read_model_info, sha256_file
 from device.config import ModelConfig
+from device.inbox import Inbox, ModelReady
 from device.model_slot import ModelSlot
 from models import DEFAULT_MODEL
 
@@ -58,12 +60,15 @@ METADATA_ONLY = read_model_info
 
 
 def wait_for_swap(slot, seconds=20.0):
+    """Look at the store as the loop does between frames, and serve the first model the
+    loader posts (as the loop does when it takes the event); None if none comes."""
+    inbox = Inbox()
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        new = slot.poll()
-        if new is not None:
-            return new
-        time.sleep(0.05)
+        slot.check(inbox.post)
+        for event in inbox.wait(0.05):
+            if isinstance(event, ModelReady) and slot.accept(event):
+                return event.classifier
     return None
 
 
@@ -76,16 +81,15 @@ def test_a_newly_synced_model_is_swapped_in_and_rollback_too(tmp_path, model_pat
     store = tmp_path / "store"
     install(store, model_path, "1.0.0")
     slot = ModelSlot(ModelConfig(store=str(store), check_every=0.5))
-    slot.classifier = slot.load()
-    assert slot.classifier.info.version == "1.0.0"
-    assert slot.poll() is None  # nothing changed: no reload
+    assert slot.load() is slot.serving and slot.serving.info.version == "1.0.0"
+    assert wait_for_swap(slot, seconds=1.0) is None  # nothing changed: no reload
 
     install(store, model_path, "1.1.0")
     new = wait_for_swap(slot)
-    assert new is not None and new.info.version == "1.1.0" and slot.classifier is new
+    assert new is not None and new.info.version == "1.1.0" and slot.serving is new
 
     model_store.rollback(store)
-    slot.request_reload()  # SIGHUP: no waiting for check_every
+    slot.check_now()  # SIGHUP: no waiting for check_every
     back = wait_for_swap(slot)
     assert back is not None and back.info.version == "1.0.0"
 
@@ -125,18 +129,18 @@ def test_a_model_that_fails_at_run_time_gives_way_to_the_previous_one_for_good(t
     install(store, model_path, "1.0.0")
     install(store, nan_weights_model(tmp_path), "1.1.0")
     slot = ModelSlot(ModelConfig(store=str(store), check_every=0.5), smoke_check=METADATA_ONLY)
-    failing = slot.classifier = slot.load()
+    failing = slot.load()
     assert failing.info.version == "1.1.0"
     with pytest.raises(ModelError, match=r"^model 1.1.0 gave no probabilities \(row sum 0\)$"):
         failing.classify(GREY_FACE)
 
     slot.drop(failing)
-    assert slot.classifier is None
-    slot.classifier = slot.load()
-    assert slot.classifier.info.version == "1.0.0"  # previous, not the shipped one
+    assert slot.serving is None
+    slot.load()
+    assert slot.serving.info.version == "1.0.0"  # previous, not the shipped one
     assert slot.candidates() == [model_store.version_dir(store, "1.0.0") / "model.tflite", DEFAULT_MODEL]
-    slot.request_reload()  # SIGHUP: the store still says 1.1.0, which is not loaded again
-    assert wait_for_swap(slot, seconds=2.0) is None and slot.classifier.info.version == "1.0.0"
+    slot.check_now()  # SIGHUP: the store still says 1.1.0, which is not loaded again
+    assert wait_for_swap(slot, seconds=2.0) is None and slot.serving.info.version == "1.0.0"
 
     install(store, model_path, "1.2.0")  # a fixed model arrives: served as usual
     assert wait_for_swap(slot).info.version == "1.2.0"
@@ -153,3 +157,27 @@ def test_a_configured_model_that_fails_at_run_time_gives_way_to_the_shipped_one(
     with pytest.raises(ModelError) as err:
         slot.load()
     assert str(err.value) == f"{failing.info.path} failed at run time; {DEFAULT_MODEL} failed at run time"
+
+
+def test_a_load_hashes_the_model_file_once(tmp_path, model_path, monkeypatch):
+    """The smoke check hashes nothing; the classifier hashes the bytes it maps, and that one
+    sha256 is held against both the metadata and the signed manifest's record."""
+    from device import classify
+
+    store = tmp_path / "store"
+    install(store, model_path, "1.0.0")
+    hashed = []
+    real = classify.sha256_of
+    monkeypatch.setattr(classify, "sha256_of", lambda f: hashed.append(Path(f.name).name) or real(f))
+    in_process = functools.partial(model_store.verify_model, checksum=False)  # what the child runs
+    assert ModelSlot(ModelConfig(store=str(store)), smoke_check=in_process).load().info.version == "1.0.0"
+    assert hashed == ["model.tflite", "model.json"]  # the model once, then its metadata for the manifest
+
+    tampered = model_store.version_dir(store, "1.0.0") / "model.tflite"
+    data = bytearray(tampered.read_bytes())
+    data[-1] ^= 1
+    tampered.write_bytes(bytes(data))
+    meta = json.loads(tampered.with_suffix(".json").read_text())
+    tampered.with_suffix(".json").write_text(json.dumps({**meta, "sha256": sha256_file(tampered)}))
+    with pytest.raises(ModelError, match="is not what the signed manifest listed"):
+        ModelSlot(ModelConfig(path=str(tampered)), smoke_check=in_process).load()

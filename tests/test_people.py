@@ -8,7 +8,7 @@ import pytest
 from audio.compose import PAUSE
 from audio.timeline import TimelineWriter
 from audio.voice import VoicePack
-from core.frames import FaceBox
+from core.frames import FaceBox, FaceChange
 from device.announce import Announcer
 from device.config import DetectConfig, PeopleConfig
 from device.people import (
@@ -77,7 +77,7 @@ def test_the_earcon_comes_when_a_face_turns_to_the_wearer_and_holds():
     watch = FacingWatch(CFG)
     frames = [face(0, 100)] * 10 + [face(0, 100, 0.6)] * 10 + [face(0, 100)] * 10 + [None] * 3 + [face(0, 100)] * 10
     said = [a for k, box in enumerate(frames) for a in watch.update(box, k / 15)]
-    assert [a.label for a in said] == ["facing"]  # an arrival already facing is not news
+    assert [a.change for a in said] == [FaceChange.FACING]  # an arrival already facing is not news
     assert said[0].t == pytest.approx(20 / 15 + FacingWatch.HOLD, abs=1 / 15)
 
 

@@ -77,25 +77,25 @@ def run_pipeline(video: Path, model: Path, threads: int, cfg: Config | None = No
     previous = cv2.getNumThreads()
     cv2.setNumThreads(threads)
     try:
-        pipeline = Pipeline(tracker_from_config(cfg.detect), Classifier(model, num_threads=threads),
-                            Decider(cfg.decide))
+        pipeline = Pipeline(tracker_from_config(cfg.detect), Decider(cfg.decide))
+        classifier = Classifier(model, num_threads=threads)
         source = VideoFileSource(video)
         try:
-            return _timed_loop(pipeline, source, cfg.detect.method, threads, max_frames)
+            return _timed_loop(pipeline, classifier, source, cfg.detect.method, threads, max_frames)
         finally:
             source.close()
     finally:
         cv2.setNumThreads(previous)
 
 
-def _timed_loop(pipeline: Pipeline, source: VideoFileSource, detector: str, threads: int,
-                max_frames: int | None) -> PipelineRun:
+def _timed_loop(pipeline: Pipeline, classifier: Classifier, source: VideoFileSource, detector: str,
+                threads: int, max_frames: int | None) -> PipelineRun:
     frames = source.frames()
     for _ in range(WARMUP_FRAMES):  # first decode/detect/invoke allocate; the wearer pays that once
         frame = next(frames, None)
         if frame is None:
             raise ValueError(f"video {source.name} has fewer than {WARMUP_FRAMES + 1} frames")
-        pipeline.step(frame)
+        pipeline.step(frame, classifier)
     stats = StageStats()
     totals, detects = [], []
     while max_frames is None or stats.frames < max_frames:
@@ -103,7 +103,7 @@ def _timed_loop(pipeline: Pipeline, source: VideoFileSource, detector: str, thre
         frame = next(frames, None)
         if frame is None:
             break
-        result = pipeline.step(frame, (time.perf_counter() - start) * 1e3)
+        result = pipeline.step(frame, classifier, (time.perf_counter() - start) * 1e3)
         stats.add(result)
         totals.append(result.ms["total"])
         detects.append(result.ms["detect"])

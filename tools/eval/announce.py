@@ -68,7 +68,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.frames import Announcement, Prediction
+from core.frames import Announcement, Expression, Prediction
 from device.argparser import ERROR_PREFIX, Parser
 from device.capture import CaptureError, VideoFileSource
 from device.classify import Classifier, ModelError
@@ -179,7 +179,7 @@ def score_announcements(announcements: Sequence[Announcement], schedule: Sequenc
     first_right: dict[int, float] = {}
     said = said_right = hedged = hedged_right = 0
     for a in announcements:
-        if a.label not in expressions:
+        if not isinstance(a, Expression) or a.label not in expressions:
             continue
         said += 1
         hedged += a.hedged
@@ -197,11 +197,11 @@ def score_announcements(announcements: Sequence[Announcement], schedule: Sequenc
 
 
 def verdicts(announcements: Sequence[Announcement], schedule: Sequence[tuple[float, float, str]],
-             labels: tuple[str, ...], grace: float = 0.5) -> list[tuple[Announcement, str | None, bool]]:
+             labels: tuple[str, ...], grace: float = 0.5) -> list[tuple[Expression, str | None, bool]]:
     """Each expression said, with the true label of the face it is about (None: no face) and whether it was right."""
     out = []
     for a in announcements:
-        if a.label not in labels:
+        if not isinstance(a, Expression) or a.label not in labels:
             continue
         k = attribute(a.t, schedule, grace)
         truth = None if k is None else schedule[k][2]
@@ -218,14 +218,14 @@ def _run(video: Path, model: Path, cfg: Config) -> tuple[list[Announcement], Fra
     cv2.setNumThreads(cfg.model.threads)
     try:
         classifier = Classifier(model, num_threads=cfg.model.threads)
-        pipeline = Pipeline(tracker_from_config(cfg.detect), classifier, Decider(cfg.decide))
+        pipeline = Pipeline(tracker_from_config(cfg.detect), Decider(cfg.decide))
         source = VideoFileSource(Path(video))
         announcements: list[Announcement] = []
         per_frame: FramePredictions = []
         try:
             for frame in source.frames():
                 try:
-                    result = pipeline.step(frame)
+                    result = pipeline.step(frame, classifier)
                 except BadFrame:
                     continue
                 announcements.extend(result.announcements)
