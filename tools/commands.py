@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "framing": ("tools.eval.framing", "eval: how the device's crop frames a real head, against FER2013"),
     "hedge": ("tools.eval.hedge", "eval: choose [decide] hedge_min_confidence by a rule fixed in advance"),
     "people": ("tools.eval.people", "eval: how right the person cue is on real people"),
+    "compare-runs": ("tools.eval.compare_runs", "eval: an emulated run's eval table and words against this host's"),
     "bench": ("tools.bench.run", "bench: speed/accuracy table beside the DeepLens study"),
     "bench-detect": ("tools.bench.detect", "bench: face detectors side by side on real scenes"),
     "blazeface": ("tools.bench.blazeface", "bench: MediaPipe's BlazeFace on LiteRT, beside YuNet and Haar"),

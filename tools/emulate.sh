@@ -6,14 +6,18 @@
 #                              built on), made with debootstrap and run under qemu-user:
 #                              the README's set-up command, then `facecue eval` on a small
 #                              set and `facecue run --source VIDEO --audio-out`, compared
-#                              with this host's results: the eval table byte for byte; the
-#                              same words in the same order (and then, if they also fall at
-#                              the same times, the same audio bytes).
+#                              with this host's by `facecue-model compare-runs`: the same
+#                              words in the same order and the same eval table, but for
+#                              confidences and times within a tolerance (its --help says
+#                              which and why); the audio bytes where the times match.
 #   tools/emulate.sh deeplens  the AWS DeepLens path as far as it can be checked without
 #                              an Ubuntu 16.04 root; names the step it cannot take.
 #
-# Needs root, debootstrap, qemu-user 8 or newer (bookworm's 7.2 crashes ai-edge-litert
-# >= 2.2 on load; bookworm-backports has 10), binfmt_misc, and this checkout's ./.venv.
+# Needs root, debootstrap, qemu-user 8 or newer (bookworm's 7.2 crashed ai-edge-litert
+# >= 2.2 on load here; bookworm-backports has 10), binfmt_misc, and this checkout's ./.venv.
+# Run as root, it installs what is missing with apt (on bookworm: debootstrap, and
+# qemu-user-static from bookworm-backports, which it adds to apt's sources), mounts
+# binfmt_misc and registers qemu-aarch64; not as root, it prints the sudo command.
 # The root is built once in $EMU_DIR (default /var/tmp/facecue-emu) and reused; delete
 # it to start afresh. Extra CA certificates this host trusts (for a registry reached
 # through a proxy) are copied into the root. The last line is `emulated pi: ok`, or
@@ -22,12 +26,15 @@ set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 readonly REPO
-readonly EMU_DIR=${EMU_DIR:-/var/tmp/facecue-emu}
+readonly EMU_DEFAULT=/var/tmp/facecue-emu
+readonly EMU_DIR=${EMU_DIR:-$EMU_DEFAULT}
 readonly HOST_VENV=$REPO/.venv
 readonly SUITE=bookworm
 readonly MIN_QEMU=8
+readonly BACKPORTS_LIST=/etc/apt/sources.list.d/facecue-emu-backports.list
 readonly EVAL_FACES=300      # every 12th validation face: all seven classes
-readonly VIDEO_ARGS=(--n 5 --seconds 4 --fps 4)  # 104 frames, 2 words on x86-64: minutes, not an hour, under qemu
+readonly VIDEO_FPS=4
+readonly VIDEO_ARGS=(--n 5 --seconds 4 --fps "$VIDEO_FPS")  # 104 frames, 2 words on x86-64: minutes, not an hour, under qemu
 readonly CA_VARS=(PIP_CERT REQUESTS_CA_BUNDLE SSL_CERT_FILE CURL_CA_BUNDLE)
 readonly PROXY_VARS=(http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY)
 
@@ -51,22 +58,74 @@ took() { note "$STEP: $((SECONDS - STARTED)) s"; }
 
 # ------------------------------------------------------------------ the host side
 
-check_host() {
-    begin "host tools"
-    ((EUID == 0)) || fail "needs root (debootstrap, chroot)"
-    local tool
-    for tool in debootstrap qemu-aarch64 chroot; do
-        command -v "$tool" >/dev/null || fail "$tool not found (apt-get install debootstrap qemu-user-static)"
+# sudo_line: the one command that runs this again as root, keeping the settings it reads.
+sudo_line() {
+    local var
+    local -a keep=()
+    if [[ $EMU_DIR != "$EMU_DEFAULT" ]]; then keep+=(EMU_DIR); fi
+    for var in FACECUE_DATA "${CA_VARS[@]}" "${PROXY_VARS[@]}"; do
+        if [[ -n ${!var:-} ]]; then keep+=("$var"); fi
     done
-    local version
-    version=$(qemu-aarch64 --version | awk 'NR == 1 { split($3, v, "."); print v[1] }')
-    ((version >= MIN_QEMU)) || fail "qemu-aarch64 $version is too old: ai-edge-litert crashes under it; install qemu-user-static from bookworm-backports"
-    [[ -x $HOST_VENV/bin/facecue ]] || fail "no $HOST_VENV/bin/facecue: run the README's set-up here first"
-    if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]]; then
-        [[ -w /proc/sys/fs/binfmt_misc/register ]] || fail "binfmt_misc is not mounted at /proc/sys/fs/binfmt_misc"
-        cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+    local IFS=,
+    printf 'sudo %s%q pi' "${keep[*]:+--preserve-env=${keep[*]} }" "$REPO/tools/emulate.sh"
+}
+
+qemu_major() { qemu-aarch64 --version 2>/dev/null | awk 'NR == 1 { split($3, v, "."); print v[1] + 0 }'; }
+
+# install_host_tools: debootstrap and a qemu-user new enough, with apt. Bookworm's own
+# qemu is 7.2, so there qemu-user-static comes from bookworm-backports (10.0 in 2025; a
+# transitional package there for qemu-user, whose binaries are static, and
+# qemu-user-binfmt); later Debian and Ubuntu releases have 8 or newer in their own archive.
+install_host_tools() {
+    command -v apt-get >/dev/null || fail "no apt-get: install debootstrap and qemu-user-static $MIN_QEMU or newer"
+    local codename
+    # shellcheck disable=SC1091  # the host's, read at run time
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    local -a from=()
+    if [[ $codename == bookworm ]]; then
+        from=(-t bookworm-backports)
+        if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            echo "deb http://deb.debian.org/debian bookworm-backports main" >"$BACKPORTS_LIST"
+            note "added bookworm-backports to apt's sources ($BACKPORTS_LIST)"
+        fi
+    fi
+    note "apt-get install debootstrap qemu-user-static ${from[*]}"
+    apt-get update -qq >"$EMU_DIR/apt.log" 2>&1 || fail "apt-get update failed; see $EMU_DIR/apt.log"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${from[@]}" debootstrap qemu-user-static \
+        >>"$EMU_DIR/apt.log" 2>&1 || fail "apt-get install failed; see $EMU_DIR/apt.log"
+}
+
+# register_binfmt FRESH: binfmt_misc mounted and qemu-aarch64 registered with it; FRESH=1
+# (qemu just installed) registers it again, since an F-flagged entry keeps the old binary open.
+register_binfmt() {
+    local fresh=$1 dir=/proc/sys/fs/binfmt_misc
+    if [[ ! -e $dir/register ]]; then
+        mount -t binfmt_misc binfmt_misc "$dir" || fail "cannot mount binfmt_misc at $dir"
+        note "mounted binfmt_misc at $dir"
+    fi
+    if [[ -e $dir/qemu-aarch64 ]] && ((fresh)); then echo -1 >"$dir/qemu-aarch64"; fi
+    if [[ ! -e $dir/qemu-aarch64 ]]; then
+        [[ -f /usr/lib/binfmt.d/qemu-aarch64.conf ]] || fail "no /usr/lib/binfmt.d/qemu-aarch64.conf (qemu-user-binfmt)"
+        cat /usr/lib/binfmt.d/qemu-aarch64.conf >"$dir/register"
         note "registered qemu-aarch64 with binfmt_misc"
     fi
+    note "binfmt_misc runs arm64 programs with $(awk '/^interpreter/ { print $2 }' "$dir/qemu-aarch64")"
+}
+
+check_host() {
+    begin "host tools"
+    ((EUID == 0)) || fail "needs root (apt, debootstrap, chroot, binfmt_misc); run: $(sudo_line)"
+    [[ -x $HOST_VENV/bin/facecue ]] || fail "no $HOST_VENV/bin/facecue: run the README's set-up here first"
+    mkdir -p "$EMU_DIR"
+    local installed=0
+    if ! command -v debootstrap >/dev/null || (($(qemu_major || echo 0) < MIN_QEMU)); then
+        install_host_tools
+        installed=1
+    fi
+    local version
+    version=$(qemu_major || true)
+    ((${version:-0} >= MIN_QEMU)) || fail "qemu-aarch64 ${version:-not found}: needs $MIN_QEMU or newer (ai-edge-litert crashed under 7.2); install qemu-user-static"
+    register_binfmt "$installed"
     note "qemu $(qemu-aarch64 --version | awk 'NR == 1 { print $3 }')"
 }
 
@@ -200,16 +259,6 @@ setup_in_root() {
     took
 }
 
-# compare NAME HOST EMULATED: the same bytes, or the step fails with the first difference.
-compare() {
-    if cmp -s "$2" "$3"; then
-        note "$1: identical"
-    else
-        diff "$2" "$3" | head -n 5 >&2 || true
-        fail "$1 differs from x86-64 ($2 vs $3)"
-    fi
-}
-
 checks_in_root() {
     local root=$1 refs=$2
     begin "facecue eval and run in the root"
@@ -219,26 +268,11 @@ checks_in_root() {
     note "$(grep '^accuracy' "$root/tmp/emu/arm64.eval")"
     took
     STEP="compare with x86-64"
-    compare "eval table" "$refs/x86.eval" "$root/tmp/emu/arm64.eval"
-    compare_announcements "$refs/x86" "$root/tmp/emu/arm64"
-}
-
-# compare_announcements HOST EMULATED: the same words in the same order, or the step fails.
-# The classifier is bit-exact across the two (the eval table), but the face detector
-# computes in float and may find a box a pixel apart, which can move a word by a frame
-# or its confidence by 0.01: that is reported, and then the audio cannot match either.
-compare_announcements() {
-    local host=$1 emulated=$2
-    if cmp -s "$host.log" "$emulated.log"; then
-        note "announcements: identical ($(wc -l <"$host.log"))"
-        compare "audio" "$host.wav" "$emulated.wav"
-        return
-    fi
-    cmp -s <(awk '{ print $2 }' "$host.log") <(awk '{ print $2 }' "$emulated.log") \
-        || { diff "$host.log" "$emulated.log" >&2; fail "other words than on x86-64"; }
-    note "announcements: the same $(wc -l <"$host.log") words in the same order; times or confidences differ:"
-    { diff "$host.log" "$emulated.log" || true; } | sed -n 's/^\([<>]\)/      \1/p'  # diff: 1 when they differ
-    note "audio: not compared (the words fall at other times)"
+    say "$STEP"
+    local emulated=$root/tmp/emu/arm64
+    "$HOST_VENV/bin/facecue-model" compare-runs --fps "$VIDEO_FPS" --eval "$refs/x86.eval" "$emulated.eval" \
+        --log "$refs/x86.log" "$emulated.log" --audio "$refs/x86.wav" "$emulated.wav" | sed 's/^/    /' \
+        || fail "arm64 says other things than x86-64 (the lines marked differs: above)"
 }
 
 emulate_pi() {
