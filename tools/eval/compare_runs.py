@@ -19,29 +19,8 @@ may differ, within a tolerance
     probability by ``--points`` percentage points. The audio, compared byte for
     byte only where every word falls at the same time, else not compared.
 
-Why the int8 classifier is not bit-exact across the two. What was found, not
-measured here (the emulated run takes most of an hour). LiteRT (ai-edge-litert)
-hands the model to its XNNPACK delegate (on x86-64 it logs "Created TensorFlow
-Lite XNNPACK delegate for CPU"; the arm64 wheel is the same release), and this
-model's ELU activations are float steps between int8 layers: each of its 11 ELUs
-is DEQUANTIZE -> float ELU -> QUANTIZE (the interpreter's op list for 1.11.0).
-XNNPACK computes a float ELU with a microkernel per instruction set, each its own
-approximation of expm1 (``neon_rr2_lut16_p3`` on ARM, ``avx2_rr1_p6`` and
-``avx512f_rr1_p6`` on x86: google/XNNPACK, test/f32-velu.cc and the f32-velu
-kernels), so a value next to a rounding boundary can quantize to the next int8
-on one machine and not the other, and that step carries through the later
-layers. That is the likeliest place; which op parted first was not traced.
-Other int8 runtimes report the same class of difference: in ncnn an x86 build
-using FMA rounded a requantization differently from ARM (``26 != 27``,
-Tencent/ncnn#3224), and its maintainer calls small int8 differences across
-platforms expected, from rounding modes (Tencent/ncnn#4382); ONNX Runtime's
-maintainers say quantized results on x86-64 and aarch64 are not expected to be
-exactly the same (microsoft/onnxruntime#20479). After the model, the device
-dequantizes the int8 probabilities, raises them to 1/T (the calibration
-temperature, 0.69 for 1.11.0) and averages them over frames before it speaks:
-1.11.0 said 0.80/0.79 on x86-64 and 0.82/0.75 on arm64 at the same frames, and
-one face of 300 crossed the eval table's 0.80 row (issue 38). The face detector
-(OpenCV, float) may also find a box a pixel apart, which moves a word by a frame.
+The tolerance exists because the int8 classifier is not bit-exact across the
+two machines; docs/platforms.md says where they likely part, and its sources.
 
 Exit status 0 when everything matches within tolerance, 1 for a real
 difference, 2 for a usage error or an input it cannot read. One line per
