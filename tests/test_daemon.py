@@ -180,6 +180,39 @@ def test_service_waits_for_a_camera_and_still_stops_on_sigterm(tmp_path, config)
     assert "retrying in" in "".join(lines)
 
 
+def test_sighup_loads_a_newly_synced_model_at_once(tmp_path, model_path):
+    """SIGHUP reaches the loop as a reload request: the store is looked at now, not after
+    ``check_every`` (an hour here), even while the loop waits for a camera."""
+    from tests.test_model_slot import install
+
+    store = tmp_path / "store"
+    install(store, model_path, "1.0.0")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[model]\nstore = "{store}"\ncheck_every = 3600\n')
+    proc = facecue("run", "--config", str(config), "--source", "/dev/video97", "--retry",
+                   "--audio-out", str(tmp_path / "a.wav"))
+    lines: list[str] = []
+
+    def read_until(text: str) -> None:
+        deadline = time.monotonic() + 60  # the camera's retry lines come at least every 30 s
+        while not any(text in line for line in lines):
+            line = proc.stdout.readline()
+            assert line and time.monotonic() < deadline, "".join(lines)
+            lines.append(line)
+
+    try:
+        read_until("camera error")
+        install(store, model_path, "1.1.0")
+        proc.send_signal(signal.SIGHUP)
+        read_until("event model_updated")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
+    assert served("".join(lines)) == [("1.0.0", str(store / "versions" / "1.0.0" / "model.tflite")),
+                                      ("1.1.0", str(store / "versions" / "1.1.0" / "model.tflite"))]
+
+
 # --- which model serves when the store is damaged ------------------------------------------
 
 
