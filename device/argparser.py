@@ -9,6 +9,7 @@ their own options share it without importing the commands that dispatch to them.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -26,6 +27,31 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(USAGE, f"{ERROR_PREFIX} {message}\n")
+
+
+def bounded(kind: type[int] | type[float], *, at_least: float | None = None, above: float | None = None,
+            at_most: float | None = None) -> Callable[[str], int | float]:
+    """An argparse ``type``: a ``kind`` number within the bounds, or the parser's usage error.
+
+    A count of 0 or a duration of -1 is the person asking wrongly: refused while the
+    command line is parsed (exit 2, one line naming the option) rather than found at run
+    time, as a traceback or exit 1, once the data is loaded. NaN and infinity are refused
+    too: no bound can be checked against them.
+    """
+    limits = [f"{word} {bound:g}" for word, bound in (("at least", at_least), ("more than", above),
+                                                      ("at most", at_most)) if bound is not None]
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not (math.isfinite(value) and (at_least is None or value >= at_least)
+                and (above is None or value > above) and (at_most is None or value <= at_most)):
+            raise argparse.ArgumentTypeError(f"must be {' and '.join(limits)}, got {text}")
+        return value
+
+    return parse
 
 
 def one_line(exc: BaseException) -> str:

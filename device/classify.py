@@ -2,7 +2,7 @@
 
 Each model file ``NAME.tflite`` has ``NAME.json`` beside it (labels, input
 spec, preprocessing parameters, version, sha256, accuracy). The same class
-serves the live loop, ``facecue eval``, the benchmark and the sync smoke
+serves the live loop, ``facecue-model eval``, the benchmark and the sync smoke
 check, so all of them run exactly the interpreter path the wearer gets.
 """
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""The ``facecue`` command: run, doctor, say, config, sync, and what other packages register.
+"""The ``facecue`` command: run, doctor, say, config and sync, for the device and whoever sets it up.
 
 Every failure a person can cause ends in one line on stderr, never a traceback,
 under the one exit-code rule of :mod:`device.argparser`: 2 for a bad command
 line or config, 1 for a missing camera, a broken model or another run-time failure.
+The model maker's commands (eval, bench, ...) are ``facecue-model``'s, never this one's.
 """
 from __future__ import annotations
 
@@ -91,21 +92,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS_GROUP = "facecue.commands"
 # Commands that parse their own options: name -> (module with main(argv), summary).
 DELEGATES = {"sync": ("device.sync", "fetch, verify and install a newer model")}
-
-
-def delegates() -> dict[str, tuple[str, str]]:
-    """:data:`DELEGATES` and those other installed packages add (the model maker's eval
-    and bench, from ``tools``): each entry point of :data:`COMMANDS_GROUP` is such a
-    mapping. The device lists them without importing them, and never names their package."""
-    from importlib.metadata import entry_points
-
-    commands = dict(DELEGATES)
-    for point in entry_points(group=COMMANDS_GROUP):
-        commands.update(point.load())
-    return commands
 
 
 def _add_command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
@@ -162,8 +150,8 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     config.set_defaults(func=cmd_config)
 
 
-def build_parser(delegated: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:
-    """The device's own commands, and the ``delegated`` ones (see :func:`delegates`)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The device's own commands, and :data:`DELEGATES`, listed without importing them."""
     p = Parser(prog="facecue", description="Speaks the facial expression in front of you.")
     p.add_argument("--version", action="version", version=f"facecue {__version__}",
                    help="print the version and exit")
@@ -175,7 +163,7 @@ def build_parser(delegated: dict[str, tuple[str, str]]) -> argparse.ArgumentPars
     doctor.set_defaults(func=cmd_doctor)
     _add_say(sub)
     _add_config(sub)
-    for name, (_, text) in delegated.items():
+    for name, (_, text) in DELEGATES.items():
         sub.add_parser(name, help=text + f" (facecue {name} --help)", add_help=False)
     return p
 
@@ -192,12 +180,11 @@ def _failures() -> tuple[type[Exception], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    delegated = delegates()
-    if argv and argv[0] in delegated:
+    if argv and argv[0] in DELEGATES:
         import importlib
 
-        return importlib.import_module(delegated[argv[0]][0]).main(argv[1:]) or 0
-    args = build_parser(delegated).parse_args(argv)
+        return importlib.import_module(DELEGATES[argv[0]][0]).main(argv[1:]) or 0
+    args = build_parser().parse_args(argv)
     return run(lambda: args.func(args), (ConfigError,), _failures)
 
 

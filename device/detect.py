@@ -2,7 +2,7 @@
 
 Both answer the same question in the same shape -- every face in an image,
 as :class:`~core.frames.FaceBox` records in that image's pixels -- so the
-tracker, the benchmark and ``facecue eval --detect`` treat them alike. Each
+tracker, the benchmark and ``facecue-model eval --detect`` treat them alike. Each
 runs on a copy of the image shrunk by ``scale`` (where nearly all of the cost
 goes) and maps the boxes back to the sharp original, which the crop uses.
 """

@@ -13,7 +13,9 @@ Ed25519 signature covers ``format`` and the canonical JSON of ``body``
 (sorted keys, no spaces), which lists every model with its size, sha256,
 labels, input spec, minimum facecue version and a publish sequence number.
 The device holds only the public key, so whoever can write to the bucket
-still cannot make a device install a model the key holder did not sign.
+still cannot make a device install a model the key holder did not sign; this
+module is the device's side (read and verify), and the signing side, with the
+private key, lives with the publisher in ``tools/cloud/signing.py``.
 
 The body also names its ``channel`` (the ``s3://BUCKET/PREFIX`` it was
 published to) and when it ``expires``, as TUF's signed metadata does: a
@@ -35,13 +37,10 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.files import write_atomic
-from device.argparser import RUNTIME, fail
 from device.classify import MAX_MODEL_BYTES
 from device.model_store import VERSION_PATTERN
 from device.reading import Refused, loads_json, read_regular
@@ -49,7 +48,6 @@ from device.reading import Refused, loads_json, read_regular
 FORMAT = "facecue-manifest/2"  # /1 named no channel and never expired
 OLD_FORMATS = ("facecue-manifest/1",)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-DEFAULT_EXPIRES_DAYS = 30.0
 MAX_EXPIRES_DAYS = 365.0  # the longest an old manifest can be replayed to a device
 # This code was written after this instant: a device clock before it (a Pi without a
 # real-time clock that booted at 1970) is wrong, and expiry is judged from here at least.
@@ -157,13 +155,6 @@ def parse_time(text: str) -> float:
         raise ManifestError(f"manifest time {text!r} is not like 2026-01-31T12:00:00Z") from None
 
 
-def expiry_after(days: float, now: float) -> str:
-    """The ``expires`` of a manifest signed at ``now`` and valid for ``days``."""
-    if not 0 < days <= MAX_EXPIRES_DAYS:
-        raise ManifestError(f"--expires-in must be more than 0 and at most {MAX_EXPIRES_DAYS:g} days, got {days:g}")
-    return format_time(now + days * 86400)
-
-
 def _field(entry: dict, name: str, kind: type | tuple[type, ...], where: str) -> Any:
     value = entry.get(name)
     if not isinstance(value, kind) or isinstance(value, bool):
@@ -223,7 +214,7 @@ def parse_body(body: Any) -> Manifest:
     return Manifest(models, str(body.get("updated", "")), channel, expires, serial)
 
 
-# --- signing ----------------------------------------------------------------------------
+# --- signatures -------------------------------------------------------------------------
 
 
 def signed_bytes(body: dict[str, Any]) -> bytes:
@@ -238,15 +229,6 @@ def key_id(public_key) -> str:
 
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def sign_manifest(manifest: Manifest, private_key) -> bytes:
-    """The manifest document, signed, as the bytes to upload."""
-    body = manifest.body()
-    signature = private_key.sign(signed_bytes(body))
-    doc = {"format": FORMAT, "key_id": key_id(private_key.public_key()),
-           "signature": base64.b64encode(signature).decode(), "body": body}
-    return json.dumps(doc, indent=1, sort_keys=True).encode()
 
 
 def open_manifest(raw: bytes, public_key, channel: str) -> Manifest:
@@ -289,65 +271,30 @@ def open_manifest(raw: bytes, public_key, channel: str) -> Manifest:
 # --- keys -------------------------------------------------------------------------------
 
 
-def generate_keypair(private_path: Path, public_path: Path, overwrite: bool = False) -> str:
-    """Write a new Ed25519 key pair (private 0600, public 0644); returns its key id.
-
-    Refuses to replace an existing private key unless ``overwrite``: losing it
-    means every device must be given a new public key by hand.
-    """
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    private_path, public_path = Path(private_path), Path(public_path)
-    for path in (private_path, public_path):
-        if path.exists() and not overwrite:
-            raise ManifestError(f"{path} exists; pass --force to replace it (devices then need the new public key)")
-    key = Ed25519PrivateKey.generate()
-    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-    write_atomic(private_path, private_pem, mode=0o600)
-    write_atomic(public_path, public_pem, mode=0o644)
-    return key_id(key.public_key())
+# What to do about a missing public key: the device is given the publisher's by hand,
+# so "not found" alone leaves a helper guessing which file and from where.
+PUBLIC_KEY_HINT = "copy the publisher's public key there, or name it in [sync] public_key"
 
 
-# What to do about a missing key: the device is given the publisher's public key by
-# hand, so "not found" alone leaves a helper guessing which file and from where.
-KEY_HINTS = {"public": "copy the publisher's public key there, or name it in [sync] public_key",
-             "private": "facecue-model keygen makes the pair"}
-
-
-def _read_key(path: Path, kind: str) -> bytes:
+def read_key(path: Path, kind: str, hint: str) -> bytes:
+    """The bytes of a ``kind`` ("public" or "private") key file, or a ManifestError in
+    one line saying, for a missing one, ``hint``: where to get it. Shared with the
+    publisher's private key (tools/cloud/signing.py), so both read keys alike."""
     try:
         return read_regular(Path(path), MAX_KEY_BYTES)
     except Refused as exc:
         raise ManifestError(f"{kind} key {exc}") from None
     except FileNotFoundError:
-        raise ManifestError(f"{kind} key {path} is missing ({KEY_HINTS[kind]})") from None
+        raise ManifestError(f"{kind} key {path} is missing ({hint})") from None
     except OSError as exc:
         raise ManifestError(f"{kind} key {path} unreadable: {exc.strerror}") from None
-
-
-def load_private_key(path: Path):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    raw = _read_key(path, "private")  # its ManifestError is a ValueError too
-    try:
-        key = serialization.load_pem_private_key(raw, password=None)
-    except (ValueError, TypeError) as exc:
-        raise ManifestError(f"private key {path} is not a PEM key ({str(exc).splitlines()[0]})") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ManifestError(f"private key {path} is not an Ed25519 key")
-    return key
 
 
 def load_public_key(path: Path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    raw = _read_key(path, "public")  # its ManifestError is a ValueError too
+    raw = read_key(path, "public", PUBLIC_KEY_HINT)  # its ManifestError is a ValueError too
     try:
         key = serialization.load_pem_public_key(raw)
     except (ValueError, TypeError) as exc:
@@ -449,22 +396,3 @@ def s3_error_message(exc: Exception, what: str) -> str:
 
 def utc_now() -> str:
     return format_time(time.time())
-
-
-def run_cli(action: Callable[[], int], what: str, known: tuple[type[Exception], ...]) -> int:
-    """Run a cloud command under facecue's one runner: every expected failure (S3's,
-    ``known``, OSError) is a run-time one, said in one line with exit status 1.
-
-    S3 errors are checked before OSError because some botocore timeouts are both.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return action()
-    except (BotoCoreError, ClientError) as exc:
-        message = s3_error_message(exc, what)
-    except known as exc:
-        message = str(exc).splitlines()[0]
-    except OSError as exc:
-        message = f"{exc.filename or ''}: {exc.strerror or exc}"
-    return fail(message, RUNTIME)

@@ -63,7 +63,7 @@ class FaceTracker:
     def settle(self, image: np.ndarray) -> FaceBox | None:
         """The face the device settles on when it looks at ``image`` for a while: after the
         first frame's full search, every later frame's box comes from the search near it.
-        Used to score photos (``facecue eval --detect``) as the device would see them."""
+        Used to score photos (``facecue-model eval --detect``) as the device would see them."""
         self.reset()
         self.find(image, 0.0)
         box = self.find(image, 1.0 / 15)

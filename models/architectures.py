@@ -20,7 +20,7 @@ from keras import layers
 NUM_CLASSES = 7
 INPUT_SHAPE = (48, 48, 1)
 
-# Candidate sizes measured before choosing (python -m tools.train --measure).
+# Candidate sizes measured before choosing (facecue-model train --measure).
 VGG_ELU_SIZES: dict[str, tuple[Sequence[int], Sequence[int]]] = {
     "tiny": ((16, 32, 64, 128), (2, 2, 3, 3)),
     "small": ((24, 48, 96, 192), (2, 2, 2, 2)),

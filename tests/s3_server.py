@@ -431,7 +431,10 @@ class Result:
 def run_main(main, argv: list[str]) -> Result:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # a usage error, as the parser ends it in a console script
+            code = exc.code
     return Result(code, out.getvalue(), err.getvalue())
 
 
@@ -483,7 +486,8 @@ class Fleet:
         """Upload ``doc``, re-signed with the fleet key: a publisher with the key but a bug."""
         import base64
 
-        from device.manifest import load_private_key, signed_bytes
+        from device.manifest import signed_bytes
+        from tools.cloud.signing import load_private_key
 
         if sign:
             doc["signature"] = base64.b64encode(load_private_key(self.private_key).sign(
@@ -496,7 +500,7 @@ class Fleet:
 
 @pytest.fixture
 def fleet(bucket: Bucket, tmp_path: Path) -> Fleet:
-    from device.manifest import generate_keypair
+    from tools.cloud.signing import generate_keypair
 
     root = tmp_path / "fleet"
     (root / "device").mkdir(parents=True)

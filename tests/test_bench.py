@@ -1,4 +1,4 @@
-"""`facecue bench` on a tiny budget: every row present, JSON and markdown agree, the soak reports.
+"""`facecue-model bench` on a tiny budget: every row present, JSON and markdown agree, the soak reports.
 
 No timing is asserted: the figures depend on the machine. A tiny stand-in
 architecture replaces VGG-16 so no 130 MB file is converted here.
@@ -94,7 +94,7 @@ def test_runs_without_tensorflow_or_matplotlib(model_path, small_data, cache, tm
     out = tmp_path / "out"
     args = tiny_args(model_path, small_data, tmp_path / "empty_cache", out, "--skip", "daemon", "--skip", "pipeline")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
-    proc = subprocess.run([sys.executable, "-m", "tools.bench", *args], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "bench", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     rows = {r["key"]: r for r in json.loads((out / "bench.json").read_text())["table"]}
@@ -157,7 +157,7 @@ def test_tensorflow_says_nothing_on_stderr_and_counts_read_right(model_path, sma
     out = tmp_path / "out"
     args = tiny_args(model_path, small_data, tmp_path / "empty_cache", out, "--skip", "daemon", "--skip", "pipeline",
                      "--skip", "peer")
-    proc = subprocess.run([sys.executable, "-m", "tools.bench", *args], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tools.cli", "bench", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""

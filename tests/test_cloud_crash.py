@@ -108,7 +108,8 @@ def test_publish_refuses_a_model_that_crashes_the_interpreter(fleet, crasher):
 def _sign_crasher_in(fleet, crasher) -> None:
     """Publish 6.6.6 the way a key holder whose pipeline skipped the check would:
     its objects uploaded and listed in the signed manifest."""
-    from device.manifest import Manifest, load_private_key, model_keys, open_manifest, sign_manifest
+    from device.manifest import Manifest, model_keys, open_manifest
+    from tools.cloud.signing import load_private_key, sign_manifest
 
     private = load_private_key(fleet.private_key)
     current = open_manifest(fleet.bucket.get("manifest.json"), private.public_key(), fleet.bucket.url)

@@ -16,16 +16,13 @@ from device.manifest import (  # noqa: E402
     ManifestError,
     ModelEntry,
     S3Location,
-    expiry_after,
-    generate_keypair,
     key_id,
-    load_private_key,
     load_public_key,
     model_keys,
     open_manifest,
     parse_time,
-    sign_manifest,
 )
+from tools.cloud.signing import expiry_after, generate_keypair, load_private_key, sign_manifest  # noqa: E402
 
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 CHANNEL = "s3://facecue-models/fleet"

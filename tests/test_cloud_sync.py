@@ -109,8 +109,8 @@ def test_publish_resumes_after_dying_before_the_manifest(fleet, releases):
 
 
 def test_publish_refuses_a_manifest_it_cannot_verify(fleet, releases, tmp_path):
-    from device.manifest import generate_keypair
     from tools.cloud.publish import main
+    from tools.cloud.signing import generate_keypair
 
     fleet.publish(releases["1.0.0"])
     generate_keypair(tmp_path / "other.pem", tmp_path / "other.pub")

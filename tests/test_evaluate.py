@@ -1,4 +1,4 @@
-"""``facecue eval``: exact last line, numbers that match a direct computation, clean errors.
+"""``facecue-model eval``: exact last line, numbers that match a direct computation, clean errors.
 
 Uses the shipped model (skipped when it is absent) on a small generated
 fixture, so no shared data is needed; TensorFlow is never imported.
@@ -380,12 +380,12 @@ def test_votes_score_against_the_fer_plus_majority(fixture_npz, model_path, tmp_
 
 
 def test_eval_without_data_uses_facecue_data_or_says_what_it_needs(tmp_path):
-    """`facecue eval` (`facecue-model eval`) with no --data reads $FACECUE_DATA/valid.npz as the README says; with none
+    """`facecue-model eval` with no --data reads $FACECUE_DATA/valid.npz as the docs say; with none
     there it names the variable, the folder and the files it needs, in one line after the usage."""
     import os
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FACECUE_DATA": str(tmp_path)}
-    run = [sys.executable, "-m", "tools.cli", "eval"]  # what `facecue eval` runs
+    run = [sys.executable, "-m", "tools.cli", "eval"]  # facecue-model eval
     missing = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert missing.returncode == 2
     assert missing.stderr.splitlines()[-1] == (

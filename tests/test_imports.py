@@ -131,3 +131,11 @@ def test_imports_without_tensorflow(module):
             "print(heavy); sys.exit(bool(heavy))")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_nothing_on_the_hat_can_sign_a_manifest():
+    """The device only verifies manifests; making keys and signing (tools/cloud/signing.py)
+    is the publisher's, so no module below ``tools`` so much as names a private key type."""
+    signing = [str(path.relative_to(ROOT)) for name, path in module_files().items()
+               if not name.startswith("tools") and "Ed25519PrivateKey" in path.read_text()]
+    assert signing == []

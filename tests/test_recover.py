@@ -99,10 +99,11 @@ def test_a_file_that_cannot_be_recovered_is_one_line_and_writes_nothing(exported
     assert not out.exists()
 
 
-def test_recovery_needs_faces_to_measure_the_batch_norms_on(exported, tmp_path, capsys):
+def test_recovery_needs_faces_to_measure_the_batch_norms_on(tmp_path, capsys):
     from tools.train.recover import main
 
-    tflite, faces, _ = exported
-    assert main(["--model", str(tflite), "--out", str(tmp_path / "out"), "--train", str(faces), "--faces", "0"]) == 2
-    assert capsys.readouterr().err == "facecue: error: --faces must be at least 1\n"
+    with pytest.raises(SystemExit) as refused:
+        main(["--out", str(tmp_path / "out"), "--train", str(tmp_path / "faces.npz"), "--faces", "0"])
+    assert refused.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "facecue: error: argument --faces: must be at least 1, got 0"
     assert not (tmp_path / "out").exists()

@@ -460,6 +460,17 @@ def test_export_with_missing_average_weights_is_a_one_line_error_and_writes_noth
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.parametrize("flag,value,least", [("--epochs", "0", 1), ("--batch", "0", 1), ("--limit", "-1", 0)])
+def test_a_count_below_its_least_is_a_one_line_error(tmp_path, capsys, flag, value, least):
+    """Refused before a run folder is made, not found as a traceback once training ends."""
+    from tools.train.cli import main
+
+    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+                    flag, value]) == 2
+    assert_one_line_error(capsys, f"{flag} {value}: at least {least}")
+    assert not (tmp_path / "run").exists()
+
+
 def test_negative_keep_from_is_a_one_line_error(tmp_path, capsys):
     from tools.train.cli import main
 

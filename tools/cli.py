@@ -7,8 +7,9 @@
 
 Each subcommand (:data:`tools.commands.SUBCOMMANDS`) is a module's ``main``
 that parses its own options and keeps facecue's one error line and exit-code
-rule (:mod:`device.argparser`); ``python -m`` of the module runs the same code.
-Nothing on the hat imports this: the device's command is ``facecue``.
+rule (:mod:`device.argparser`); this command is their one way in (``python -m
+tools.cli`` is the same command). Nothing on the hat imports this: the device's
+command is ``facecue``.
 """
 from __future__ import annotations
 

@@ -1,11 +1,10 @@
 """The model maker's subcommands: ``facecue-model NAME`` runs ``MODULE.main(ARGS)``.
 
-One table, read by two commands: ``facecue-model`` (:mod:`tools.cli`) lists and
-runs them all; the device's ``facecue`` lists :data:`COMMANDS`, registered
-through the ``facecue.commands`` entry point group (see pyproject.toml), so
-that ``facecue eval`` and ``facecue bench`` keep working where the model card
-names them. This module imports nothing, so that listing costs no import of
-the commands themselves (TensorFlow, OpenCV); each parses its own options.
+``facecue-model`` (:mod:`tools.cli`) lists and runs them all, and they are its
+only way in: no module here is run with ``python -m`` (only
+``tools/train/__main__.py``, SageMaker's entry script inside its container).
+This module imports nothing, so that listing costs no import of the commands
+themselves (TensorFlow, OpenCV); each parses its own options.
 """
 from __future__ import annotations
 
@@ -40,6 +39,3 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 # Subcommands whose module parses the name itself (``facecue-model keygen`` is publish's ``keygen``).
 NAMED = frozenset({"keygen", "publish", "refresh"})
-
-# The ones the device's ``facecue`` also lists, for the model card's ``facecue eval`` / ``facecue bench``.
-COMMANDS: dict[str, tuple[str, str]] = {name: SUBCOMMANDS[name] for name in ("eval", "bench")}

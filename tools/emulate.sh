@@ -4,7 +4,7 @@
 #
 #   tools/emulate.sh pi        Debian bookworm arm64 (what 64-bit Raspberry Pi OS is
 #                              built on), made with debootstrap and run under qemu-user:
-#                              the README's set-up command, then `facecue eval` on a small
+#                              the README's set-up command, then `facecue-model eval` on a small
 #                              set and `facecue run --source VIDEO --audio-out`, compared
 #                              with this host's by `facecue-model compare-runs`: the same
 #                              words in the same order and the same eval table, but for
@@ -143,7 +143,7 @@ data, step = np.load(sys.argv[1]), len(np.load(sys.argv[1])["labels"]) // int(sy
 np.savez(sys.argv[2], images=data["images"][::step][: int(sys.argv[3])],
          labels=data["labels"][::step][: int(sys.argv[3])], classes=data["classes"])
 PY
-    (cd "$REPO" && "$HOST_VENV/bin/python" -m tools.data.scenes video "${VIDEO_ARGS[@]}" --data "$data/valid.npz" \
+    (cd "$REPO" && "$HOST_VENV/bin/facecue-model" scenes video "${VIDEO_ARGS[@]}" --data "$data/valid.npz" \
         --out "$dir/scenes.avi" >/dev/null)
     run_checks "$HOST_VENV/bin/facecue" "$dir" "$dir/x86"
     note "$(grep '^accuracy' "$dir/x86.eval")"
@@ -151,11 +151,11 @@ PY
     took
 }
 
-# run_checks FACECUE DIR OUT: eval and run, as the README shows them; OUT.eval, OUT.log, OUT.wav.
+# run_checks FACECUE DIR OUT: eval (FACECUE-model) and run, as the docs show them; OUT.eval, OUT.log, OUT.wav.
 # DIR/empty.toml: the defaults, on both sides alike, whatever /etc/facecue holds.
 run_checks() {
     local facecue=$1 dir=$2 out=$3
-    "$facecue" eval --data "$dir/small.npz" | tail -n +2 >"$out.eval"  # line 1 names the model's path
+    "${facecue}-model" eval --data "$dir/small.npz" | tail -n +2 >"$out.eval"  # line 1 names the model's path
     "$facecue" run --source "$dir/scenes.avi" --audio-out "$out.wav" --config "$dir/empty.toml" >"$out.run" 2>&1
     sed -n 's/^.* INFO \(announce .*\)$/\1/p' "$out.run" >"$out.log"
 }
@@ -261,7 +261,7 @@ setup_in_root() {
 
 checks_in_root() {
     local root=$1 refs=$2
-    begin "facecue eval and run in the root"
+    begin "facecue-model eval and facecue run in the root"
     mkdir -p "$root/tmp/emu"
     cp "$refs/small.npz" "$refs/scenes.avi" "$refs/empty.toml" "$root/tmp/emu/"
     root_exec "$root" bash -c "$(declare -f run_checks); run_checks /src/.venv/bin/facecue /tmp/emu /tmp/emu/arm64"

@@ -80,7 +80,3 @@ def main(argv: list[str] | None = None) -> int:
     if not args.check and (version_changed or not recorded.is_file()):
         write_atomic(recorded, (version + "\n").encode())
     return 1 if args.check and changed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,1 +1,1 @@
-"""Speed and accuracy benchmarks of the device path (``facecue bench``)."""
+"""Speed and accuracy benchmarks of the device path (``facecue-model bench``)."""

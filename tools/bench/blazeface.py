@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from core.frames import FaceBox
-from device.argparser import Parser
+from device.argparser import Parser, bounded
 from device.classify import load_interpreter_class
 
 NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold for both ranges
@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = Parser(prog="facecue-model blazeface", description=__doc__.splitlines()[0])
     ap.add_argument("model", type=Path, help="BlazeFace .tflite (see this module's docstring)")
     ap.add_argument("images", nargs="+", type=Path)
-    ap.add_argument("--threshold", type=float, default=0.5)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threshold", type=bounded(float, at_least=0, at_most=1), default=0.5)
+    ap.add_argument("--threads", type=bounded(int, at_least=1), default=1)
     args = ap.parse_args(argv)
     detector = BlazeFaceDetector(args.model, args.threshold, num_threads=args.threads)
     found, seconds = 0, 0.0
@@ -179,7 +179,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: " + ", ".join(f"({f.x},{f.y},{f.w},{f.h}) {f.score:.2f}" for f in faces))
     print(f"faces in {found}/{len(args.images)} images, {1000 * seconds / max(len(args.images), 1):.1f} ms each")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from device.detect import FaceDetector, HaarDetector, YuNetDetector
 from device.tracker import FaceTracker
 from tools.bench.blazeface import BlazeFaceDetector
@@ -213,15 +213,14 @@ def render(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="facecue-model bench-detect", description=__doc__.splitlines()[0])
-    p.add_argument("--faces", type=int, default=168, help="face frames (two per Caltech photo by default)")
-    p.add_argument("--empty", type=int, default=200, help="no-face frames")
+    p.add_argument("--faces", type=bounded(int, at_least=1), default=168,
+                   help="face frames (two per Caltech photo by default)")
+    p.add_argument("--empty", type=bounded(int, at_least=1), default=200, help="no-face frames")
     p.add_argument("--blazeface", type=Path, help="a BlazeFace .tflite to compare too (see tools/bench/blazeface.py)")
     p.add_argument("--only", default="", help="only detectors whose label contains this text")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
-    if args.faces < 1 or args.empty < 1:
-        p.error("--faces and --empty must be at least 1")
     try:
         report = run(args.faces, args.empty, args.blazeface, args.seed, lambda label: args.only in label)
     except (FileNotFoundError, ValueError) as exc:
@@ -231,7 +230,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -151,7 +151,7 @@ def target_lines(result: dict[str, Any]) -> list[str]:
     soak = result.get("soak") or {}
     slope = soak.get("slope_mb_per_h")
     if not soak:
-        rows.append(("flat RSS over a 30-minute soak", "not run (`facecue bench --soak 30`)", None))
+        rows.append(("flat RSS over a 30-minute soak", "not run (`facecue-model bench --soak 30`)", None))
     elif slope is None:
         rows.append(("flat RSS over a 30-minute soak", f"no slope from {soak['seconds'] / 60:.1f} min "
                      f"(it needs {MIN_SLOPE_SECONDS / 60:g} min or more)", None))
@@ -209,7 +209,7 @@ def chart_png(result: dict[str, Any]) -> bytes:
     ax.set_xlabel("ms per prediction (log scale)")
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.3g}" if v < 1000 else f" {v:,.0f}", va="center", fontsize=8)
-    ax.set_title(f"facecue bench: {result['machine']['cpu']} vs Table I")
+    ax.set_title(f"facecue-model bench: {result['machine']['cpu']} vs Table I")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

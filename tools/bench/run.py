@@ -1,9 +1,9 @@
-"""``facecue bench``: Table I of the DeepLens study on this machine, the whole pipeline, a soak.
+"""``facecue-model bench``: Table I of the DeepLens study on this machine, the whole pipeline, a soak.
 
-    facecue bench                              # table, pipeline, daemon -> bench-results/
-    facecue bench --vgg16-weights w.weights.h5 # a trained VGG-16 baseline gets an accuracy
-    facecue bench --video street.mp4           # the pipeline on your own 640x480 video
-    facecue bench --soak 30                    # 30 minutes of the daemon: RSS slope, drops, errors
+    facecue-model bench                              # table, pipeline, daemon -> bench-results/
+    facecue-model bench --vgg16-weights w.weights.h5 # a trained VGG-16 baseline gets an accuracy
+    facecue-model bench --video street.mp4           # the pipeline on your own 640x480 video
+    facecue-model bench --soak 30                    # 30 minutes of the daemon: RSS slope, drops, errors
 
 Prints a markdown report (machine, Table I with the paper's rows beside
 ours, pipeline frames/s and per-stage ms, start-to-READY, peak RSS, the
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.words import count
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from device.capture import CaptureError
 from device.classify import ModelError
 from device.config import Config, DetectConfig
@@ -65,30 +65,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline-arch", default="vgg16", help=argparse.SUPPRESS)  # tests: a tiny stand-in
     p.add_argument("--data", type=Path, default=shared_split("valid"),
                    help="labelled faces (.npz); default ../shared/data/fer2013/valid.npz when present")
-    p.add_argument("--faces", type=int, default=50, help="faces per timing pass (Table I: 50)")
-    p.add_argument("--repeats", type=int, default=5, help="timing passes; the median is reported")
-    p.add_argument("--warmup", type=int, default=5, help="untimed invokes before timing")
-    p.add_argument("--model-threads", type=int, default=1, help="interpreter threads for Table I (device default 1)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="'all threads' for the pipeline run")
+    count, positive = bounded(int, at_least=1), bounded(float, above=0)
+    p.add_argument("--faces", type=count, default=50, help="faces per timing pass (Table I: 50)")
+    p.add_argument("--repeats", type=count, default=5, help="timing passes; the median is reported")
+    p.add_argument("--warmup", type=bounded(int, at_least=0), default=5, help="untimed invokes before timing")
+    p.add_argument("--model-threads", type=count, default=1, help="interpreter threads for Table I (device default 1)")
+    p.add_argument("--threads", type=count, default=os.cpu_count() or 1, help="'all threads' for the pipeline run")
     p.add_argument("--video", type=Path, help="640x480 video for the pipeline (default: composed from --data)")
-    p.add_argument("--scene-seconds", type=float, default=24.0,
+    p.add_argument("--scene-seconds", type=positive, default=24.0,
                    help="length of the composed video of real faces in real scenes")
-    p.add_argument("--daemon-seconds", type=float, default=20.0, help="how long the daemon runs after READY")
-    p.add_argument("--soak", type=float, metavar="MINUTES", help="only soak the daemon this long")
-    p.add_argument("--soak-every", type=float, default=60.0, metavar="SECONDS", help="RSS sample interval")
+    p.add_argument("--daemon-seconds", type=positive, default=20.0, help="how long the daemon runs after READY")
+    p.add_argument("--soak", type=positive, metavar="MINUTES", help="only soak the daemon this long")
+    p.add_argument("--soak-every", type=positive, default=60.0, metavar="SECONDS", help="RSS sample interval")
     p.add_argument("--skip", action="append", default=[], choices=PARTS, help="leave a part out (repeatable)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where built baseline files are kept")
     p.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for .md/.json/.png")
     p.add_argument("--json", type=Path, help="write the JSON here instead of OUT/bench.json")
-    args = p.parse_args(argv)
-    for name in ("faces", "repeats", "model_threads", "threads"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.warmup < 0 or args.scene_seconds <= 0 or args.daemon_seconds <= 0 or args.soak_every <= 0:
-        p.error("--warmup must be >= 0 and --scene-seconds, --daemon-seconds, --soak-every > 0")
-    if args.soak is not None and args.soak <= 0:
-        p.error("--soak MINUTES must be > 0")
-    return args
+    return p.parse_args(argv)
 
 
 def scene_video(args: argparse.Namespace, folder: Path) -> tuple[Path, str]:
@@ -172,7 +165,3 @@ def main(argv: list[str] | None = None) -> int:
     for line in write_outputs(result, args.out, args.json, stem="bench" if args.soak is None else "soak"):
         print(line)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,33 +21,30 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from device import __version__
-from device.argparser import Parser
+from device.argparser import RUNTIME, Parser, bounded, fail
 from device.classify import ModelError, metadata_path
 from device.manifest import (
-    DEFAULT_EXPIRES_DAYS,
     MANIFEST_KEY,
+    MAX_EXPIRES_DAYS,
     Manifest,
     ManifestError,
     ModelEntry,
     S3Location,
     S3Options,
-    expiry_after,
     facecue_version_tuple,
-    generate_keypair,
-    load_private_key,
     make_s3_client,
     model_keys,
     open_manifest,
-    run_cli,
-    sign_manifest,
+    s3_error_message,
     utc_now,
 )
 from device.model_store import StoreError, check_version_name, verify_model_isolated
+from tools.cloud.signing import DEFAULT_EXPIRES_DAYS, expiry_after, generate_keypair, load_private_key, sign_manifest
 
 
 def _status(exc) -> int | None:
@@ -189,7 +186,8 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", type=Path, required=True, help="the private signing key")
     parser.add_argument("--endpoint-url", help="an S3-compatible store instead of AWS")
     parser.add_argument("--region", help="AWS region (default: the AWS configuration's)")
-    parser.add_argument("--expires-in", type=float, default=DEFAULT_EXPIRES_DAYS, metavar="DAYS",
+    parser.add_argument("--expires-in", type=bounded(float, above=0, at_most=MAX_EXPIRES_DAYS),
+                        default=DEFAULT_EXPIRES_DAYS, metavar="DAYS",
                         help=f"devices refuse the manifest after this many days (default {DEFAULT_EXPIRES_DAYS:g}); "
                              "run refresh before then")
 
@@ -214,11 +212,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_cli(action: Callable[[], int], what: str, known: tuple[type[Exception], ...]) -> int:
+    """Run a cloud command (publish's, sagemaker's) under facecue's one exit-code rule:
+    every expected failure (S3's, ``known``, OSError) is a run-time one, said in one line
+    with exit status 1; S3's is named for ``what`` (an s3:// address or request), which
+    :func:`device.argparser.run`'s one line of the exception could not say.
+
+    S3 errors are checked before OSError because some botocore timeouts are both.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return action()
+    except (BotoCoreError, ClientError) as exc:
+        message = s3_error_message(exc, what)
+    except known as exc:
+        message = str(exc).splitlines()[0]
+    except OSError as exc:
+        message = f"{exc.filename or ''}: {exc.strerror or exc}"
+    return fail(message, RUNTIME)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_cli(lambda: args.func(args), args.to,
                    (ManifestError, ModelError, StoreError))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

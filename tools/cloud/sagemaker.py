@@ -30,7 +30,6 @@ import hashlib
 import io
 import json
 import re
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -43,13 +42,12 @@ from device.manifest import (
     ManifestError,
     S3Location,
     S3Options,
-    load_private_key,
     make_s3_client,
-    run_cli,
     s3_error_message,
 )
 from device.model_store import StoreError, check_version_name
-from tools.cloud.publish import publish_model
+from tools.cloud.publish import publish_model, run_cli
+from tools.cloud.signing import load_private_key
 from tools.data.dataset import DatasetError
 from tools.train.export import ExportOptions, export_run
 from tools.train.runs import LINEAGE_FILE, TrainConfig, TrainError, lineage
@@ -356,7 +354,3 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return run_cli(lambda: args.func(args), "the SageMaker/S3 request",
                    (JobError, ManifestError, ModelError, StoreError, DatasetError, ValueError))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -114,7 +114,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.out}: {aligned.sum()} of {len(aligned)} faces {how}, the rest "
           + ("aligned in their own crop" if args.in_scenes else "as they were"))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,6 @@ CLI::
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
@@ -72,7 +71,3 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), RUNTIME)
     print(f"{args.out}: {n} frames, {n / FPS:.0f} s, {args.out.stat().st_size // 1024} KB")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

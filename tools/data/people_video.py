@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from core.labels import EXPRESSIONS
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from tools.data.face_video import write_mjpg
 from tools.data.scenes import SIZE, _light_lut, _random_background, read_photo
 from tools.data.twface import TWFACE_DIR, Photo, paste_head, read_table
@@ -96,11 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the .avi to write (its schedule goes beside it, .json)")
     p.add_argument("--twface", type=Path, default=TWFACE_DIR, help=f"the photos (default {TWFACE_DIR})")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--people", type=int, help="how many performers (default all 19)")
-    p.add_argument("--seconds", type=float, default=3.0, help="seconds each expression is shown")
-    p.add_argument("--gap", type=float, default=2.0, help="seconds of nobody between people")
-    p.add_argument("--fps", type=float, default=15.0)
-    p.add_argument("--photo-px", type=int, nargs=2, default=(120, 340), metavar=("MIN", "MAX"),
+    p.add_argument("--people", type=bounded(int, at_least=1), help="how many performers (default all 19)")
+    p.add_argument("--seconds", type=bounded(float, above=0), default=3.0, help="seconds each expression is shown")
+    p.add_argument("--gap", type=bounded(float, at_least=0), default=2.0, help="seconds of nobody between people")
+    p.add_argument("--fps", type=bounded(float, above=0), default=15.0)
+    p.add_argument("--photo-px", type=bounded(int, at_least=1), nargs=2, default=(120, 340), metavar=("MIN", "MAX"),
                    help="width of the pasted photo (the face is about half of it)")
     args = p.parse_args(argv)
     try:
@@ -116,7 +116,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.out}: {len({e['person'] for e in schedule})} people, {len(schedule)} expressions; "
           f"schedule in {side}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

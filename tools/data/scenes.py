@@ -10,7 +10,7 @@ looks like a face. These frames look like what the wearer meets instead:
   checked by eye) and the small poster faces a detector may rightly find.
 * ``empty_frames``: real scenes with no face at all, for false-face rates.
 * ``fer_scene_set`` / ``scene_video``: FER2013 faces (which carry the expression
-  labels) feathered into real backgrounds, as an npz for ``facecue eval --detect``
+  labels) feathered into real backgrounds, as an npz for ``facecue-model eval --detect``
   and as an MJPG video with a schedule for scoring the daemon's announcements.
 
 Backgrounds are scikit-image's bundled sample photos (the ``dev`` extra), chosen
@@ -38,7 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from tools.data.dataset import data_dir, load_faces
 from tools.data.face_video import write_mjpg
 
@@ -460,18 +460,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     for q in (fer, vid, cal, sheet):
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--out", type=Path, required=True)
-    fer.add_argument("--n", type=int, default=600)
-    fer.add_argument("--face-px", type=int, nargs=2, default=(60, 250), metavar=("MIN", "MAX"))
-    vid.add_argument("--n", type=int, default=40)
-    vid.add_argument("--seconds", type=float, default=3.0, help="seconds each face is held")
-    vid.add_argument("--gap", type=float, default=1.0, help="seconds of a no-face scene between faces")
-    vid.add_argument("--fps", type=float, default=15.0)
-    vid.add_argument("--face-px", type=int, nargs=2, default=(90, 220), metavar=("MIN", "MAX"))
-    cal.add_argument("--n", type=int, default=168, help="frames with a Caltech face")
-    cal.add_argument("--empty", type=int, default=100, help="frames with no face")
-    cal.add_argument("--face-px", type=int, nargs=2, default=(50, 250), metavar=("MIN", "MAX"))
-    sheet.add_argument("--n", type=int, default=8, help="frames of each kind")
-    sheet.add_argument("--tile", type=int, default=320, help="tile width in px")
+    count = bounded(int, at_least=1)  # frames, faces and pixels alike
+    fer.add_argument("--n", type=count, default=600)
+    fer.add_argument("--face-px", type=count, nargs=2, default=(60, 250), metavar=("MIN", "MAX"))
+    vid.add_argument("--n", type=count, default=40)
+    vid.add_argument("--seconds", type=bounded(float, above=0), default=3.0, help="seconds each face is held")
+    vid.add_argument("--gap", type=bounded(float, at_least=0), default=1.0,
+                     help="seconds of a no-face scene between faces")
+    vid.add_argument("--fps", type=bounded(float, above=0), default=15.0)
+    vid.add_argument("--face-px", type=count, nargs=2, default=(90, 220), metavar=("MIN", "MAX"))
+    cal.add_argument("--n", type=count, default=168, help="frames with a Caltech face")
+    cal.add_argument("--empty", type=bounded(int, at_least=0), default=100, help="frames with no face")
+    cal.add_argument("--face-px", type=count, nargs=2, default=(50, 250), metavar=("MIN", "MAX"))
+    sheet.add_argument("--n", type=count, default=8, help="frames of each kind")
+    sheet.add_argument("--tile", type=count, default=320, help="tile width in px")
     return p.parse_args(argv)
 
 
@@ -528,7 +530,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

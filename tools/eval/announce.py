@@ -69,7 +69,7 @@ import cv2
 import numpy as np
 
 from core.frames import Announcement, Expression, Prediction
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from device.capture import CaptureError, VideoFileSource
 from device.classify import Classifier, ModelError
 from device.config import Config, ConfigError, DecideConfig, from_dict, load
@@ -473,7 +473,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key, e.g. decide.min_confidence=0.6 (repeatable)")
     p.add_argument("--votes", type=Path, metavar="FERPLUS.npz", help=VOTES_HELP)
-    p.add_argument("--grace", type=float, default=0.5, help="seconds after a face leaves in which an "
+    p.add_argument("--grace", type=bounded(float, at_least=0), default=0.5,
+                   help="seconds after a face leaves in which an "
                    "announcement still counts for it (default 0.5)")
     p.add_argument("--sweep", action="store_true", help="also score a grid of [decide] settings (default "
                    + ", ".join(f"{k} over {', '.join(map(str, v))}" for k, v in SWEEP_GRID.items()) + ")")
@@ -486,8 +487,6 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     try:
-        if args.grace < 0:
-            raise EvalError(f"--grace must be >= 0, got {args.grace}")
         cfg = apply_sets(load(args.config), args.sets)
         grid = parse_vary(args.vary)
         run = play_labelled_video(args.video, args.schedule, args.votes, args.model, cfg)
@@ -516,7 +515,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = sweep(per_frame, schedule, labels, d, grid, grace=args.grace)
         print(sweep_table(rows, d))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -35,7 +35,7 @@ import numpy as np
 
 from core.files import write_atomic
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from device.classify import ModelError, apply_temperature, metadata_path, read_model_info
 from device.config import DetectConfig
 from device.detect import DetectorError
@@ -193,7 +193,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="validation face crops, reported beside (default ../shared/.../valid.npz when present)")
     p.add_argument("--votes", type=Path, metavar="FERPLUS.npz",
                    help="FER+ votes of the validation split: label every face by its raters' majority")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    p.add_argument("--threads", type=bounded(int, at_least=1), default=1, help="interpreter threads")
     p.add_argument("--write", action="store_true", help="store the fitted temperature in the model's JSON")
     return p.parse_args(argv)
 
@@ -229,6 +229,3 @@ def calibrate_model(model: Path, sets: ValidationSets, threads: int, write: bool
     if write:
         store_temperature(model, temperature, fitted_on, labels)
         print(f"wrote temperature {temperature} to {metadata_path(model)}")
-
-if __name__ == "__main__":
-    sys.exit(main())

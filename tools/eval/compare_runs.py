@@ -4,7 +4,7 @@
                                [--audio X86.wav ARM64.wav] [--fps 4] [--confidence 0.05] [--points 1.0]
 
 ``tools/emulate.sh pi`` records, on this x86-64 host and in an arm64 root under
-qemu, the ``facecue eval`` table (without its first line, which names the
+qemu, the ``facecue-model eval`` table (without its first line, which names the
 model's path) and the ``announce``/``hedge`` lines of ``facecue run
 --audio-out`` (without their log prefix). This says which differences are real:
 
@@ -41,7 +41,7 @@ from device.argparser import ERROR_PREFIX, RUNTIME, USAGE, Parser
 PROG = "facecue-model compare-runs"
 WITHIN, DIFFERS = "within tolerance:", "differs:"
 
-# `facecue eval`'s rows by top probability: ">= 0.80      43.7%   0.9084"
+# `facecue-model eval`'s rows by top probability: ">= 0.80      43.7%   0.9084"
 CONFIDENCE_ROW = re.compile(r"^>= (?P<at>\d\.\d\d)\s+(?P<faces>\d+\.\d)%\s+(?P<accuracy>\d\.\d{4})$")
 # device.announce's lines, as emulate.sh keeps them: "announce happy confidence 0.80 t 17.00s"
 WORD_LINE = re.compile(r"^(?P<kind>announce|hedge) (?P<label>\S+) confidence (?P<confidence>\d+\.\d+) "
@@ -171,7 +171,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog=PROG, description=__doc__.splitlines()[0],
                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--eval", nargs=2, type=Path, metavar=("HOST", "EMULATED"),
-                   help="the two `facecue eval` tables, without their first line")
+                   help="the two `facecue-model eval` tables, without their first line")
     p.add_argument("--log", nargs=2, type=Path, metavar=("HOST", "EMULATED"),
                    help="the two logs of announce/hedge lines, without their log prefix")
     p.add_argument("--audio", nargs=2, type=Path, metavar=("HOST", "EMULATED"),

@@ -1,10 +1,10 @@
-"""``facecue eval``: score a shipped ``.tflite`` on a labelled npz, as the device runs it.
+"""``facecue-model eval``: score a shipped ``.tflite`` on a labelled npz, as the device runs it.
 
-    facecue eval --data ../shared/data/fer2013/valid.npz [--model PATH] [--threads N]
+    facecue-model eval --data ../shared/data/fer2013/valid.npz [--model PATH] [--threads N]
                  [--against OLD.tflite]
-    facecue eval --detect [--method yunet|haar] --data PHOTOS.npz ...
-    facecue eval --data valid.npz --votes ../shared/data/ferplus/valid.npz
-    facecue eval --detect --data FOLDER      # photos listed in FOLDER/labels.csv (file,label)
+    facecue-model eval --detect [--method yunet|haar] --data PHOTOS.npz ...
+    facecue-model eval --data valid.npz --votes ../shared/data/ferplus/valid.npz
+    facecue-model eval --detect --data FOLDER      # photos listed in FOLDER/labels.csv (file,label)
 
 Every face goes through the model's own ``Classifier.preprocess`` (the
 preprocessing parameters in its JSON) and the LiteRT interpreter, exactly as
@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from device.classify import Classifier, ModelError
 from device.config import DecideConfig, DetectConfig
 from device.detect import METHODS, DetectorError
@@ -203,7 +203,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="with --detect: the face detector (default %(default)s)")
     p.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                    help=f"a .tflite with its .json (default {DEFAULT_MODEL.name})")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    p.add_argument("--threads", type=bounded(int, at_least=1), default=1, help="interpreter threads")
     p.add_argument("--against", type=Path, metavar="OLD",
                    help="a second .tflite to compare with --model, face by face (McNemar)")
     args = p.parse_args(argv)
@@ -214,9 +214,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.threads < 1:
-        print(f"{ERROR_PREFIX} --threads must be at least 1", file=sys.stderr)
-        return 2
     boxes = None
     try:
         data, people = load_data(args)
@@ -258,7 +255,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"found {int(found.sum())} of {len(found)}")
     print(scores.summary_line())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

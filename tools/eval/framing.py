@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from device.detect import DetectorError, YuNetDetector, largest
 from device.preprocess import FACE_SIZE, preprocess_face
 from tools.data.align_faces import SCORE, crop_landmarks
@@ -72,7 +72,7 @@ def table(rows: dict[str, np.ndarray]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="facecue-model framing", description=__doc__.splitlines()[0])
     p.add_argument("--crops", type=Path, default=shared_split("valid"), help="FER2013-format npz of face crops")
-    p.add_argument("--n", type=int, default=1200, help="random crops to measure")
+    p.add_argument("--n", type=bounded(int, at_least=1), default=1200, help="random crops to measure")
     p.add_argument("--photos", type=Path, default=CALTECH, help="folder of photos of people (*.jpg, *.png)")
     p.add_argument("--seed", type=int, default=0, help="which random crops")
     args = p.parse_args(argv)
@@ -99,7 +99,3 @@ def main(argv: list[str] | None = None) -> int:
     ratio = np.median(geometry(real)[:, 4]) / np.median(geometry(fer)[:, 4])
     print(f"proportions (eyes to mouth / eye distance), device crop against FER2013: {ratio:.3f}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -176,7 +176,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table(choice))
     print(verdict(choice))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

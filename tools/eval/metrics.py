@@ -1,6 +1,6 @@
 """Classification scores from a confusion matrix: accuracy, per-class recall, macro-F1.
 
-The training report, ``facecue eval``, the export check and the benchmark
+The training report, ``facecue-model eval``, the export check and the benchmark
 all score models here, so a figure in the model card, the run report and the
 benchmark table always means the same thing. NumPy only: it runs on the device.
 """
@@ -76,7 +76,7 @@ class Scores:
                 "confusion": self.confusion.tolist()}
 
     def summary_line(self) -> str:
-        """The last line of ``facecue eval``; scripts parse it, so its format is fixed."""
+        """The last line of ``facecue-model eval``; scripts parse it, so its format is fixed."""
         return f"accuracy {self.accuracy:.4f} macro_f1 {self.macro_f1:.4f} n {self.n}"
 
     def recall_table(self) -> str:

@@ -42,7 +42,7 @@ import numpy as np
 
 from audio.voice import VoicePack
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from device.config import DetectConfig, PeopleConfig
 from device.detect import largest
 from device.people import cue_keys, is_facing, person_cue
@@ -139,7 +139,8 @@ def facing_by_eye(tracker: FaceTracker, cfg: PeopleConfig, fer: Path, rng: np.ra
 def main(argv: Sequence[str] | None = None) -> int:
     p = Parser(prog="facecue-model people", description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scenes", type=int, default=200, help="count scenes, a quarter each with 0-3 people")
+    p.add_argument("--scenes", type=bounded(int, at_least=1), default=200,
+                   help="count scenes, a quarter each with 0-3 people")
     p.add_argument("--twface", type=Path, default=TWFACE_DIR)
     p.add_argument("--fer", type=Path, default=data_dir(), help="folder of FER2013's valid.npz")
     p.add_argument("--fit-face-width", action="store_true",
@@ -217,7 +218,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"facing of turned heads not measured: {fer} absent")
     print(f"settings: {dataclasses.asdict(cfg)}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -95,7 +95,3 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_report:
         write_training_report(trainer, args.run)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -330,7 +330,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

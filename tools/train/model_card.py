@@ -185,7 +185,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"updated {args.card} from {args.model.with_suffix('.json').name}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

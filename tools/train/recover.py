@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import ERROR_PREFIX, Parser, bounded
 from device.classify import ModelError, load_interpreter_class
 from models import MODELS_DIR
 from tools.data.dataset import DatasetError, load_faces, shared_split
@@ -170,13 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="folder for recovered.weights.h5 and lineage.json")
     p.add_argument("--train", type=Path, default=shared_split("train"),
                    help="training npz whose faces measure the batch norms")
-    p.add_argument("--faces", type=int, default=4000, help="training faces to measure the batch norms on")
+    p.add_argument("--faces", type=bounded(int, at_least=1), default=4000,
+                   help="training faces to measure the batch norms on")
     args = p.parse_args(argv)
     if args.train is None:
         print(f"{ERROR_PREFIX} no training data: pass --train FILE.npz", file=sys.stderr)
-        return 2
-    if args.faces < 1:
-        print(f"{ERROR_PREFIX} --faces must be at least 1", file=sys.stderr)
         return 2
     try:
         recover(args.model, args.out, args.train, args.faces)
@@ -184,7 +182,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

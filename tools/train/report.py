@@ -193,7 +193,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.run}/report.md" + (f": valid accuracy {valid['accuracy']:.4f} macro_f1 "
                                             f"{valid['macro_f1']:.4f}" if valid else ""))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

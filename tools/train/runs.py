@@ -99,6 +99,10 @@ class TrainConfig:
                             ("--reframed-share", self.reframed_share), ("--original-share", self.original_share)):
             if not 0.0 <= share <= 1.0:
                 raise TrainError(f"{flag} {share}: a share of faces, between 0 and 1")
+        for flag, count, least in (("--epochs", self.epochs, 1), ("--batch", self.batch, 1),
+                                   ("--limit", self.limit, 0), ("--threads", self.threads, 0)):
+            if count < least:  # 0 epochs would train nothing and fail only at the report
+                raise TrainError(f"{flag} {count}: at least {least}")
         if self.keep_from < 0:
             raise TrainError(f"--keep-from {self.keep_from}: an epoch number, or 0 to keep none")
         if self.original_share and not self.votes:
