@@ -139,3 +139,14 @@ def test_nothing_on_the_hat_can_sign_a_manifest():
     signing = [str(path.relative_to(ROOT)) for name, path in module_files().items()
                if not name.startswith("tools") and "Ed25519PrivateKey" in path.read_text()]
     assert signing == []
+
+
+def test_the_readme_code_map_names_every_package_and_only_folders_that_exist():
+    """The README's table under "The code" is the layout a reader sees first."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## The code", 1)[1].split("\n## ", 1)[0]
+    named = {name.rstrip("/") for name in re.findall(r"^\| `([\w./-]+)`", table, re.M)}
+    named |= set(re.findall(r"^\| `[\w./-]+`, `([\w./-]+)`", table, re.M))
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")}
+    assert packages == set(LAYERS) and packages <= named
+    assert all((ROOT / name).exists() for name in named), named
