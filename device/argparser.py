@@ -1,10 +1,24 @@
 """facecue's one runner: its error prefix, its argparse parser and its exit-code rule.
 
 Every facecue command (``facecue``, ``facecue-model`` and the modules they
-dispatch to) ends a failure the same way: one ``facecue: error: ...`` line on
-stderr and exit status 2 when the person asked wrongly (usage or config), 1
-when the run itself failed. Its own module so that the subcommands that parse
-their own options share it without importing the commands that dispatch to them.
+dispatch to) ends a failure the same way, through :func:`run`: one
+``facecue: error: ...`` line on stderr and an exit status by one rule.
+
+exit 2, usage
+    the person asked wrongly, on the command line or in a config file: an
+    argparse error, a :class:`device.config.ConfigError`, or an option value or
+    combination that cannot work (:class:`UsageError`), all known before any
+    work starts. Asking again, differently, is the fix.
+exit 1, run time
+    the run failed: an input file missing, unreadable or not what it claims, a
+    model that does not load, data errors found while working, an OSError, a
+    network or S3 failure. The command was right; the world was not.
+
+Any other exception is a bug and keeps its traceback. A subcommand only parses
+and raises; the command that dispatches to it (``facecue``, ``facecue-model``)
+names which of its exception types are which and runs it here. Its own module
+so that the subcommands that parse their own options share it without
+importing the commands that dispatch to them.
 """
 from __future__ import annotations
 
@@ -18,6 +32,12 @@ ERROR_PREFIX = "facecue: error:"  # of every facecue failure
 USAGE, RUNTIME = 2, 1  # the exit statuses: asked wrongly, or failed while running
 
 Errors = tuple[type[BaseException], ...]
+
+
+class UsageError(Exception):
+    """An option value or combination that cannot work, found after parsing but before
+    any work (exit 2): one that argparse cannot check, as it depends on two options
+    or on what a file named by another says."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -67,12 +87,13 @@ def fail(message: str, status: int) -> int:
     return status
 
 
-def run(action: Callable[[], int | None], usage: Errors, runtime: Callable[[], Errors]) -> int:
-    """``action()`` under the exit-code rule: a ``usage`` error exits 2 and a ``runtime``
-    one 1, each in one line; any other exception is a bug and keeps its traceback.
+def run(action: Callable[[], int | None], usage: Callable[[], Errors], runtime: Callable[[], Errors]) -> int:
+    """``action()`` under the exit-code rule: a :class:`UsageError` or ``usage()`` error
+    exits 2 and a ``runtime()`` one 1, each in one line; any other exception is a bug
+    and keeps its traceback. Usage is asked first: a ConfigError is also a ValueError.
 
-    ``runtime`` is called only once something failed, so that a command can name
-    failures of modules it imports lazily (the camera's, which loads OpenCV)
+    ``usage`` and ``runtime`` are called only once something failed, so that a command
+    can name failures of modules it imports lazily (the camera's, which loads OpenCV)
     without importing them for ``--help``.
     """
     try:
@@ -80,7 +101,7 @@ def run(action: Callable[[], int | None], usage: Errors, runtime: Callable[[], E
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if isinstance(exc, usage):
+        if isinstance(exc, (UsageError, *usage())):
             return fail(one_line(exc), USAGE)
         if isinstance(exc, runtime()):
             return fail(one_line(exc), RUNTIME)

@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return importlib.import_module(DELEGATES[argv[0]][0]).main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
-    return run(lambda: args.func(args), (ConfigError,), _failures)
+    return run(lambda: args.func(args), lambda: (ConfigError,), _failures)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from pathlib import Path
 
 from core.files import write_atomic
 from device import __version__
-from device.argparser import ERROR_PREFIX, Parser, one_line, run
+from device.argparser import Parser, one_line, run
 from device.classify import ModelError
 from device.config import (
     DEFAULT_CONFIG_PATH,
@@ -111,6 +111,10 @@ class ModelRejected(SyncError):
     def __init__(self, entry: ModelEntry, problem: str) -> None:
         super().__init__(f"refusing model {entry.version}: {problem}")
         self.content, self.problem = content_key(entry), problem
+
+
+# What a sync can fail on at run time (exit 1): remembered for the backoff, then said in one line.
+FAILURES = (SyncError, ManifestError, ModelError, StoreError, OSError)
 
 
 class DeadlinePassed(BaseException):
@@ -552,13 +556,12 @@ def run_sync(settings: SyncConfig, store: Path, options: SyncOptions) -> int:
         try:
             prune(store)  # refuses a store with links in it before deleting anything
             message = sync_once(settings, store, state, options)
-        except (SyncError, ManifestError, ModelError, StoreError, OSError) as exc:
+        except FAILURES as exc:  # remembered for the backoff, then said by main's runner (exit 1)
             state.failures += 1
             state.next_try = now + backoff_delay(state.failures, settings.backoff_base, settings.backoff_max)
             state.last_error = one_line(exc)
             state.save(state_file)
-            print(f"{ERROR_PREFIX} {state.last_error}", file=sys.stderr)
-            return 1
+            raise
         state.failures, state.next_try, state.last_error = 0, 0.0, ""
         state.save(state_file)
     print(f"facecue sync: {message}")
@@ -615,8 +618,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[SyncConfig, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run(lambda: _sync(args), (ConfigError,),
-               lambda: (SyncError, StoreError, ManifestError, ModelError, OSError))
+    return run(lambda: _sync(args), lambda: (ConfigError,), lambda: FAILURES)
 
 
 def _sync(args: argparse.Namespace) -> int:

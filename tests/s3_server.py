@@ -466,7 +466,7 @@ class Fleet:
                                                                  for k, v in keys.items()))
 
     def publish(self, model: Path, *extra: str) -> Result:
-        from tools.cloud.publish import main
+        from tools.cli import main  # facecue-model: publish, refresh
 
         return run_main(main, ["publish", str(model), "--to", self.bucket.url, "--key", str(self.private_key),
                                "--endpoint-url", self.bucket.moto.url, *extra])

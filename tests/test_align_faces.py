@@ -45,8 +45,10 @@ def test_a_tilted_crop_comes_out_closer_to_the_upright_one(astronaut):
     assert after > before
 
 
-def test_a_missing_file_is_one_line(tmp_path, capsys):
-    assert main(["--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "x.npz")]) == 2
+def test_a_missing_file_is_one_line_and_exit_1(tmp_path, capsys):
+    from tools.cli import main as facecue_model
+
+    assert facecue_model(["align-faces", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "x.npz")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("facecue: error: ") and err.count("\n") == 1
 

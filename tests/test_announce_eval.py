@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from core.frames import Expression, FaceChange, FaceCue, Prediction
+from device.argparser import UsageError
 from device.config import Config, ConfigError
+from tools.cli import main as facecue_model
 from tools.eval.announce import (
     SWEEP_GRID,
     AnnounceScore,
@@ -196,18 +198,22 @@ def test_apply_sets():
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
+    """A missing or broken input is a run-time failure (1), a bad --set a usage error (2)."""
     video = tmp_path / "v.avi"
-    assert main(["--video", str(video)]) == 2
+    assert facecue_model(["announce", "--video", str(video)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("facecue: error: ") and err.count("\n") == 1 and "not found" in err
     video.write_bytes(b"not read before the schedule is checked")
     (tmp_path / "v.json").write_text(json.dumps({"schedule": "nope"}))
-    assert main(["--video", str(video)]) == 2
+    assert facecue_model(["announce", "--video", str(video)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("facecue: error: schedule") and err.count("\n") == 1
-    assert main(["--video", str(video), "--set", "decide.nope=1"]) == 2
+    assert facecue_model(["announce", "--video", str(video), "--set", "decide.nope=1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("facecue: error: ") and "unknown key [decide] nope" in err and err.count("\n") == 1
+    assert facecue_model(["announce", "--video", str(video), "--vary", "nope=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("facecue: error: --vary 'nope=1'") and err.count("\n") == 1
 
 
 # --- end to end on a real face -------------------------------------------------------------------------------------
@@ -276,7 +282,7 @@ def test_vary_sets_the_sweep_grid_and_refuses_what_is_not_a_decide_number():
     assert parse_vary(["cooldown=1,3", "decide.stable_for=0.5"]) == {
         "stable_for": (0.5,), "min_confidence": SWEEP_GRID["min_confidence"], "cooldown": (1.0, 3.0)}
     for bad, message in (("volume=1", "KEY one of"), ("cooldown=fast", "numbers"), ("cooldown=nan", "finite")):
-        with pytest.raises(EvalError, match=message):
+        with pytest.raises(UsageError, match=message):
             parse_vary([bad])
 
 

@@ -14,6 +14,7 @@ from audio.phrases import CLIP_KEYS, PHRASES
 from audio.sound import SAMPLE_RATE, to_float
 from audio.wavfile import read_wav
 from tools import make_voice_clips
+from tools.cli import main as facecue_model
 
 
 def espeak_or_skip() -> str:
@@ -95,7 +96,7 @@ def test_unknown_language_is_one_line(capsys):
 def test_missing_espeak_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH without espeak-ng
     assert shutil.which("espeak-ng") is None
-    assert make_voice_clips.main(["--out", str(tmp_path / "clips")]) == 1
+    assert facecue_model(["voice-clips", "--out", str(tmp_path / "clips")]) == 1
     assert capsys.readouterr().err.strip() == "facecue: error: espeak-ng is not installed"
     assert not (tmp_path / "clips").exists()
 

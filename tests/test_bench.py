@@ -169,7 +169,9 @@ def test_tensorflow_says_nothing_on_stderr_and_counts_read_right(model_path, sma
     (["--video", "/nonexistent/v.mp4"], "video /nonexistent/v.mp4 not found"),
 ])
 def test_bad_input_is_one_line(args, message, tmp_path, capsys):
-    assert main([*args, "--out", str(tmp_path)]) == 1
+    from tools.cli import main as facecue_model
+
+    assert facecue_model(["bench", *args, "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert err == f"facecue: error: {message}"
 

@@ -9,6 +9,7 @@ import pytest
 
 from device.classify import Classifier, ModelError, apply_temperature
 from models import DEFAULT_MODEL
+from tools.cli import main as facecue_model
 from tools.eval.calibrate import fit_temperature, main, nll
 from tools.train.model_card import render_figures
 
@@ -96,7 +97,7 @@ def test_cli_fits_writes_and_the_model_card_shows_it(model_copy, tmp_path, capsy
     assert 0.2 <= t <= 4.0 and len(meta["calibration"]["table"]) == 7
     card = render_figures(meta, None)
     assert f"softmax temperature {t} fitted there" in card and "| of them right |" in card
-    assert main(["--model", str(tmp_path / "none.tflite"), "--crops", str(crops)]) == 2
+    assert facecue_model(["calibrate", "--model", str(tmp_path / "none.tflite"), "--crops", str(crops)]) == 1
     assert capsys.readouterr().err.startswith("facecue: error: model file")
 
 
@@ -145,5 +146,6 @@ def test_cli_with_votes_fits_on_the_raters_majority(model_copy, tmp_path, capsys
     write_votes(tmp_path / "votes.npz", 30)
     assert main(["--model", str(model_copy), "--crops", str(crops), "--votes", str(tmp_path / "votes.npz")]) == 0
     assert "on crops (20, FER+ majority)" in capsys.readouterr().out
-    assert main(["--model", str(model_copy), "--crops", str(crops), "--votes", str(tmp_path / "no.npz")]) == 2
+    assert facecue_model(["calibrate", "--model", str(model_copy), "--crops", str(crops),
+                          "--votes", str(tmp_path / "no.npz")]) == 1
     assert "no such votes file" in capsys.readouterr().err

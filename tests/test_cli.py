@@ -352,6 +352,53 @@ def test_model_maker_run_time_failure_exits_1_in_one_line(tmp_path):
     assert result.stderr.startswith("facecue: error: ") and result.stderr.count("\n") == 1, result.stderr
 
 
+# (subcommand, ARGS naming a missing input file, ARGS asking for what cannot work); "{missing}"
+# is a file that does not exist. The bad ARGS are refused by the parser or after it, before any work.
+RULE_CASES = [
+    ("eval", ["--data", "{missing}"], ["--data", "{folder}"]),  # a folder of photos without --detect
+    ("announce", ["--video", "{missing}"], ["--video", "{missing}", "--vary", "nope=1"]),
+    ("hedge", ["--video", "{missing}"], ["--video", "{missing}", "--set", "decide"]),
+    ("calibrate", ["--crops", "{missing}"], ["--crops", "{missing}", "--threads", "0"]),
+    ("align-faces", ["--data", "{missing}", "--out", "{folder}/out.npz"], ["--data", "{missing}"]),  # no --out
+    ("scenes", ["fer", "--data", "{missing}", "--out", "{folder}/s.npz"], ["fer", "--n", "0"]),
+    ("compare-runs", ["--log", "{missing}", "{missing}"], ["--log", "{missing}", "{missing}", "--fps", "0"]),
+]
+
+
+@pytest.mark.parametrize("name, missing, bad", RULE_CASES, ids=[case[0] for case in RULE_CASES])
+def test_the_exit_code_rule_a_missing_input_exits_1_asking_wrongly_2(tmp_path, capsys, name, missing, bad):
+    """facecue-model's one runner (device.argparser's rule), in process so that it is quick:
+    a missing input is a run-time failure, one line and nothing else; asking wrongly is
+    exit 2, its one error line last (argparse puts its usage above it)."""
+    from tools.cli import main
+
+    def run(args: list[str]) -> tuple[int, list[str]]:
+        names = {"missing": tmp_path / "missing.file", "folder": tmp_path}
+        try:
+            code = main([name, *(arg.format(**names) for arg in args)])
+        except SystemExit as exc:  # argparse's usage error, as the console script ends it
+            code = exc.code
+        return code, capsys.readouterr().err.splitlines()
+
+    code, err = run(missing)
+    assert code == 1 and len(err) == 1 and err[0].startswith("facecue: error: "), err
+    assert "missing.file" in err[0]
+    code, err = run(bad)
+    assert code == 2 and err and err[-1].startswith("facecue: error: "), err
+    assert [line for line in err if "error" in line] == err[-1:]
+
+
+def test_every_exception_type_the_runner_classifies_exists():
+    """A misspelt name would leave its failures to a traceback: each must import, as an exception."""
+    import importlib
+
+    from tools.cli import RUNTIME_ERRORS, USAGE_ERRORS
+
+    for name in USAGE_ERRORS + RUNTIME_ERRORS:
+        module, _, cls = name.partition(":")
+        assert issubclass(getattr(importlib.import_module(module), cls), Exception), name
+
+
 def test_a_sync_config_error_exits_2_and_a_sync_failure_1(tmp_path):
     bad = facecue("sync", "--config", write_bytes(tmp_path / "bad.toml", b"[sync]\nbogus = 1\n"))
     assert bad.returncode == 2 and bad.stderr.startswith("facecue: error: ") and bad.stderr.count("\n") == 1

@@ -14,10 +14,10 @@ pytest.importorskip("boto3")
 from s3_server import fixture_faces_npz, fixture_run, run_main  # noqa: E402
 
 from device import model_store as ms  # noqa: E402
+from device.argparser import UsageError  # noqa: E402
 from device.manifest import S3Location  # noqa: E402
 from tools.cloud.sagemaker import (  # noqa: E402
     MODEL_DIR,
-    JobError,
     JobSpec,
     build_request,
     image_uri,
@@ -26,7 +26,7 @@ from tools.cloud.sagemaker import (  # noqa: E402
     train_arguments,
 )
 from tools.train.cli import parse_args  # noqa: E402
-from tools.train.runs import TrainConfig  # noqa: E402
+from tools.train.runs import TrainConfig, TrainError  # noqa: E402
 
 ROLE = "arn:aws:iam::123456789012:role/facecue-sagemaker"
 
@@ -98,18 +98,18 @@ def test_fer_plus_votes_arrive_as_their_own_channels():
     (("s3://b/a/train.npz",), 0.0, "--reframed and --reframed-share go together"),
     ((), 0.6, "--reframed and --reframed-share go together")])
 def test_reframed_faces_a_job_cannot_take_are_refused(reframed, share, message):
-    with pytest.raises(JobError, match=message):
+    with pytest.raises((TrainError, UsageError), match=message):
         spec(config=TrainConfig(reframed=reframed, reframed_share=share))
 
 
 def test_a_share_without_its_render_is_one_line_and_uploads_nothing(bucket):
-    from tools.cloud.sagemaker import main
+    from tools.cli import main
 
-    result = run_main(main, ["launch", "--job-name", "facecue-reframed", "--role-arn", ROLE,
+    result = run_main(main, ["sagemaker", "launch", "--job-name", "facecue-reframed", "--role-arn", ROLE,
                              "--train", f"{bucket.url}/t.npz", "--valid", f"{bucket.url}/v.npz",
                              "--output", f"{bucket.url}/out", "--code", f"{bucket.url}/code",
                              "--reframed-share", "0.6", "--region", "eu-west-1", "--endpoint-url", bucket.moto.url])
-    assert result.code == 1 and result.err.count("\n") == 1
+    assert result.code == 2 and result.err.count("\n") == 1
     assert result.err.startswith("facecue: error: --reframed and --reframed-share go together")
     assert bucket.client.list_objects_v2(Bucket=bucket.name).get("KeyCount", 0) == 0
 
@@ -127,9 +127,7 @@ def test_framework_image_per_region(region, instance, uri):
 
 
 def test_bad_job_names_are_refused():
-    from tools.cloud.sagemaker import JobError
-
-    with pytest.raises(JobError, match="job name"):
+    with pytest.raises(UsageError, match="job name"):
         build_request(spec(job_name="facecue_v1"))
 
 
@@ -187,9 +185,9 @@ def test_a_warm_start_travels_with_its_history(bucket, tmp_path):
 
 
 def test_a_missing_warm_start_is_one_line(bucket, tmp_path):
-    from tools.cloud.sagemaker import main
+    from tools.cli import main
 
-    result = run_main(main, ["launch", "--job-name", "facecue-warm-2", "--role-arn", ROLE,
+    result = run_main(main, ["sagemaker", "launch", "--job-name", "facecue-warm-2", "--role-arn", ROLE,
                              "--train", f"{bucket.url}/t.npz", "--valid", f"{bucket.url}/v.npz",
                              "--output", f"{bucket.url}/out", "--code", f"{bucket.url}/code",
                              "--init-weights", str(tmp_path / "gone.weights.h5"), "--region", "eu-west-1",
@@ -204,7 +202,7 @@ def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
     pytest.importorskip("tensorflow")
     import boto3
 
-    from tools.cloud.sagemaker import main
+    from tools.cli import main
 
     bucket = fleet.bucket
     sagemaker = boto3.client("sagemaker", endpoint_url=bucket.moto.url, region_name="eu-west-1")
@@ -221,7 +219,8 @@ def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
                                 ["ModelArtifacts"]["S3ModelArtifacts"])
     bucket.client.put_object(Bucket=artifact.bucket, Key=artifact.prefix, Body=archive.getvalue())
 
-    published = run_main(main, ["publish", "facecue-job-1", "--to", bucket.url, "--key", str(fleet.private_key),
+    published = run_main(main, ["sagemaker", "publish", "facecue-job-1", "--to", bucket.url,
+                                "--key", str(fleet.private_key),
                                 "--train", str(faces), "--valid", str(faces), "--region", "eu-west-1",
                                 "--endpoint-url", bucket.moto.url])
     assert published.code == 0, published.err
@@ -237,12 +236,13 @@ def test_a_finished_job_is_published_and_synced(fleet, tmp_path):
 def test_publishing_a_job_without_output_says_so(fleet, tmp_path):
     import boto3
 
-    from tools.cloud.sagemaker import main
+    from tools.cli import main
 
     sagemaker = boto3.client("sagemaker", endpoint_url=fleet.bucket.moto.url, region_name="eu-west-1")
     launch(sagemaker, fleet.bucket.client, spec(fleet.bucket.name, job_name="facecue-job-2"),
            S3Location.parse(f"s3://{fleet.bucket.name}/sagemaker/code"))
-    result = run_main(main, ["publish", "facecue-job-2", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
+    result = run_main(main, ["sagemaker", "publish", "facecue-job-2", "--to", fleet.bucket.url,
+                             "--key", str(fleet.private_key),
                              "--train", "t.npz", "--valid", "v.npz", "--region", "eu-west-1",
                              "--endpoint-url", fleet.bucket.moto.url])
     assert result.code == 1 and result.err.count("\n") == 1

@@ -109,7 +109,7 @@ def test_publish_resumes_after_dying_before_the_manifest(fleet, releases):
 
 
 def test_publish_refuses_a_manifest_it_cannot_verify(fleet, releases, tmp_path):
-    from tools.cloud.publish import main
+    from tools.cli import main  # facecue-model: publish, refresh
     from tools.cloud.signing import generate_keypair
 
     fleet.publish(releases["1.0.0"])

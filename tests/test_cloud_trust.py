@@ -53,7 +53,7 @@ def resign_expired(fleet: Fleet, seconds_ago: float = 60) -> str:
 
 def refresh(fleet: Fleet, *extra: str):
     """``facecue-model refresh`` of the fleet's channel: same models, the next serial."""
-    from tools.cloud.publish import main
+    from tools.cli import main  # facecue-model: publish, refresh
 
     return run_main(main, ["refresh", "--to", fleet.bucket.url, "--key", str(fleet.private_key),
                            "--endpoint-url", fleet.bucket.moto.url, *extra])
@@ -149,7 +149,7 @@ def test_damaged_trust_state_is_named(data, problem):
 def test_publish_and_refresh_refuse_a_bad_expiry_before_touching_the_store(fleet, releases):
     from botocore.exceptions import ClientError
 
-    from tools.cloud.publish import main
+    from tools.cli import main  # facecue-model: publish, refresh
 
     result = fleet.publish(releases["1.0.0"], "--expires-in", "400")
     assert (result.code, result.err.splitlines()[-1]) == (2, "facecue: error: argument --expires-in: must be "

@@ -16,6 +16,7 @@ import pytest
 
 from device.classify import Classifier
 from device.preprocess import preprocess_face
+from tools.cli import main as facecue_model
 from tools.eval.evaluate import main
 from tools.eval.metrics import PairedComparison, confidence_table, paired_comparison, score
 
@@ -153,26 +154,26 @@ def test_macro_f1_weights_every_class_equally():
 
 
 @pytest.mark.parametrize("content, message", [(b"not a zip", "not a readable npz"), (None, "no such data file")])
-def test_bad_data_file_is_one_line_and_exit_2(tmp_path, capsys, content, message):
+def test_bad_data_file_is_one_line_and_exit_1(tmp_path, capsys, content, message):
     path = tmp_path / "bad.npz"
     if content is not None:
         path.write_bytes(content)
-    assert main(["--data", str(path)]) == 2
+    assert facecue_model(["eval", "--data", str(path)]) == 1
     out = capsys.readouterr()
     assert out.out == "" and out.err.startswith("facecue: error: ") and message in out.err and out.err.count("\n") == 1
 
 
-def test_unknown_class_and_missing_model_exit_2(fixture_npz, tmp_path, model_path, capsys):
+def test_unknown_class_and_missing_model_exit_1(fixture_npz, tmp_path, model_path, capsys):
     images, labels = fixture_faces(14)
     odd = tmp_path / "odd.npz"
     np.savez(odd, images=images, labels=labels % 2, classes=np.array(["happy", "bored"]))
-    assert main(["--data", str(odd), "--model", str(model_path)]) == 2
+    assert facecue_model(["eval", "--data", str(odd), "--model", str(model_path)]) == 1
     assert "bored" in capsys.readouterr().err
-    assert main(["--data", str(fixture_npz), "--model", str(tmp_path / "none.tflite")]) == 2
+    assert facecue_model(["eval", "--data", str(fixture_npz), "--model", str(tmp_path / "none.tflite")]) == 1
     assert "none.tflite" in capsys.readouterr().err
     old = tmp_path / "old.tflite"
-    against_missing = ["--data", str(fixture_npz), "--model", str(model_path), "--against", str(old)]
-    assert main(against_missing) == 2
+    against_missing = ["eval", "--data", str(fixture_npz), "--model", str(model_path), "--against", str(old)]
+    assert facecue_model(against_missing) == 1
     out = capsys.readouterr()
     assert out.out == "" and "old.tflite" in out.err and out.err.count("\n") == 1
 
@@ -238,7 +239,7 @@ def test_photos_without_detect_are_refused_in_one_line(coffee, model_path, tmp_p
     path = tmp_path / "photos.npz"
     np.savez(path, images=np.stack([coffee[:, :, 0]] * 2), labels=np.array([3, 4], np.uint8),
              classes=np.array(CLASSES))
-    assert main(["--data", str(path), "--model", str(model_path)]) == 2
+    assert facecue_model(["eval", "--data", str(path), "--model", str(model_path)]) == 1
     err = capsys.readouterr().err
     assert err == f"facecue: error: {path}: images are 640x480 photos, not face crops; add --detect to find the " \
                   "faces in them\n"
@@ -337,7 +338,7 @@ def test_a_folder_of_labelled_photos_scores_as_its_npz_would(astronaut, coffee, 
     ("file,label\nphotos/text.jpg,happy\n", "line 2: photos/text.jpg is not an image"),
     ("file,label\nphotos/p0.jpg,\n", "line 2: no file or no label"),
 ])
-def test_a_bad_photo_folder_is_one_line_and_exit_2(coffee, model_path, tmp_path, capsys, table, message):
+def test_a_bad_photo_folder_is_one_line_and_exit_1(coffee, model_path, tmp_path, capsys, table, message):
     folder = write_photo_folder(tmp_path / "set", [("p0.jpg", coffee, "happy", "ann")])
     (folder / "photos" / "empty.jpg").write_bytes(b"")
     (folder / "photos" / "text.jpg").write_text("not a picture")
@@ -345,14 +346,14 @@ def test_a_bad_photo_folder_is_one_line_and_exit_2(coffee, model_path, tmp_path,
     (folder / "labels.csv").unlink()
     if table is not None:
         (folder / "labels.csv").write_text(table)
-    assert main(["--detect", "--data", str(folder), "--model", str(model_path)]) == 2
+    assert facecue_model(["eval", "--detect", "--data", str(folder), "--model", str(model_path)]) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith("facecue: error: ") and message in err, err
 
 
 def test_a_folder_without_detect_is_refused_in_one_line(coffee, model_path, tmp_path, capsys):
     folder = write_photo_folder(tmp_path / "set", [("p0.jpg", coffee, "happy", "ann")])
-    assert main(["--data", str(folder), "--model", str(model_path)]) == 2
+    assert facecue_model(["eval", "--data", str(folder), "--model", str(model_path)]) == 2  # asked wrongly
     assert capsys.readouterr().err == f"facecue: error: {folder} is a folder of photos: add --detect to find " \
                                       "the faces in them\n"
 

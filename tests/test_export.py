@@ -15,6 +15,7 @@ import pytest
 
 from device.classify import REQUIRED_KEYS, Classifier, sha256_file
 from device.preprocess import FACE_SIZE, PIXEL_SCALE, crop_metadata
+from tools.cli import main as facecue_model
 from tools.eval.evaluate import evaluate_model
 
 LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
@@ -75,13 +76,13 @@ def random_run(tmp_path: Path) -> Path:
 
 
 def test_failed_export_leaves_the_models_folder_alone(random_run, tmp_path, capsys):
-    from tools.train.export import main
 
     out = tmp_path / "models"
     out.mkdir()
     (out / "facecue_vgg_elu_int8.tflite").write_bytes(b"old model")
     (tmp_path / "broken.npz").write_bytes(b"not an npz")
-    assert main(["--run", str(random_run), "--out", str(out), "--valid", str(tmp_path / "broken.npz")]) == 2
+    assert facecue_model(["export", "--run", str(random_run), "--out", str(out),
+                          "--valid", str(tmp_path / "broken.npz")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("facecue: error: ") and "broken.npz" in err and err.count("\n") == 1
     assert [p.name for p in out.iterdir()] == ["facecue_vgg_elu_int8.tflite"]
@@ -90,9 +91,8 @@ def test_failed_export_leaves_the_models_folder_alone(random_run, tmp_path, caps
 
 def test_export_of_a_missing_run_is_one_line(tmp_path, capsys):
     pytest.importorskip("tensorflow")
-    from tools.train.export import main
 
-    assert main(["--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert facecue_model(["export", "--run", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err
     assert err == f"facecue: error: {tmp_path / 'nowhere'} is not a run folder (no config.json)\n"
     assert not (tmp_path / "out").exists()

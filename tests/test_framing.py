@@ -5,6 +5,7 @@ import cv2
 import numpy as np
 
 from tests.photos import astronaut
+from tools.cli import main as facecue_model
 from tools.eval.framing import geometry, main
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -31,5 +32,5 @@ def test_the_astronaut_measured_in_both_framings(tmp_path, capsys):
 
 
 def test_a_folder_without_photos_is_one_line(tmp_path, capsys):
-    assert main(["--crops", str(tmp_path / "none.npz"), "--photos", str(tmp_path)]) == 2
+    assert facecue_model(["framing", "--crops", str(tmp_path / "none.npz"), "--photos", str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"facecue: error: {tmp_path}: no .jpg or .png photos\n"

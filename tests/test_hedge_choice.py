@@ -8,7 +8,8 @@ import pytest
 
 from core.frames import Prediction
 from device.config import DecideConfig
-from tools.eval.hedge import MAX_WORDS_PER_MINUTE, candidates, choose, main, table, verdict, wilson_low
+from tools.cli import main as facecue_model
+from tools.eval.hedge import MAX_WORDS_PER_MINUTE, candidates, choose, table, verdict, wilson_low
 
 LABELS = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 
@@ -80,7 +81,7 @@ def test_too_many_words_disqualify_a_bound():
 
 
 def test_cli_refuses_a_missing_video_in_one_line(tmp_path, capsys):
-    assert main(["--video", str(tmp_path / "none.avi")]) == 2
+    assert facecue_model(["hedge", "--video", str(tmp_path / "none.avi")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "none.avi not found" in err
     assert not math.isnan(wilson_low(1, 2))

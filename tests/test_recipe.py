@@ -170,5 +170,5 @@ def test_a_bad_recipe_is_one_line_before_anything_runs(tmp_path, edit, message):
 def test_facecue_train_run_reports_a_missing_recipe_in_one_line(tmp_path, capsys):
     from tools.cli import main  # facecue-train and facecue-model
 
-    assert main(["run", str(tmp_path / "none.toml")]) == 2
-    assert capsys.readouterr().err.strip() == f"facecue: error: {tmp_path / 'none.toml'}: no such recipe"
+    assert main(["run", str(tmp_path / "none.toml")]) == 1  # an input file missing: a run-time failure
+    assert capsys.readouterr().err.strip() == f"facecue: error: {tmp_path / 'none.toml'}: No such file or directory"

@@ -86,14 +86,15 @@ def test_a_run_warm_started_from_recovered_weights_carries_the_models_history(ex
     ({"arch": None}, "no readable model JSON"),
 ])
 def test_a_file_that_cannot_be_recovered_is_one_line_and_writes_nothing(exported, tmp_path, capsys, change, message):
-    from tools.train.recover import main
+    from tools.cli import main as facecue_model
 
     tflite, faces, _ = exported
     meta = json.loads(tflite.with_suffix(".json").read_text())
     meta = {k: v for k, v in {**meta, **change}.items() if v is not None}
     tflite.with_suffix(".json").write_text(json.dumps(meta))
     out = tmp_path / "out"
-    assert main(["--model", str(tflite), "--out", str(out), "--train", str(faces), "--faces", "30"]) == 1
+    assert facecue_model(["recover", "--model", str(tflite), "--out", str(out), "--train", str(faces),
+                          "--faces", "30"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("facecue: error: ") and message in err and err.count("\n") == 1
     assert not out.exists()

@@ -186,9 +186,10 @@ def test_votes_give_soft_targets_and_pick_the_best_epoch_by_their_majority(train
 
 
 def test_original_share_without_votes_is_a_one_line_error(tmp_path, capsys):
-    from tools.train.cli import main
+    from tools.cli import main as facecue_model
 
-    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+    assert facecue_model(["train", "--run", str(tmp_path / "run"),
+                          "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
                  "--original-share", "0.3"]) == 2
     assert_one_line_error(capsys, "--original-share .* needs --votes")
     assert not (tmp_path / "run").exists()
@@ -245,32 +246,34 @@ def test_several_renders_each_give_some_reframed_faces(trained, tmp_path):
 
 
 def test_reframed_faces_of_other_faces_are_refused(trained, tmp_path, capsys):
-    from tools.train.cli import main
+    from tools.cli import main as facecue_model
 
     run, _, _ = trained
-    assert main(["--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"),
-                 "--reframed", str(run.parent / "valid.npz"), "--reframed-share", "0.5"]) == 2
+    assert facecue_model(["train", "--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"),
+                 "--reframed", str(run.parent / "valid.npz"), "--reframed-share", "0.5"]) == 1
     assert_one_line_error(capsys, "--reframed .*valid.npz: not the training faces re-framed")
-    assert main(["--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"),
+    assert facecue_model(["train", "--run", str(tmp_path / "run"), "--train", str(run.parent / "train.npz"),
                  "--reframed-share", "0.5"]) == 2
     assert_one_line_error(capsys, "--reframed and --reframed-share go together")
     assert not (tmp_path / "run").exists()
 
 
 def test_missing_warm_start_weights_is_a_one_line_error(tmp_path, capsys):
-    from tools.train.cli import main
+    from tools.cli import main as facecue_model
 
-    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
-                    "--init-weights", str(tmp_path / "nope.h5")]) == 2
+    assert facecue_model(["train", "--run", str(tmp_path / "run"),
+                          "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+                    "--init-weights", str(tmp_path / "nope.h5")]) == 1
     assert_one_line_error(capsys, "--init-weights .*nope.h5: no such file")
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("flag,value", [("--cutmix", "1.5"), ("--erase-prob", "-0.1")])
 def test_share_outside_zero_to_one_is_a_one_line_error(tmp_path, capsys, flag, value):
-    from tools.train.cli import main
+    from tools.cli import main as facecue_model
 
-    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+    assert facecue_model(["train", "--run", str(tmp_path / "run"),
+                          "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
                     flag, value]) == 2
     assert_one_line_error(capsys, f"{flag} {value}: a share of faces, between 0 and 1")
     assert not (tmp_path / "run").exists()
@@ -450,12 +453,12 @@ def test_averaged_export_without_bn_faces_keeps_the_files_averaged_statistics(tr
 
 
 def test_export_with_missing_average_weights_is_a_one_line_error_and_writes_nothing(trained, tmp_path, capsys):
-    from tools.train.export import main
+    from tools.cli import main as facecue_model
 
     run, _, _ = trained
     missing = tmp_path / "nope.weights.h5"
-    assert main(["--run", str(run), "--out", str(tmp_path / "out"), "--calib", "16",
-                 "--average", str(missing)]) == 2
+    assert facecue_model(["export", "--run", str(run), "--out", str(tmp_path / "out"), "--calib", "16",
+                 "--average", str(missing)]) == 1
     assert capsys.readouterr().err.strip().splitlines() == [f"facecue: error: weights file {missing} not found"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -463,18 +466,20 @@ def test_export_with_missing_average_weights_is_a_one_line_error_and_writes_noth
 @pytest.mark.parametrize("flag,value,least", [("--epochs", "0", 1), ("--batch", "0", 1), ("--limit", "-1", 0)])
 def test_a_count_below_its_least_is_a_one_line_error(tmp_path, capsys, flag, value, least):
     """Refused before a run folder is made, not found as a traceback once training ends."""
-    from tools.train.cli import main
+    from tools.cli import main as facecue_model
 
-    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+    assert facecue_model(["train", "--run", str(tmp_path / "run"),
+                          "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
                     flag, value]) == 2
     assert_one_line_error(capsys, f"{flag} {value}: at least {least}")
     assert not (tmp_path / "run").exists()
 
 
 def test_negative_keep_from_is_a_one_line_error(tmp_path, capsys):
-    from tools.train.cli import main
+    from tools.cli import main as facecue_model
 
-    assert main(["--run", str(tmp_path / "run"), "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
+    assert facecue_model(["train", "--run", str(tmp_path / "run"),
+                          "--train", str(write_patterned_faces(tmp_path / "t.npz", 14, 1)),
                     "--keep-from", "-3"]) == 2
     assert_one_line_error(capsys, "--keep-from -3: an epoch number, or 0 to keep none")
     assert not (tmp_path / "run").exists()

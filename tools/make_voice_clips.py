@@ -19,11 +19,11 @@ if __package__ in (None, ""):  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from audio import CLIPS_DIR
-from audio.espeak import SpeechUnavailable, espeak_version, speak
+from audio.espeak import espeak_version, speak
 from audio.phrases import LABEL_SPEED, PERSON_WORDS, PHRASES, STATUS_SPEED, STATUS_WORDS
 from audio.wavfile import wav_bytes
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import Parser
 
 VERSION_FILE = "espeak-version.txt"
 
@@ -60,12 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(args.languages) - PHRASES.keys())
     if unknown:
         parser.error(f"unknown language(s) {', '.join(unknown)}; available: {', '.join(sorted(PHRASES))}")
-    try:
-        version = espeak_version()
-        rendered = {lang: render_language(lang) for lang in args.languages}
-    except SpeechUnavailable as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 1
+    version = espeak_version()
+    rendered = {lang: render_language(lang) for lang in args.languages}
     recorded = args.out / VERSION_FILE
     if version_changed := recorded.is_file() and recorded.read_text().strip() != version:
         print(f"make_voice_clips: clips were made with {recorded.read_text().strip()!r}, "

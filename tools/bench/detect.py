@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX, Parser, bounded
+from device.argparser import Parser, bounded
 from device.detect import FaceDetector, HaarDetector, YuNetDetector
 from device.tracker import FaceTracker
 from tools.bench.blazeface import BlazeFaceDetector
@@ -221,11 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
-    try:
-        report = run(args.faces, args.empty, args.blazeface, args.seed, lambda label: args.only in label)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    report = run(args.faces, args.empty, args.blazeface, args.seed, lambda label: args.only in label)
     print(render(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from core.words import count
-from device.argparser import ERROR_PREFIX, Parser, bounded
+from device.argparser import Parser, bounded
 from device.capture import CaptureError
 from device.classify import ModelError
 from device.config import Config, DetectConfig
@@ -156,11 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        result = run(args)
-    except (CaptureError, ModelError, DaemonError, ValueError, OSError) as exc:  # DatasetError is a ValueError
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 1
+    result = run(args)
     print(render_markdown(result), flush=True)
     for line in write_outputs(result, args.out, args.json, stem="bench" if args.soak is None else "soak"):
         print(line)

@@ -20,14 +20,15 @@ their metadata are uploaded: never images, faces or audio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 from device import __version__
-from device.argparser import RUNTIME, Parser, bounded, fail
-from device.classify import ModelError, metadata_path
+from device.argparser import Parser, bounded
+from device.classify import metadata_path
 from device.manifest import (
     MANIFEST_KEY,
     MAX_EXPIRES_DAYS,
@@ -43,7 +44,7 @@ from device.manifest import (
     s3_error_message,
     utc_now,
 )
-from device.model_store import StoreError, check_version_name, verify_model_isolated
+from device.model_store import check_version_name, verify_model_isolated
 from tools.cloud.signing import DEFAULT_EXPIRES_DAYS, expiry_after, generate_keypair, load_private_key, sign_manifest
 
 
@@ -212,28 +213,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_cli(action: Callable[[], int], what: str, known: tuple[type[Exception], ...]) -> int:
-    """Run a cloud command (publish's, sagemaker's) under facecue's one exit-code rule:
-    every expected failure (S3's, ``known``, OSError) is a run-time one, said in one line
-    with exit status 1; S3's is named for ``what`` (an s3:// address or request), which
-    :func:`device.argparser.run`'s one line of the exception could not say.
+class S3Error(RuntimeError):
+    """An S3 or SageMaker request that failed (exit 1), named for what it was about."""
 
-    S3 errors are checked before OSError because some botocore timeouts are both.
-    """
+
+@contextlib.contextmanager
+def s3_named(what: str) -> Iterator[None]:
+    """S3's failures inside as one :class:`S3Error` naming ``what`` (an s3:// address or
+    request), which facecue-model's one line of botocore's exception could not say;
+    every other failure goes on to its runner as raised. Caught before anything else
+    sees them: some botocore timeouts are OSErrors too."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        return action()
+        yield
     except (BotoCoreError, ClientError) as exc:
-        message = s3_error_message(exc, what)
-    except known as exc:
-        message = str(exc).splitlines()[0]
-    except OSError as exc:
-        message = f"{exc.filename or ''}: {exc.strerror or exc}"
-    return fail(message, RUNTIME)
+        raise S3Error(s3_error_message(exc, what)) from exc
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli(lambda: args.func(args), args.to,
-                   (ManifestError, ModelError, StoreError))
+    with s3_named(args.to):
+        return args.func(args)

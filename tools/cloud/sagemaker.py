@@ -36,21 +36,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.files import write_atomic
-from device.argparser import Parser
-from device.classify import ModelError
+from device.argparser import Parser, UsageError
 from device.manifest import (
-    ManifestError,
     S3Location,
     S3Options,
     make_s3_client,
     s3_error_message,
 )
-from device.model_store import StoreError, check_version_name
-from tools.cloud.publish import publish_model, run_cli
+from device.model_store import check_version_name
+from tools.cloud.publish import publish_model, s3_named
 from tools.cloud.signing import load_private_key
-from tools.data.dataset import DatasetError
 from tools.train.export import ExportOptions, export_run
-from tools.train.runs import LINEAGE_FILE, TrainConfig, TrainError, lineage
+from tools.train.runs import LINEAGE_FILE, TrainConfig, lineage
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY_POINT = "tools/train/__main__.py"
@@ -72,7 +69,8 @@ JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
 class JobError(RuntimeError):
-    """A training job that cannot be launched or published; one line."""
+    """A training job that cannot be launched or published, found while trying (exit 1);
+    settings no job could take are a TrainError or UsageError (exit 2)."""
 
 
 def image_uri(region: str, instance_type: str, tf_version: str = "2.16", py_version: str = "py310") -> str:
@@ -156,19 +154,16 @@ class JobSpec:
     def __post_init__(self) -> None:
         """Refuse settings the job's facecue-train would refuse, before anything is uploaded.
         One render only: the container hands each hyperparameter to the script as one value."""
-        try:
-            self.config.check_settings()
-        except TrainError as exc:
-            raise JobError(str(exc)) from None
+        self.config.check_settings()
         if len(self.config.reframed) > 1:
-            raise JobError(f"--reframed: one render per SageMaker job, not {len(self.config.reframed)}")
+            raise UsageError(f"--reframed: one render per SageMaker job, not {len(self.config.reframed)}")
 
 
 def build_request(spec: JobSpec) -> dict:
     """The ``CreateTrainingJob`` request, as the SageMaker Python SDK would send it
     for a TensorFlow estimator in script mode (hyperparameters JSON-encoded)."""
     if not JOB_NAME.fullmatch(spec.job_name):
-        raise JobError(f"job name {spec.job_name!r}: letters, digits and hyphens, at most 63")
+        raise UsageError(f"job name {spec.job_name!r}: letters, digits and hyphens, at most 63")
     hyperparameters = {key: json.dumps(value) for key, value in
                        train_arguments(spec.config, spec.train, spec.valid, spec.init_weights).items()}
     hyperparameters.update({
@@ -280,7 +275,7 @@ def _clients(args: argparse.Namespace):
 
     region = args.region or boto3.session.Session().region_name
     if not region:
-        raise JobError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
+        raise UsageError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
     options = S3Options(endpoint_url=args.endpoint_url or "", region=region)
     sagemaker = boto3.client("sagemaker", region_name=region, endpoint_url=args.endpoint_url or None)
     return region, sagemaker, make_s3_client(options)
@@ -352,5 +347,5 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_cli(lambda: args.func(args), "the SageMaker/S3 request",
-                   (JobError, ManifestError, ModelError, StoreError, DatasetError, ValueError))
+    with s3_named("the SageMaker/S3 request"):
+        return args.func(args)

@@ -21,19 +21,18 @@ the crop's edges. Where the detector misses it, the crop is re-framed as above.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import Parser
 from device.config import DetectConfig
-from device.detect import DetectorError, YuNetDetector, largest
+from device.detect import YuNetDetector, largest
 from device.preprocess import preprocess_face
 from device.tracker import tracker_from_config
-from tools.data.dataset import DatasetError, load_faces
+from tools.data.dataset import load_faces
 from tools.data.scenes import SIZE, fer_frame
 
 UPSCALE = 4
@@ -97,12 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="cut each face from a real scene it is pasted into, as the device would")
     p.add_argument("--seed", type=int, default=0, help="with --in-scenes: the scenes' random seed")
     args = p.parse_args(argv)
-    try:
-        faces = load_faces(args.data)
-        images, aligned = scene_crops(faces.images, args.seed) if args.in_scenes else align_crops(faces.images)
-    except (DatasetError, DetectorError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    faces = load_faces(args.data)
+    images, aligned = scene_crops(faces.images, args.seed) if args.in_scenes else align_crops(faces.images)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with np.load(args.data, allow_pickle=False) as data:
         extra = {k: data[k] for k in data.files if k not in ("images", "labels", "classes")}

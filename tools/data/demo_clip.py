@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.argparser import RUNTIME, Parser, fail
+from device.argparser import Parser
 
 SIZE = (640, 480)
 FPS = 5.0  # enough for the device's 0.8 s hold and 0.4 s smoothing; each frame costs bytes
@@ -32,8 +32,9 @@ def photos() -> dict[str, np.ndarray]:
     """The two BGR frames: the empty room (coffee) and the astronaut in it."""
     try:
         from skimage import data
-    except ImportError:
-        raise RuntimeError("scikit-image is not installed (the dev extra)") from None
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("the demo clip needs scikit-image: pip install 'scikit-image>=0.22' "
+                                  "(the project's dev extra)") from None
     room = cv2.resize(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR), SIZE, interpolation=cv2.INTER_AREA)
     person = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     person = cv2.resize(person, None, fx=FACE_SCALE, fy=FACE_SCALE, interpolation=cv2.INTER_AREA)
@@ -49,7 +50,7 @@ def write_clip(path: Path) -> int:
     frames = photos()
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, SIZE)
     if not writer.isOpened():
-        raise RuntimeError(f"cannot write video {path}")
+        raise OSError(f"cannot write video {path}")
     n = 0
     try:
         for name, seconds in SCHEDULE:
@@ -65,9 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="facecue-model demo-clip", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="the .mp4 to write (demo/astronaut.mp4 ships)")
     args = p.parse_args(argv)
-    try:
-        n = write_clip(args.out)
-    except RuntimeError as exc:
-        return fail(str(exc), RUNTIME)
+    n = write_clip(args.out)
     print(f"{args.out}: {n} frames, {n / FPS:.0f} s, {args.out.stat().st_size // 1024} KB")
     return 0

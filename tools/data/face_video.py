@@ -52,7 +52,7 @@ def write_mjpg(path: Path, frames: Iterable[np.ndarray], fps: float, size: tuple
     """Encode ``frames`` (BGR, ``size``) as an MJPG AVI, decodable by any OpenCV build; returns frames written."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
     if not writer.isOpened():
-        raise RuntimeError(f"cannot write video {path}")
+        raise OSError(f"cannot write video {path}")
     n = 0
     try:
         for frame in frames:

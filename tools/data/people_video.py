@@ -17,7 +17,6 @@ CLI::
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import cv2
 import numpy as np
 
 from core.labels import EXPRESSIONS
-from device.argparser import ERROR_PREFIX, Parser, bounded
+from device.argparser import Parser, bounded
 from tools.data.face_video import write_mjpg
 from tools.data.scenes import SIZE, _light_lut, _random_background, read_photo
 from tools.data.twface import TWFACE_DIR, Photo, paste_head, read_table
@@ -103,12 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--photo-px", type=bounded(int, at_least=1), nargs=2, default=(120, 340), metavar=("MIN", "MAX"),
                    help="width of the pasted photo (the face is about half of it)")
     args = p.parse_args(argv)
-    try:
-        schedule = people_video(args.out, args.twface, seed=args.seed, people=args.people, seconds=args.seconds,
-                                gap=args.gap, fps=args.fps, photo_px=tuple(args.photo_px))
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    schedule = people_video(args.out, args.twface, seed=args.seed, people=args.people, seconds=args.seconds,
+                            gap=args.gap, fps=args.fps, photo_px=tuple(args.photo_px))
     meta = {"video": args.out.name, "fps": args.fps, "size": list(SIZE), "classes": list(EXPRESSIONS),
             "source": "twface (measuring only)", "seed": args.seed, "schedule": schedule}
     side = args.out.with_suffix(".json")

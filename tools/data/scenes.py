@@ -38,7 +38,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from device.argparser import ERROR_PREFIX, Parser, bounded
+from device.argparser import Parser, bounded
 from tools.data.dataset import data_dir, load_faces
 from tools.data.face_video import write_mjpg
 
@@ -479,54 +479,50 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    try:
-        if args.cmd == "fer":
-            images, labels, classes, names = _load_fer(args.data)
-            arrays = fer_scene_set(images, labels, classes, args.n, args.seed, tuple(args.face_px), names)
-            write_scene_npz(args.out, arrays)
-            print(f"{args.out}: {args.n} frames, faces {args.face_px[0]}-{args.face_px[1]} px")
-        elif args.cmd == "video":
-            images, labels, classes, _ = _load_fer(args.data)
-            rng = np.random.default_rng(args.seed)
-            pick = rng.choice(len(images), size=args.n, replace=args.n > len(images))
-            schedule = scene_video(args.out, images[pick], labels[pick], args.seconds, args.gap, args.fps, args.seed,
-                                   tuple(args.face_px))
-            meta = {"video": args.out.name, "fps": args.fps, "size": list(SIZE), "classes": list(classes),
-                    "source": str(args.data), "seed": args.seed,
-                    "schedule": [{"start_s": round(a, 4), "end_s": round(b, 4), "label": lab, "class": classes[lab],
-                                  "index": int(i)} for (a, b, lab), i in zip(schedule, pick, strict=True)]}
-            side = args.out.with_suffix(".json")
-            side.write_text(json.dumps(meta, indent=1) + "\n")
-            print(f"{args.out}: {len(schedule)} faces; schedule in {side}")
-        elif args.cmd == "caltech":
-            frames = caltech_frames(args.n, args.seed, tuple(args.face_px)) + empty_frames(args.empty, args.seed)
-            ignore = [(k, *b) for k, f in enumerate(frames) for b in f.ignore]
-            write_scene_npz(args.out, {
-                "images": np.stack([f.image for f in frames]),
-                "boxes": np.array([f.face or (-1, -1, -1, -1) for f in frames], np.int32),
-                "has_face": np.array([f.face is not None for f in frames]),
-                "ignore": np.array(ignore, np.int32).reshape(-1, 5)})
-            print(f"{args.out}: {args.n} frames with a face, {args.empty} without; "
-                  "boxes (N,4) x,y,w,h (-1 = no face), ignore (M,5) frame,x,y,w,h")
+    if args.cmd == "fer":
+        images, labels, classes, names = _load_fer(args.data)
+        arrays = fer_scene_set(images, labels, classes, args.n, args.seed, tuple(args.face_px), names)
+        write_scene_npz(args.out, arrays)
+        print(f"{args.out}: {args.n} frames, faces {args.face_px[0]}-{args.face_px[1]} px")
+    elif args.cmd == "video":
+        images, labels, classes, _ = _load_fer(args.data)
+        rng = np.random.default_rng(args.seed)
+        pick = rng.choice(len(images), size=args.n, replace=args.n > len(images))
+        schedule = scene_video(args.out, images[pick], labels[pick], args.seconds, args.gap, args.fps, args.seed,
+                               tuple(args.face_px))
+        meta = {"video": args.out.name, "fps": args.fps, "size": list(SIZE), "classes": list(classes),
+                "source": str(args.data), "seed": args.seed,
+                "schedule": [{"start_s": round(a, 4), "end_s": round(b, 4), "label": lab, "class": classes[lab],
+                              "index": int(i)} for (a, b, lab), i in zip(schedule, pick, strict=True)]}
+        side = args.out.with_suffix(".json")
+        side.write_text(json.dumps(meta, indent=1) + "\n")
+        print(f"{args.out}: {len(schedule)} faces; schedule in {side}")
+    elif args.cmd == "caltech":
+        frames = caltech_frames(args.n, args.seed, tuple(args.face_px)) + empty_frames(args.empty, args.seed)
+        ignore = [(k, *b) for k, f in enumerate(frames) for b in f.ignore]
+        write_scene_npz(args.out, {
+            "images": np.stack([f.image for f in frames]),
+            "boxes": np.array([f.face or (-1, -1, -1, -1) for f in frames], np.int32),
+            "has_face": np.array([f.face is not None for f in frames]),
+            "ignore": np.array(ignore, np.int32).reshape(-1, 5)})
+        print(f"{args.out}: {args.n} frames with a face, {args.empty} without; "
+              "boxes (N,4) x,y,w,h (-1 = no face), ignore (M,5) frame,x,y,w,h")
+    else:
+        frames: list[SceneFrame] = []
+        if CALTECH_DIR.is_dir():
+            frames += caltech_frames(args.n, args.seed)
         else:
-            frames: list[SceneFrame] = []
-            if CALTECH_DIR.is_dir():
-                frames += caltech_frames(args.n, args.seed)
-            else:
-                print(f"{CALTECH_DIR} absent: no Caltech frames on the sheet", file=sys.stderr)
-            if Path(args.data).is_file():
-                images, labels, classes, _ = _load_fer(args.data)
-                arr = fer_scene_set(images, labels, classes, args.n, args.seed)
-                frames += [SceneFrame(im, tuple(int(v) for v in b)) for im, b in zip(arr["images"], arr["boxes"],
-                                                                                    strict=True)]
-            else:
-                print(f"{args.data} absent: no FER frames on the sheet", file=sys.stderr)
-            frames += empty_frames(max(args.n // 2, 1), args.seed)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(args.out), contact_sheet(frames, tile=args.tile)):
-                raise ValueError(f"{args.out}: cannot write image")
-            print(f"{args.out}: {len(frames)} frames")
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+            print(f"{CALTECH_DIR} absent: no Caltech frames on the sheet", file=sys.stderr)
+        if Path(args.data).is_file():
+            images, labels, classes, _ = _load_fer(args.data)
+            arr = fer_scene_set(images, labels, classes, args.n, args.seed)
+            frames += [SceneFrame(im, tuple(int(v) for v in b)) for im, b in zip(arr["images"], arr["boxes"],
+                                                                                strict=True)]
+        else:
+            print(f"{args.data} absent: no FER frames on the sheet", file=sys.stderr)
+        frames += empty_frames(max(args.n // 2, 1), args.seed)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(args.out), contact_sheet(frames, tile=args.tile)):
+            raise OSError(f"{args.out}: cannot write image")
+        print(f"{args.out}: {len(frames)} frames")
     return 0

@@ -58,7 +58,6 @@ import dataclasses
 import itertools
 import json
 import math
-import sys
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,7 +68,7 @@ import cv2
 import numpy as np
 
 from core.frames import Announcement, Expression, Prediction
-from device.argparser import ERROR_PREFIX, Parser, bounded
+from device.argparser import Parser, UsageError, bounded
 from device.capture import CaptureError, VideoFileSource
 from device.classify import Classifier, ModelError
 from device.config import Config, ConfigError, DecideConfig, from_dict, load
@@ -90,7 +89,8 @@ SWEEP_KEYS = ("smoothing", "stable_for", "min_confidence", "cooldown", "face_los
 
 
 class EvalError(ValueError):
-    """A problem with the inputs, phrased as one line."""
+    """An input (video, schedule, votes, model) that cannot be used, phrased as one line:
+    a run-time failure (exit 1); a bad option is a UsageError (exit 2)."""
 
 
 # --- scoring -------------------------------------------------------------------------------------------------------
@@ -326,13 +326,13 @@ def parse_vary(items: Sequence[str]) -> dict[str, tuple[float, ...]]:
         key, sep, values = item.partition("=")
         key = key.strip().removeprefix("decide.")
         if not sep or key not in SWEEP_KEYS:
-            raise EvalError(f"--vary {item!r}: expected KEY=V1,V2,... with KEY one of {', '.join(SWEEP_KEYS)}")
+            raise UsageError(f"--vary {item!r}: expected KEY=V1,V2,... with KEY one of {', '.join(SWEEP_KEYS)}")
         try:
             numbers = tuple(float(v) for v in values.split(","))
         except ValueError:
-            raise EvalError(f"--vary {item!r}: values must be numbers separated by commas") from None
+            raise UsageError(f"--vary {item!r}: values must be numbers separated by commas") from None
         if not all(math.isfinite(v) and v >= 0 for v in numbers):
-            raise EvalError(f"--vary {item!r}: values must be finite and >= 0")
+            raise UsageError(f"--vary {item!r}: values must be finite and >= 0")
         grid[key] = numbers
     return grid
 
@@ -486,19 +486,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    try:
-        cfg = apply_sets(load(args.config), args.sets)
-        grid = parse_vary(args.vary)
-        run = play_labelled_video(args.video, args.schedule, args.votes, args.model, cfg)
-        schedule, model, announcements, per_frame, labels = (run.schedule, run.model, run.announcements,
-                                                             run.per_frame, run.labels)
-        unknown = sorted({name for _, _, name in schedule} - set(labels))
-        if unknown:
-            raise EvalError(f"schedule classes {', '.join(unknown)} are not labels of the model "
-                            f"({', '.join(labels)})")
-    except (ConfigError, EvalError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    cfg = apply_sets(load(args.config), args.sets)
+    grid = parse_vary(args.vary)
+    run = play_labelled_video(args.video, args.schedule, args.votes, args.model, cfg)
+    schedule, model, announcements, per_frame, labels = (run.schedule, run.model, run.announcements,
+                                                         run.per_frame, run.labels)
+    unknown = sorted({name for _, _, name in schedule} - set(labels))
+    if unknown:
+        raise EvalError(f"schedule classes {', '.join(unknown)} are not labels of the model ({', '.join(labels)})")
     faces = sum(p is not None for _, p in per_frame)
     d = cfg.decide
     print(f"{args.video}: {len(per_frame)} frames, a face found in {faces}; model {model.name}; decide smoothing "

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +34,9 @@ import numpy as np
 
 from core.files import write_atomic
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX, Parser, bounded
-from device.classify import ModelError, apply_temperature, metadata_path, read_model_info
+from device.argparser import Parser, UsageError, bounded
+from device.classify import apply_temperature, metadata_path, read_model_info
 from device.config import DetectConfig
-from device.detect import DetectorError
 from models import DEFAULT_MODEL
 from tools.data.dataset import DatasetError, FaceSet, PhotoSet, load_faces, load_photos, shared_split
 from tools.data.ferplus import load_votes, majority_faces
@@ -201,15 +199,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.scenes is None and args.crops is None:
-        print(f"{ERROR_PREFIX} nothing to fit on: give --scenes (and --crops)", file=sys.stderr)
-        return 2
-    try:
-        sets = ValidationSets.load(args.scenes, args.crops, args.votes)
-        for model in args.model:
-            calibrate_model(model, sets, args.threads, args.write)
-    except (DatasetError, ModelError, DetectorError, OSError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+        raise UsageError("nothing to fit on: give --scenes (and --crops)")
+    sets = ValidationSets.load(args.scenes, args.crops, args.votes)
+    for model in args.model:
+        calibrate_model(model, sets, args.threads, args.write)
     return 0
 
 

@@ -23,20 +23,20 @@ The tolerance exists because the int8 classifier is not bit-exact across the
 two machines; docs/platforms.md says where they likely part, and its sources.
 
 Exit status 0 when everything matches within tolerance, 1 for a real
-difference, 2 for a usage error or an input it cannot read. One line per
-difference, the real ones marked ``differs:``, then one summary line.
+difference or an input it cannot read (then one ``facecue: error:`` line
+instead), 2 for a usage error: facecue's one rule (:mod:`device.argparser`).
+One line per difference, the real ones marked ``differs:``, then one summary line.
 """
 from __future__ import annotations
 
 import argparse
 import difflib
 import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.argparser import ERROR_PREFIX, RUNTIME, USAGE, Parser
+from device.argparser import RUNTIME, Parser
 
 PROG = "facecue-model compare-runs"
 WITHIN, DIFFERS = "within tolerance:", "differs:"
@@ -192,11 +192,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        found = differences(args)
-    except InputError as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return USAGE
+    found = differences(args)
     for line in found:
         print(line)
     real = sum(line.startswith(DIFFERS) for line in found)
@@ -205,7 +201,3 @@ def main(argv: list[str] | None = None) -> int:
         return RUNTIME
     print(f"the same within tolerance ({len(found)} difference{'s' if len(found) != 1 else ''} allowed)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

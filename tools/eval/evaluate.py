@@ -41,17 +41,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX, Parser, bounded
-from device.classify import Classifier, ModelError
+from device.argparser import Parser, UsageError, bounded
+from device.classify import Classifier
 from device.config import DecideConfig, DetectConfig
-from device.detect import METHODS, DetectorError
+from device.detect import METHODS
 from device.tracker import tracker_from_config
 from models import DEFAULT_MODEL
 from tools.data.dataset import (
@@ -167,7 +166,7 @@ def load_data(args: argparse.Namespace) -> tuple[FaceSet | PhotoSet, list[str]]:
     where given, and each face's performer (empty where unknown)."""
     if args.data.is_dir():
         if not args.detect:
-            raise DatasetError(f"{args.data} is a folder of photos: add --detect to find the faces in them")
+            raise UsageError(f"{args.data} is a folder of photos: add --detect to find the faces in them")
         return load_photo_folder(args.data)
     if args.detect:
         data: FaceSet | PhotoSet = load_photos(args.data)
@@ -175,7 +174,7 @@ def load_data(args: argparse.Namespace) -> tuple[FaceSet | PhotoSet, list[str]]:
         data = load_faces(args.data)
     if args.votes is not None:
         if args.detect:
-            raise DatasetError("--votes relabels face crops; photos found with --detect carry their own labels")
+            raise UsageError("--votes relabels face crops; photos found with --detect carry their own labels")
         data = majority_faces(data, args.votes)
     return data, [""] * len(data)
 
@@ -214,18 +213,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    boxes = None
-    try:
-        data, people = load_data(args)
-        if args.detect:
-            boxes = find_faces(data, replace(DetectConfig(), method=args.method))
-        truth, probs, labels = model_answers(args.model, data, args.threads, boxes)
-        old = model_answers(args.against, data, args.threads, boxes) if args.against else None
-        boxed = paste_box_answers(args.model, data, args.threads) \
-            if args.detect and isinstance(data, PhotoSet) and data.boxes is not None else None
-    except (DatasetError, ModelError, DetectorError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    data, people = load_data(args)
+    boxes = find_faces(data, replace(DetectConfig(), method=args.method)) if args.detect else None
+    truth, probs, labels = model_answers(args.model, data, args.threads, boxes)
+    old = model_answers(args.against, data, args.threads, boxes) if args.against else None
+    boxed = paste_box_answers(args.model, data, args.threads) \
+        if args.detect and isinstance(data, PhotoSet) and data.boxes is not None else None
     predicted = answers(probs, boxes)
     scores = score(truth, predicted, labels)
     found = predicted != -1

@@ -15,14 +15,13 @@ labels: this is about where a face sits, not what it shows.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from device.argparser import ERROR_PREFIX, Parser, bounded
-from device.detect import DetectorError, YuNetDetector, largest
+from device.argparser import Parser, UsageError, bounded
+from device.detect import YuNetDetector, largest
 from device.preprocess import FACE_SIZE, preprocess_face
 from tools.data.align_faces import SCORE, crop_landmarks
 from tools.data.dataset import DatasetError, load_faces, shared_split
@@ -76,23 +75,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=Path, default=CALTECH, help="folder of photos of people (*.jpg, *.png)")
     p.add_argument("--seed", type=int, default=0, help="which random crops")
     args = p.parse_args(argv)
-    try:
-        if args.crops is None:
-            raise DatasetError("no FER2013 crops: pass --crops FILE.npz")
-        photos = sorted([*args.photos.glob("*.jpg"), *args.photos.glob("*.png")]) if args.photos.is_dir() else []
-        if not photos:
-            raise DatasetError(f"{args.photos}: no .jpg or .png photos")
-        faces = load_faces(args.crops)
-        pick = np.random.default_rng(args.seed).choice(len(faces), size=min(args.n, len(faces)), replace=False)
-        detector = YuNetDetector(SCORE)
-        fer = crop_points(faces.images[pick], detector)
-        real = crop_points(device_crops(photos, detector), detector)
-    except (DatasetError, DetectorError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    if args.crops is None:
+        raise UsageError("no FER2013 crops: pass --crops FILE.npz")
+    photos = sorted([*args.photos.glob("*.jpg"), *args.photos.glob("*.png")]) if args.photos.is_dir() else []
+    if not photos:
+        raise DatasetError(f"{args.photos}: no .jpg or .png photos")
+    faces = load_faces(args.crops)
+    pick = np.random.default_rng(args.seed).choice(len(faces), size=min(args.n, len(faces)), replace=False)
+    detector = YuNetDetector(SCORE)
+    fer = crop_points(faces.images[pick], detector)
+    real = crop_points(device_crops(photos, detector), detector)
     if not len(fer) or not len(real):
-        print(f"{ERROR_PREFIX} no landmarks found in the FER2013 crops or in the device's crops", file=sys.stderr)
-        return 1
+        raise DatasetError("no landmarks found in the FER2013 crops or in the device's crops")
     print(f"landmarks in the 48x48 crop, px: {len(fer)} of {len(pick)} FER2013 crops, "
           f"{len(real)} device crops of {len(photos)} photos in {args.photos}")
     print(table({"FER2013 crops": geometry(fer), "device crop of real heads": geometry(real)}))

@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.argparser import ERROR_PREFIX, Parser
-from device.config import ConfigError, DecideConfig, load
+from device.argparser import Parser
+from device.config import DecideConfig, load
 from tools.eval.announce import (
     VOTES_HELP,
     AnnounceScore,
@@ -161,15 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config key (repeatable)")
     args = p.parse_args(argv)
-    try:
-        cfg = apply_sets(load(args.config), args.sets)
-        run = play_labelled_video(args.video, args.schedule, args.votes, args.model, cfg)
-        schedule, model, per_frame, labels = run.schedule, run.model, run.per_frame, run.labels
-        if not schedule:
-            raise EvalError(f"schedule of {args.video} shows no face: nothing to choose on")
-    except (ConfigError, EvalError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    cfg = apply_sets(load(args.config), args.sets)
+    run = play_labelled_video(args.video, args.schedule, args.votes, args.model, cfg)
+    schedule, model, per_frame, labels = run.schedule, run.model, run.per_frame, run.labels
+    if not schedule:
+        raise EvalError(f"schedule of {args.video} shows no face: nothing to choose on")
     choice = choose(per_frame, schedule, labels, cfg.decide)
     print(f"{args.video}: {len(schedule)} faces, {schedule[-1][1]:.0f} s; model {model.name}; "
           f"min_confidence {cfg.decide.min_confidence}")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +41,7 @@ import numpy as np
 
 from audio.voice import VoicePack
 from core.frames import FaceBox
-from device.argparser import ERROR_PREFIX, Parser, bounded
+from device.argparser import Parser, bounded
 from device.config import DetectConfig, PeopleConfig
 from device.detect import largest
 from device.people import cue_keys, is_facing, person_cue
@@ -146,11 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--fit-face-width", action="store_true",
                    help=f"also derive [people] face_width from the Caltech photos ({CALTECH_DIR})")
     args = p.parse_args(argv)
-    try:
-        table = read_table(args.twface)
-    except FileNotFoundError as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    table = read_table(args.twface)
     rng = np.random.default_rng(args.seed)
     tracker = tracker_from_config(DetectConfig())
     cfg = PeopleConfig()

@@ -7,11 +7,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from device.argparser import ERROR_PREFIX, Parser
-from tools.data.dataset import DatasetError, load_faces, shared_split
+from device.argparser import Parser
+from tools.data.dataset import load_faces, shared_split
 from tools.train.fit import measure, reframed_faces, run_training
 from tools.train.report import write_training_report
 from tools.train.runs import TrainConfig, TrainError, prepare_run
@@ -26,7 +25,7 @@ def config_defaults(argv: list[str] | None) -> TrainConfig:
         return TrainConfig()
     try:
         return TrainConfig.from_json(path)
-    except (OSError, ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # a missing one is an OSError: a run-time failure
         raise TrainError(f"{path}: not a training config ({exc})") from None
 
 
@@ -78,20 +77,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parse_args(argv)
-        cfg = TrainConfig.from_args(args)
-        cfg.check()
-        if cfg.reframed:
-            reframed_faces(cfg, load_faces(cfg.train))  # refused before a run folder is made
-        if args.measure:
-            measure(args.measure, cfg)
-            return 0
-        cfg = prepare_run(args.run, cfg, args.resume)
-        trainer = run_training(cfg, args.run, args.resume)
-    except (TrainError, DatasetError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    args = parse_args(argv)
+    cfg = TrainConfig.from_args(args)
+    cfg.check()
+    if cfg.reframed:
+        reframed_faces(cfg, load_faces(cfg.train))  # refused before a run folder is made
+    if args.measure:
+        measure(args.measure, cfg)
+        return 0
+    cfg = prepare_run(args.run, cfg, args.resume)
+    trainer = run_training(cfg, args.run, args.resume)
     if not args.no_report:
         write_training_report(trainer, args.run)
     return 0

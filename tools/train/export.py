@@ -30,7 +30,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -41,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX, Parser
-from device.classify import ModelError, load_interpreter_class, sha256_file
+from device.argparser import Parser
+from device.classify import load_interpreter_class, sha256_file
 from device.preprocess import crop_metadata
 from tools.data.augment import to_input
 from tools.data.dataset import DatasetError, FaceSet, load_faces
@@ -324,9 +323,5 @@ def main(argv: list[str] | None = None) -> int:
                         "(0: keep the files' averaged statistics)")
     args = p.parse_args(argv)
     options = ExportOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)})
-    try:
-        export_run(args.run, args.out, dataclasses.replace(options, average=tuple(args.average)))
-    except (DatasetError, ModelError, OSError, ValueError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    export_run(args.run, args.out, dataclasses.replace(options, average=tuple(args.average)))
     return 0

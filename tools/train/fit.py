@@ -20,7 +20,7 @@ from core.files import write_atomic
 from tools.data.augment import AugmentParams, augment, cutmix, to_input
 from tools.data.dataset import DatasetError, FaceSet, load_faces
 from tools.data.ferplus import load_votes
-from tools.train.runs import TrainConfig, TrainError, describe_machine
+from tools.train.runs import TrainConfig, describe_machine
 
 
 def class_weights(targets: np.ndarray, mode: str) -> np.ndarray:
@@ -55,7 +55,7 @@ def training_targets(cfg: TrainConfig, train: FaceSet) -> tuple[np.ndarray, np.n
     try:
         votes = load_votes(cfg.votes, train.classes, len(train))
     except DatasetError as exc:
-        raise TrainError(f"--votes: {exc}") from None
+        raise DatasetError(f"--votes: {exc}") from None
     return votes.targets(train.labels, cfg.original_share)
 
 
@@ -67,7 +67,7 @@ def validation_labels(cfg: TrainConfig, valid: FaceSet) -> tuple[np.ndarray, np.
     try:
         votes = load_votes(cfg.valid_votes, valid.classes, len(valid))
     except DatasetError as exc:
-        raise TrainError(f"--valid-votes: {exc}") from None
+        raise DatasetError(f"--valid-votes: {exc}") from None
     return votes.majority, votes.usable
 
 
@@ -84,9 +84,9 @@ def reframed_faces(cfg: TrainConfig, train: FaceSet) -> list[FaceSet]:
         try:
             other = load_faces(path)
         except DatasetError as exc:
-            raise TrainError(f"--reframed: {exc}") from None
+            raise DatasetError(f"--reframed: {exc}") from None
         if other.images.shape != train.images.shape or not np.array_equal(other.labels, train.labels):
-            raise TrainError(f"--reframed {path}: not the training faces re-framed "
+            raise DatasetError(f"--reframed {path}: not the training faces re-framed "
                              f"({len(other)} faces of {other.images.shape[1:]} against {len(train)} of "
                              f"{train.images.shape[1:]}, or other labels)")
         renders.append(other)
@@ -309,7 +309,7 @@ def run_training(cfg: TrainConfig, run: Path, resume: bool = False, log=print,
     train = load_faces(cfg.train)
     valid = load_faces(cfg.valid) if cfg.valid else None
     if valid is not None and valid.classes != train.classes:
-        raise TrainError(f"valid classes {valid.classes} differ from train {train.classes}")
+        raise DatasetError(f"valid classes {valid.classes} differ from train {train.classes}")
     trainer = Trainer(cfg, run, train, valid)
     if resume and trainer.restore():
         log(f"resumed {run} at epoch {trainer.state['epoch']} of {cfg.epochs}")

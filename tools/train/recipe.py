@@ -40,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sys
 import time
 import tomllib
 from collections.abc import Callable
@@ -48,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX, Parser
+from device.argparser import Parser
 from tools.data.align_faces import main as align
 from tools.data.dataset import DatasetError, data_dir, load_faces
 from tools.data.ferplus import votes_path_for
@@ -57,7 +56,7 @@ from tools.eval.calibrate import main as calibrate
 from tools.train.averaging import average_weights, reestimate_batch_norm
 from tools.train.export import ExportOptions, export_run, representative_faces
 from tools.train.fit import run_training
-from tools.train.runs import TrainConfig, TrainError, prepare_run
+from tools.train.runs import TrainConfig, prepare_run
 
 KINDS = ("align", "train", "average", "export", "calibrate")
 STAGE_FILE = "stage.json"
@@ -65,7 +64,8 @@ MEMBER = re.compile(r"^(?P<stage>[\w.-]+)(?::(?:(?P<best>best)|(?P<first>\d+)-(?
 
 
 class RecipeError(ValueError):
-    """A recipe that cannot be run as written; the message is one line."""
+    """A recipe that cannot be run as written, in one line: the recipe is the run's
+    config, so the person asked wrongly (exit 2); a missing data file is a DatasetError."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,11 +86,10 @@ class Recipe:
 def read_recipe(path: Path) -> Recipe:
     """Parse and check a recipe: every stage has a known kind and a unique name, and
     every stage it draws on comes before it."""
+    text = path.read_bytes()  # a missing or unreadable recipe is an OSError: a run-time failure
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: no such recipe") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(text.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RecipeError(f"{path}: not a readable TOML recipe ({exc})") from None
     for key in ("name", "version", "folder", "data", "stage"):
         if key not in raw:
@@ -173,13 +172,13 @@ class Runner:
     def data_file(self, name: str) -> Path:
         path = self.data / name
         if not path.is_file():
-            raise RecipeError(f"data file {path} not found (pass --data DIR or set FACECUE_DATA)")
+            raise DatasetError(f"data file {path} not found (pass --data DIR or set FACECUE_DATA)")
         return path
 
     def votes_file(self, name: str) -> Path:
         path = votes_path_for(name)
         if not path.is_file():
-            raise RecipeError(f"FER+ votes {path} not found (set FACECUE_VOTES to the folder holding them)")
+            raise DatasetError(f"FER+ votes {path} not found (set FACECUE_VOTES to the folder holding them)")
         return path
 
     def run(self, until: str | None = None) -> None:
@@ -213,8 +212,7 @@ class Runner:
     def stage_align(self, stage: dict[str, Any], folder: Path) -> dict[str, Any]:
         scenes = ["--in-scenes", "--seed", str(stage.get("seed", 0))] if stage.get("in_scenes") else []
         for split, name in (("train", self.recipe.train), ("valid", self.recipe.valid)):
-            if align(["--data", str(self.data_file(name)), "--out", str(folder / f"{split}.npz"), *scenes]):
-                raise RecipeError(f"stage {stage['name']}: aligning {name} failed (see above)")
+            align(["--data", str(self.data_file(name)), "--out", str(folder / f"{split}.npz"), *scenes])
         return {"train": "train.npz", "valid": "valid.npz"}
 
     def stage_train(self, stage: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -269,14 +267,13 @@ class Runner:
         export = json.loads((self.recipe.stage_dir(stage["run"]) / STAGE_FILE).read_text())["outputs"]
         valid = str(self.data_file(self.recipe.valid))
         scene_file = folder / "valid_scenes.npz"
-        if not scene_file.is_file() and scenes(["fer", "--data", valid, "--out", str(scene_file),
-                                                "--n", str(stage.get("n", 1000)), "--seed", str(stage.get("seed", 0))]):
-            raise RecipeError(f"stage {stage['name']}: making the scenes failed (see above)")
+        if not scene_file.is_file():
+            scenes(["fer", "--data", valid, "--out", str(scene_file), "--n", str(stage.get("n", 1000)),
+                    "--seed", str(stage.get("seed", 0))])
         kinds = ("int8", "float32")
         votes = ["--votes", str(self.votes_file(self.recipe.valid))] if stage.get("votes") else []
-        if calibrate(["--model", *(export[kind] for kind in kinds), "--scenes", str(scene_file), "--crops", valid,
-                      *votes, "--write"]):
-            raise RecipeError(f"stage {stage['name']}: calibrating the exported models failed (see above)")
+        calibrate(["--model", *(export[kind] for kind in kinds), "--scenes", str(scene_file), "--crops", valid,
+                   *votes, "--write"])
         return {"temperature": {kind: json.loads(Path(export[f"{kind}_json"]).read_text())["calibration"]["temperature"]
                                 for kind in kinds}}
 
@@ -288,10 +285,5 @@ def main(argv: list[str] | None = None) -> int:
                                              "else ../shared/data/fer2013)")
     p.add_argument("--until", metavar="STAGE", help="stop after this stage")
     args = p.parse_args(argv)
-    try:
-        recipe = read_recipe(args.recipe)
-        Runner(recipe, args.data or data_dir()).run(args.until)
-    except (RecipeError, TrainError, DatasetError, OSError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    Runner(read_recipe(args.recipe), args.data or data_dir()).run(args.until)
     return 0

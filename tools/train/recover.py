@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX, Parser, bounded
+from device.argparser import Parser, UsageError, bounded
 from device.classify import ModelError, load_interpreter_class
 from models import MODELS_DIR
-from tools.data.dataset import DatasetError, load_faces, shared_split
+from tools.data.dataset import load_faces, shared_split
 from tools.train.export import representative_faces, with_flip_average
 from tools.train.runs import LINEAGE_FILE
 
@@ -174,11 +173,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="training faces to measure the batch norms on")
     args = p.parse_args(argv)
     if args.train is None:
-        print(f"{ERROR_PREFIX} no training data: pass --train FILE.npz", file=sys.stderr)
-        return 2
-    try:
-        recover(args.model, args.out, args.train, args.faces)
-    except (ModelError, DatasetError, OSError, ValueError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 1
+        raise UsageError("no training data: pass --train FILE.npz")
+    recover(args.model, args.out, args.train, args.faces)
     return 0

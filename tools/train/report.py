@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,8 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from core.files import write_atomic
-from device.argparser import ERROR_PREFIX, Parser
-from tools.data.dataset import DatasetError
+from device.argparser import Parser
 from tools.eval.metrics import Scores, score
 from tools.train.runs import TrainConfig, describe_recipe, history_seconds, load_run, recorded_machine, run_lineage
 
@@ -183,11 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="best.weights.h5, or the newest checkpoint of a run still training")
     p.add_argument("--valid", help="validation npz (default: the one in the run's config)")
     args = p.parse_args(argv)
-    try:
-        trained = load_run(args.run, args.weights, args.valid)
-    except (OSError, ValueError, DatasetError) as exc:
-        print(f"{ERROR_PREFIX} {exc}", file=sys.stderr)
-        return 2
+    trained = load_run(args.run, args.weights, args.valid)
     report = write_training_report(trained, args.run)
     valid = report["valid"]
     print(f"wrote {args.run}/report.md" + (f": valid accuracy {valid['accuracy']:.4f} macro_f1 "

@@ -22,7 +22,8 @@ from tools.data.dataset import load_faces
 
 
 class TrainError(ValueError):
-    """A training setting or run folder that cannot be used, in one line."""
+    """A training setting or run folder that cannot be used, in one line: the person
+    asked wrongly (exit 2); a missing or unusable data file is a run-time failure."""
 
 
 # A warm-started run's history (``lineage``), written into its folder at its first start.
@@ -85,12 +86,12 @@ class TrainConfig:
         """Refuse, in one line naming the flag, settings no run can use; before any folder is made."""
         self.check_settings()
         if self.init_weights and not Path(self.init_weights).is_file():
-            raise TrainError(f"--init-weights {self.init_weights}: no such file")
+            raise FileNotFoundError(f"--init-weights {self.init_weights}: no such file")
         if not self.train:
             raise TrainError("no training data; pass --train FILE.npz")
         for flag, path in (("--votes", self.votes), ("--valid-votes", self.valid_votes)):
             if path and not Path(path).is_file():
-                raise TrainError(f"{flag} {path}: no such file")
+                raise FileNotFoundError(f"{flag} {path}: no such file")
 
     def check_settings(self) -> None:
         """The part of :meth:`check` that needs none of the files, so a machine that only
