@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from device import __version__
-from device.argparser import Parser, run
+from device.argparser import Parser, UsageError, run
 from device.config import DEFAULT_CONFIG_PATH, ConfigError, load, render_default, with_overrides
 
 
@@ -31,18 +31,19 @@ def _voice_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _audio_out(path: Path | None) -> Path | None:
-    """``--audio-out``, refused before the run rather than after it: the WAV is
-    written when the run ends, so a bad path would only fail once all was heard.
+    """``--audio-out``, refused before the run rather than after it (a usage error: the
+    path named cannot be written): the WAV is written when the run ends, so a bad path
+    would only fail once all was heard.
     Only a new name or a regular file (or a link to one) is replaced: the WAV is
     renamed onto it, so a device node or a named pipe there would be replaced too."""
     if path is None:
         return None
     if path.is_dir():
-        raise ValueError(f"--audio-out {path} is a folder; name a .wav file to write")
+        raise UsageError(f"--audio-out {path} is a folder; name a .wav file to write")
     if not path.parent.is_dir():
-        raise ValueError(f"--audio-out {path}: no folder {path.parent}")
+        raise UsageError(f"--audio-out {path}: no folder {path.parent}")
     if (path.exists() or path.is_symlink()) and not path.is_file():
-        raise ValueError(f"--audio-out {path} is not a regular file; name a .wav file to write")
+        raise UsageError(f"--audio-out {path} is not a regular file; name a .wav file to write")
     return path
 
 

@@ -190,9 +190,9 @@ def sync_config(folder: Path, extra: str = "") -> str:
 @pytest.mark.parametrize("make_args, code, line", [
     (lambda d: ["run", "--source", "99999999999999999999", "--config", write_bytes(d / "c.toml", b"")], 2,
      "[camera] source 99999999999999999999 is no camera index (0 to 99) and no file"),
-    (lambda d: ["run", "--source", str(d), "--audio-out", str(d / "missing" / "out.wav")], 1,
+    (lambda d: ["run", "--source", str(d), "--audio-out", str(d / "missing" / "out.wav")], 2,
      "--audio-out {d}/missing/out.wav: no folder {d}/missing"),
-    (lambda d: ["say", "happy", "--audio-out", str(d)], 1, "--audio-out {d} is a folder; name a .wav file to write"),
+    (lambda d: ["say", "happy", "--audio-out", str(d)], 2, "--audio-out {d} is a folder; name a .wav file to write"),
     (lambda d: ["config", "--check", write_bytes(d / "latin1.toml", b"[audio]\nlanguage = \"fran\xe7ais\"\n")], 2,
      "config file {d}/latin1.toml is not UTF-8 text (byte 24): not a TOML file"),
     (lambda d: ["config", "--check", write_bytes(d / "deep.toml", b"a = " + b"[" * 5000)], 2,
@@ -227,9 +227,9 @@ def sync_config(folder: Path, extra: str = "") -> str:
      "source '{d}/nope.mp4': no such file or folder"),
     (lambda d: ["run", "--source", write_bytes(d / "notes.mp4", b"not a video\n"), "--audio-out", str(d / "a.wav")],
      1, "video file {d}/notes.mp4 cannot be opened"),
-    (lambda d: ["run", "--source", str(d), "--audio-out", fifo(d / "out.wav")], 1,
+    (lambda d: ["run", "--source", str(d), "--audio-out", fifo(d / "out.wav")], 2,
      "--audio-out {d}/out.wav is not a regular file; name a .wav file to write"),
-    (lambda d: ["say", "happy", "--audio-out", link(d / "full.wav", "/dev/full")], 1,
+    (lambda d: ["say", "happy", "--audio-out", link(d / "full.wav", "/dev/full")], 2,
      "--audio-out {d}/full.wav is not a regular file; name a .wav file to write"),
 ])
 def test_hostile_input_is_one_line_before_anything_runs(tmp_path, make_args, code, line):
@@ -279,7 +279,7 @@ def test_audio_out_onto_a_pipe_or_a_device_leaves_it_as_it_was(tmp_path):
 
     pipe, device = fifo(tmp_path / "out.wav"), link(tmp_path / "null.wav", "/dev/null")
     for target in (pipe, device):
-        assert facecue("say", "happy", "--audio-out", target).returncode == 1
+        assert facecue("say", "happy", "--audio-out", target).returncode == 2
     assert stat.S_ISFIFO(os.lstat(pipe).st_mode) and os.readlink(device) == "/dev/null"
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
