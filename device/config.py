@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 from audio.phrases import PHRASES
 from core.labels import EXPRESSIONS
@@ -33,6 +35,20 @@ def _opt(default: Any, help: str, *, choices: tuple = (), min: float | None = No
     if callable(default):  # a mutable default (list) needs a factory
         return field(default_factory=default, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+# An S3 address: a bucket name as S3 allows it, then an optional prefix. The one
+# pattern for the config's check and for the sync's own parse of it (device.manifest).
+S3_ADDRESS = re.compile(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?")
+
+
+def _is_http_address(text: str) -> bool:
+    """``http(s)://HOST[:PORT][/...]``: what an S3-compatible endpoint must look like."""
+    try:
+        url = urlsplit(text)
+        return url.scheme in ("http", "https") and bool(url.hostname) and (url.port or 0) >= 0
+    except ValueError:  # a bracket left open, a port that is no number or out of range
+        return False
 
 
 MAX_CAMERA_INDEX = 100  # far above the cameras one board has; /dev/videoN names any other
@@ -172,6 +188,15 @@ class SyncConfig:
                                positive=True, max=7 * 86400)
     backoff_max: float = _opt(86400.0, "the longest wait between failed runs, seconds", positive=True,
                                max=30 * 86400)
+
+    def __post_init__(self) -> None:
+        # Refused with the rest of the config (`facecue config --check`, exit 2), not found
+        # by a sync run that then counts it as a failed try and backs off for hours.
+        if self.source and not S3_ADDRESS.fullmatch(self.source):
+            raise ConfigError(f"[sync] source {self.source!r} is not an s3://BUCKET/PREFIX address")
+        if self.endpoint_url and not _is_http_address(self.endpoint_url):
+            raise ConfigError(f"[sync] endpoint_url {self.endpoint_url!r} is not an http:// or https:// "
+                              "address with a host")
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from device.classify import MAX_MODEL_BYTES
+from device.config import S3_ADDRESS
 from device.model_store import VERSION_PATTERN
 from device.reading import Refused, loads_json, read_regular
 
@@ -316,7 +317,7 @@ class S3Location:
 
     @classmethod
     def parse(cls, url: str) -> "S3Location":
-        match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?", url or "")
+        match = S3_ADDRESS.fullmatch(url or "")
         if not match:
             raise ManifestError(f"{url!r} is not an s3://BUCKET/PREFIX address")
         return cls(match.group(1), (match.group(2) or "").strip("/"))
