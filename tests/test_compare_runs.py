@@ -39,6 +39,15 @@ def test_issue_38s_arm64_run_is_the_same_within_tolerance(capsys):
     ]
 
 
+def test_a_real_emulated_run_of_model_2_0_0_is_the_same_within_tolerance(capsys):
+    """Both sides recorded by tools/emulate.sh pi (qemu 10.0.2, commit 58f475a)."""
+    status, lines, err = compare(capsys, "--eval", DATA / "x86-2.0.0.eval", DATA / "arm64-2.0.0.eval",
+                                 "--log", DATA / "x86-2.0.0.log", DATA / "arm64-2.0.0.log")
+    assert status == 0 and err == ""
+    assert lines == ["within tolerance: word 1 (announce neutral) confidence: 0.75 here, 0.77 emulated (0.05 allowed)",
+                     "the same within tolerance (1 difference allowed)"]
+
+
 def test_identical_runs_say_so(capsys):
     status, lines, _ = compare(capsys, "--eval", DATA / "x86.eval", DATA / "x86.eval",
                                "--log", DATA / "x86.log", DATA / "x86.log")
