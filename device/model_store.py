@@ -167,11 +167,13 @@ def stored_models(model_dir: Path) -> list[Path]:
 
 def check_recorded(model_path: Path, model_sha256: str | None = None) -> None:
     """A stored model's files are the bytes of the signed manifest entry it was
-    installed from (its ``source.json``), or ModelError. ``model_sha256`` is the
-    hash a :class:`~device.classify.Classifier` took of the bytes it is about to
-    map, so that a load reads the model file once (None: hash the file). A model whose files were
+    installed from (its ``source.json``), or ModelError. A model whose files were
     swapped after sync checked them, both changed to agree with each other, is
-    caught here. A model without such a record (one installed by hand) passes."""
+    caught here. A model without such a record (one installed by hand) passes.
+
+    ``model_sha256`` is the hash a :class:`~device.classify.Classifier` took of
+    the bytes it is about to map, so that a load reads the model file once
+    (None: hash the file)."""
     model_path = Path(model_path)
     source = _read_source(model_path.parent)
     metadata = model_path.parent / METADATA_FILE
