@@ -221,26 +221,6 @@ def test_reframed_faces_are_mixed_in_by_their_share(trained, tmp_path):
         describe_recipe(recipe(cfg))
 
 
-def test_export_statistics_can_be_measured_on_the_training_mix_of_framings(trained):
-    """``--stats-faces training`` measures batch norms and int8 ranges on the same faces
-    as before, each re-framed in the run's share, as training draws them."""
-    from tools.data.dataset import FaceSet
-    from tools.train.export import representative_faces
-
-    run, _, _ = trained
-    train = load_faces(run.parent / "train.npz")
-    render = FaceSet(255 - train.images, train.labels, train.classes)
-    crops = representative_faces(train, 40, 3)
-    assert np.array_equal(representative_faces(train, 40, 3, [render], 0.0), crops)
-    idx = np.random.default_rng(3).choice(len(train), size=40, replace=False)
-    framed = to_input(FaceSet(render.images[idx], render.labels[idx], render.classes).preprocessed())
-    assert np.array_equal(representative_faces(train, 40, 3, [render], 1.0), framed)
-    mixed = representative_faces(train, 40, 3, [render], 0.5)
-    from_render = np.array([np.array_equal(m, f) for m, f in zip(mixed, framed, strict=True)])
-    from_crop = np.array([np.array_equal(m, c) for m, c in zip(mixed, crops, strict=True)])
-    assert np.all(from_render ^ from_crop) and 5 < from_render.sum() < 35
-
-
 def test_several_renders_each_give_some_reframed_faces(trained, tmp_path):
     from tools.train.fit import Trainer
     from tools.train.runs import describe_recipe, recipe

@@ -34,7 +34,6 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,28 +49,19 @@ from tools.data.ferplus import majority_faces
 from tools.eval.evaluate import evaluate_model
 from tools.eval.metrics import Scores, describe_int8_drop, score
 from tools.train.averaging import average_weights, reestimate_batch_norm
-from tools.train.fit import frame_faces, reframed_faces, training_targets
+from tools.train.fit import training_targets
 from tools.train.runs import FinishedRun, TrainConfig, history_seconds, load_run, recipe, recorded_machine, run_lineage
 
 DEFAULT_NAME = "facecue_vgg_elu"
 CALIBRATION_FACES = 3000  # training faces the int8 activation ranges are measured on
-STATS_FACES = ("crops", "training")
 MAX_INT8_DROP = 0.005  # the issue's budget: int8 may lose at most 0.5 point of accuracy
 
 
-def representative_faces(train: FaceSet, n: int, seed: int, renders: Sequence[FaceSet] = (),
-                         share: float = 0.0) -> np.ndarray:
+def representative_faces(train: FaceSet, n: int, seed: int) -> np.ndarray:
     """``n`` random training faces, preprocessed and scaled as in training, for the
-    int8 calibration of activation ranges (and the batch norms of averaged weights).
-    With ``renders``, the share ``share`` of them re-framed, drawn as training draws them."""
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(train), size=min(n, len(train)), replace=False)
-
-    def rows(faces: FaceSet) -> np.ndarray:
-        return FaceSet(faces.images[idx], faces.labels[idx], faces.classes).preprocessed()
-
-    framed = np.stack([rows(r) for r in renders]) if renders and share else None
-    return to_input(frame_faces(rows(train), framed, share, np.arange(len(idx)), rng))
+    int8 calibration of activation ranges (and the batch norms of averaged weights)."""
+    idx = np.random.default_rng(seed).choice(len(train), size=min(n, len(train)), replace=False)
+    return to_input(FaceSet(train.images[idx], train.labels[idx], train.classes).preprocessed())
 
 
 def _convert(converter) -> bytes:
@@ -142,15 +132,10 @@ class ExportOptions:
     calib: int = CALIBRATION_FACES  # training faces the int8 activation ranges are measured on
     threads: int = 2  # interpreter threads for scoring the exported files
     logit_adjust: float = 0.0  # tau of the post-hoc logit adjustment by the training prior (0: none)
-    # Which faces the batch norms and int8 ranges are measured on: FER2013's own crops,
-    # or the run's training mix (its reframed_share cut as the device cuts faces).
-    stats_faces: str = "crops"
 
     def check(self) -> None:
         if self.calib < 1 or self.threads < 1 or self.bn_faces < 0:
             raise ValueError("--calib and --threads must be at least 1, --bn-faces at least 0")
-        if self.stats_faces not in STATS_FACES:
-            raise ValueError(f"--stats-faces {self.stats_faces}: one of {', '.join(STATS_FACES)}")
         if not 0.0 <= self.logit_adjust <= 2.0:
             raise ValueError(f"--logit-adjust {self.logit_adjust}: a tau between 0 and 2")
 
@@ -203,9 +188,6 @@ def model_metadata(tflite_file: Path, quantization: str, trained: FinishedRun, n
             "machine": recorded_machine(state),
             **({"averaged_with": averaged} if averaged else {}),
             **({"logit_adjustment": adjustment} if adjustment else {}),
-            # Batch norms and int8 ranges measured on the training mix, not FER2013's crops alone.
-            **({"stats_reframed_share": cfg.reframed_share}
-               if options.stats_faces == "training" and cfg.reframed_share else {}),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -255,20 +237,16 @@ def export_run(run: Path, out: Path, options: ExportOptions = ExportOptions(), l
                            f"the run's {list(trained.classes)}")
     train_set = load_faces(trained.cfg.train)
     n_train = min(len(train_set), trained.cfg.limit or len(train_set))
-    share = trained.cfg.reframed_share if options.stats_faces == "training" else 0.0
-    renders = reframed_faces(trained.cfg, train_set) if share else []
 
     log(f"converting {trained.cfg.arch} from {run} ({weights} weights, epoch "
         f"{trained.state.get('best_epoch') if weights == 'best' else trained.state.get('epoch')})")
     averaged = None
     if average:
         log(f"averaging with {', '.join(map(str, average))}; batch norms "
-            + (f"re-estimated on {bn_faces} training faces" if bn_faces else "averaged as they are")
-            + (f", {share:.0%} of them re-framed" if share and bn_faces else ""))
+            + (f"re-estimated on {bn_faces} training faces" if bn_faces else "averaged as they are"))
         average_weights(trained.model, average)
         if bn_faces:
-            reestimate_batch_norm(trained.model, representative_faces(train_set, bn_faces, trained.cfg.seed + 1,
-                                                                      renders, share))
+            reestimate_batch_norm(trained.model, representative_faces(train_set, bn_faces, trained.cfg.seed + 1))
         averaged = {"weights": [str(w) for w in average], "bn_faces": min(bn_faces, len(train_set))}
     adjustment = None
     if options.logit_adjust:
@@ -278,8 +256,7 @@ def export_run(run: Path, out: Path, options: ExportOptions = ExportOptions(), l
                       "prior": {c: round(float(p), 4) for c, p in zip(trained.classes, prior, strict=True)}}
         log(f"logit adjustment tau {options.logit_adjust} by the training prior {adjustment['prior']}")
     model = with_flip_average(trained.model) if options.flip_average else trained.model
-    blobs = {"int8": convert_int8(model, representative_faces(train_set, options.calib, trained.cfg.seed,
-                                                              renders, share)),
+    blobs = {"int8": convert_int8(model, representative_faces(train_set, options.calib, trained.cfg.seed)),
              "float32": convert_float(model)}
     keras_probs = model.predict(to_input(valid_set.preprocessed()), batch_size=512, verbose=0)
     keras_scores = score(valid_set.labels, keras_probs.argmax(axis=1), valid_set.classes)
@@ -344,9 +321,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bn-faces", type=int, default=8000,
                    help="training faces to re-estimate batch-norm statistics on after --average "
                         "(0: keep the files' averaged statistics)")
-    p.add_argument("--stats-faces", choices=STATS_FACES, default="crops",
-                   help="faces to measure batch norms and int8 ranges on: FER2013's crops, or the run's "
-                        "training mix, its reframed share cut as the device cuts faces")
     args = p.parse_args(argv)
     options = ExportOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ExportOptions)})
     export_run(args.run, args.out, dataclasses.replace(options, average=tuple(args.average)))

@@ -93,19 +93,6 @@ def reframed_faces(cfg: TrainConfig, train: FaceSet) -> list[FaceSet]:
     return renders
 
 
-def frame_faces(faces: np.ndarray, renders: np.ndarray | None, share: float, idx: np.ndarray,
-                rng: np.random.Generator) -> np.ndarray:
-    """Rows ``idx`` of ``faces`` (N, H, W), each in its own framing or, in the share
-    ``share``, re-framed: the same row of one of ``renders`` (R, N, H, W), drawn per face.
-    Random numbers are drawn only for what there is, so runs without re-framed
-    faces, or with one render, keep their batches."""
-    if renders is None:
-        return faces[idx]
-    picked = rng.random(len(idx)) < share
-    render = rng.integers(len(renders), size=len(idx)) if len(renders) > 1 else 0
-    return np.where(picked[:, None, None], renders[render, idx], faces[idx])
-
-
 class Progress:
     """One line per epoch: a live bar on a terminal, periodic lines in a log."""
 
@@ -250,8 +237,15 @@ class Trainer:
         return np.concatenate([self.predict_step(x[i:i + batch]).numpy() for i in range(0, len(x), batch)])
 
     def framed(self, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Training rows ``idx`` before augmentation, in the run's mix of framings."""
-        return frame_faces(self.train_x, self.train_reframed, self.cfg.reframed_share, idx, rng)
+        """Training rows ``idx`` before augmentation, each in its own framing or, in the
+        share ``reframed_share``, re-framed (from one of the renders, drawn per face).
+        Random numbers are drawn only for what a run has, so runs without re-framed
+        faces, or with one render, keep their batches."""
+        if self.train_reframed is None:
+            return self.train_x[idx]
+        picked = rng.random(len(idx)) < self.cfg.reframed_share
+        render = rng.integers(len(self.train_reframed), size=len(idx)) if len(self.train_reframed) > 1 else 0
+        return np.where(picked[:, None, None], self.train_reframed[render, idx], self.train_x[idx])
 
     def batch(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The augmented faces of training rows ``idx``, their (soft) targets, and their
