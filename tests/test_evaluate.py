@@ -329,8 +329,32 @@ def test_a_folder_of_labelled_photos_scores_as_its_npz_would(astronaut, coffee, 
     assert spread.startswith("by performer (2): lowest ") and "(bob)" in spread  # bob's photo 3 has nobody in it
 
 
+def test_a_folder_with_rater_columns_scores_where_raters_saw_the_posed_expression(astronaut, coffee, model_path,
+                                                                                    tmp_path, capsys):
+    """Three photos posed happy: raters saw happy on two, sad on one; a neutral photo the
+    raters could not call neutral is left out of the raters' table."""
+    from tests.photos import place
+
+    photo = place(astronaut, coffee, 1.0, (150, 60))
+    folder = write_photo_folder(tmp_path / "set", [(f"p{i}.jpg", photo, label, "ann")
+                                                   for i, label in enumerate(["happy"] * 3 + ["neutral"])])
+    (folder / "labels.csv").write_text("file,label,obs_happy,obs_sad\n"
+                                       "photos/p0.jpg,happy,0.9,0.1\nphotos/p1.jpg,happy,0.6,0.4\n"
+                                       "photos/p2.jpg,happy,0.2,0.8\nphotos/p3.jpg,neutral,0.5,0.5\n")
+    assert main(["--detect", "--data", str(folder), "--model", str(model_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    table = out[out.index("by the photos' raters (labels.csv obs_*), where they could choose the posed "
+                          "expression") + 2:]
+    happy = next(line for line in out if line.startswith("happy     recall"))
+    said_happy = int(re.search(r"\((\d+)/3\)", happy)[1])  # the same photo three times: 0 or 3
+    assert table[0].split()[:3] == ["happy", "2/3", "66.7%"]
+    assert table[0].split()[3] == ("2/2" if said_happy == 3 else "0/2")
+    assert not table[1].startswith("neutral")
+
+
 @pytest.mark.parametrize("table,message", [
     (None, "no labels.csv"),
+    ("file,label,obs_happy\nphotos/p0.jpg,happy,lots\n", "line 2: obs_happy 'lots' is not a share of raters"),
     ("name,expression\nphotos/p0.jpg,happy\n", "needs a header with file and label"),
     ("file,label\nphotos/nope.jpg,happy\n", "line 2: no such photo photos/nope.jpg"),
     ("file,label\n../outside.jpg,happy\n", "line 2: ../outside.jpg lies outside"),

@@ -47,6 +47,9 @@ class PhotoSet:
     labels: np.ndarray
     classes: tuple[str, ...]
     boxes: np.ndarray | None = None  # (N, 4) x, y, w, h of each face where the file records it (scene sets)
+    # The expression most of each photo's raters chose, "" where they could not choose
+    # its label (a folder whose labels.csv has rater columns, see load_photo_folder).
+    raters: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -127,6 +130,7 @@ def load_photos(path: str | Path) -> PhotoSet:
 
 
 LABELS_FILE = "labels.csv"
+RATER_PREFIX = "obs_"  # labels.csv columns with the share of raters choosing each expression
 MAX_LABELS_BYTES = 16 << 20  # a labels file bigger than this is not a list of photos
 
 
@@ -135,6 +139,11 @@ def load_photo_folder(folder: str | Path) -> tuple[PhotoSet, list[str]]:
     ``file`` (a path inside the folder) and ``label`` (an expression name), one row per
     photo. Returns the photos and each row's ``performer`` (the person in the photo;
     empty where the file has no such column), for the spread over people.
+
+    Optional ``obs_<expression>`` columns give the share of a norm set's raters who
+    chose each expression for the photo (-1 or empty: not rated). Where one names the
+    photo's label, the photos carry the expression most raters chose (``raters``):
+    a posed label is what the performer meant, which people do not always see.
 
     Anyone with their own labelled photos can score the device on them this way,
     with no npz to build first.
@@ -152,7 +161,8 @@ def load_photo_folder(folder: str | Path) -> tuple[PhotoSet, list[str]]:
     if not rows or not {"file", "label"} <= set(rows[0]):
         raise DatasetError(f"{table}: needs a header with file and label columns and at least one row")
     root = folder.resolve()
-    images, names, people = [], [], []
+    rated = [c for c in rows[0] if c and c.startswith(RATER_PREFIX)]
+    images, names, people, raters = [], [], [], []
     for line, row in enumerate(rows, start=2):
         name, label = (row.get("file") or "").strip(), (row.get("label") or "").strip()
         if not name or not label:
@@ -170,9 +180,25 @@ def load_photo_folder(folder: str | Path) -> tuple[PhotoSet, list[str]]:
         images.append(image)
         names.append(label)
         people.append((row.get("performer") or "").strip())
+        raters.append(_raters_choice(row, rated, label, f"{table} line {line}"))
     classes = tuple(sorted(set(names)))
     labels = np.array([classes.index(n) for n in names], np.int64)
-    return PhotoSet(images, labels, classes), people
+    return PhotoSet(images, labels, classes, raters=tuple(raters) if rated else None), people
+
+
+def _raters_choice(row: dict[str, str], columns: list[str], label: str, where: str) -> str:
+    """The expression most raters chose for one row, "" where it was not rated or the
+    raters had no ``label`` among their choices."""
+    shares = {}
+    for column in columns:
+        text = (row.get(column) or "").strip()
+        try:
+            shares[column.removeprefix(RATER_PREFIX)] = float(text) if text else -1.0
+        except ValueError:
+            raise DatasetError(f"{where}: {column} {text!r} is not a share of raters") from None
+    if shares.get(label, -1.0) < 0:
+        return ""
+    return max(shares, key=shares.__getitem__)
 
 
 def _face_boxes(path: Path, photos: list[np.ndarray]) -> np.ndarray | None:

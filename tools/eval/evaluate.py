@@ -152,6 +152,25 @@ def width_table(truth: np.ndarray, predicted: np.ndarray, boxed: np.ndarray, wid
     return "\n".join(lines)
 
 
+def rater_table(truth: np.ndarray, predicted: np.ndarray, raters: tuple[str, ...],
+                labels: tuple[str, ...]) -> str:
+    """Per posed expression, on the photos whose raters could choose it: how many of them
+    most raters saw as posed, and the model's recall on those. Why: where people do not
+    see the posed expression either, a model's recall on it has little to gain."""
+    seen = np.array([labels.index(r) if r in labels else -1 for r in raters])
+    rated = np.array([r != "" for r in raters])
+    lines = [f"{'':9} {'raters saw it':>18} {'model right there':>19}"]
+    for k, name in enumerate(labels):
+        rows = rated & (truth == k)
+        if not rows.any():
+            continue
+        agree = rows & (seen == k)
+        right = int((predicted[agree] == k).sum())
+        lines.append(f"{name:9} {int(agree.sum()):>6}/{int(rows.sum()):<4} {agree.sum() / rows.sum():6.1%} "
+                     f"{right:>7}/{int(agree.sum()):<4}" + (f" {right / agree.sum():6.1%}" if agree.any() else ""))
+    return "\n".join(lines)
+
+
 def performer_spread(right: np.ndarray, people: list[str]) -> str:
     """Accuracy per person, summarised: how many people, and the lowest, median and highest."""
     names = sorted(set(people))
@@ -231,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     print(scores.recall_table())
     if any(people):
         print(performer_spread(predicted == truth, people))
+    if isinstance(data, PhotoSet) and data.raters is not None:
+        print("by the photos' raters (labels.csv obs_*), where they could choose the posed expression")
+        print(rater_table(truth, predicted, data.raters, labels))
     print(scores.confusion_table())
     default = DecideConfig().min_confidence
     print(f"by top probability (the device's default [decide] min_confidence is {default})"
