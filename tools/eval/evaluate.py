@@ -29,7 +29,9 @@ detector and crop cost, size by size.
 instead of its FER2013 label (``tools.data.ferplus`` says which rows count).
 A folder of photos with a ``labels.csv`` is read as it is; where the file has a
 ``performer`` column, the spread of accuracy over the people is printed too:
-with a few people, a gain of some points can belong to them alone.
+with a few people, a gain of some points can belong to them alone. Where it
+has a norm set's rater columns (``obs_<expression>``), a table says how often
+most raters saw the posed expression, and the model's recall on those photos.
 
 ``--against`` scores a second model on the same faces and prints a paired
 (McNemar) comparison: a candidate model replaces the shipped one only when
@@ -165,9 +167,9 @@ def rater_table(truth: np.ndarray, predicted: np.ndarray, raters: tuple[str, ...
         if not rows.any():
             continue
         agree = rows & (seen == k)
-        right = int((predicted[agree] == k).sum())
-        lines.append(f"{name:9} {int(agree.sum()):>6}/{int(rows.sum()):<4} {agree.sum() / rows.sum():6.1%} "
-                     f"{right:>7}/{int(agree.sum()):<4}" + (f" {right / agree.sum():6.1%}" if agree.any() else ""))
+        n, saw, right = int(rows.sum()), int(agree.sum()), int((predicted[agree] == k).sum())
+        lines.append(f"{name:9} {saw:>6}/{n:<4} {saw / n:6.1%} {right:>7}/{saw:<4}"
+                     + (f" {right / saw:6.1%}" if saw else ""))
     return "\n".join(lines)
 
 
